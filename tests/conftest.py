@@ -1,0 +1,5 @@
+"""Shared pytest setup: server fixtures live in tests/fixtures/ and are registered here."""
+pytest_plugins = [
+    "tests.fixtures.triton",
+    "tests.fixtures.influx",
+]
