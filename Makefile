@@ -1,0 +1,80 @@
+# Retail Vision Analytics. `make help` lists the targets.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+PIP   := .venv/bin/pip
+STAMP := .venv/.setup-stamp
+APT_PKGS := libb64-0d influxdb
+HOURS ?= 24
+
+.PHONY: help setup test models download-models triton-up triton-down demo run \
+        sample-data score perf bench bench-tracking influx-setup clean-data clean-all
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+
+setup: $(STAMP) ## venv + apt packages + pinned pip packages (idempotent)
+
+$(STAMP): pyproject.toml
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# influxd from Debian is only used by tests and the local demo; never keep it running as a service
+	@if command -v systemctl >/dev/null 2>&1; then systemctl disable --now influxdb >/dev/null 2>&1 || true; fi
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[server,models,test,bench]'
+	touch $(STAMP)
+
+test: setup ## the README's test command: setup, then the whole suite
+	$(PY) -m pytest -q
+
+models: setup ## build the ONNX models offline and install them into model_repository/
+	$(PY) -m scripts.build_models
+
+download-models: setup ## real YOLOv8n / OSNet weights (needs internet)
+	bash scripts/download_models.sh
+
+triton-up: setup ## local Triton (CPU configs) in the background
+	$(PY) -m serving.local_triton up
+
+triton-down: ## stop the local Triton
+	$(PY) -m serving.local_triton down
+
+demo: setup ## the main job end to end on embedded defaults
+	$(PY) -m scripts.demo
+
+run: setup ## run the stream clients on configs/app_config.yaml
+	$(PY) -m clients.run --config configs/app_config.yaml
+
+sample-data: setup ## simulate a store day and write the five seed files to data/sample/
+	$(PY) scripts/generate_sample_data.py --output data/sample/ --hours $(HOURS)
+
+score: setup ## compare data/sample/ analytics with the simulator's ground truth
+	$(PY) -m scripts.score_sample --input data/sample/
+
+perf: setup ## perf_analyzer sweep against the ensemble and each model
+	$(PY) -m benchmarks.perf
+
+bench: setup ## all benchmarks; each appends to docs/benchmarks.md
+	$(PY) -m benchmarks.tracking
+	$(PY) -m benchmarks.serving
+	$(PY) -m benchmarks.analytics
+	$(PY) -m benchmarks.sinks
+
+bench-tracking: setup ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
+	$(PY) -m benchmarks.tracking
+
+influx-setup: setup ## create buckets / retention policies from configs/app_config.yaml
+	$(PY) -m analytics.sinks.setup --config configs/app_config.yaml
+
+clean-data: ## remove generated sample data and outputs
+	rm -rf data/sample/* outputs/ data/demo/
+	touch data/sample/.gitkeep
+
+clean-all: clean-data triton-down ## remove models, engines, venv too
+	find data/models -mindepth 1 ! -name .gitkeep ! -path 'data/models/demo*' -delete
+	find model_repository -path '*/[0-9]*/*' \( -name '*.onnx' -o -name '*.plan' \) -delete
+	rm -rf .venv .run
