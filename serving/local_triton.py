@@ -91,10 +91,14 @@ def _backend_dir(root: Path) -> Path:
 def server_env(libs: Path) -> dict[str, str]:
     """Environment for the server: its libraries, and our venv + repo for model.py imports.
 
-    The stub embeds the system libpython, so the venv's site-packages and the repo root
-    (for ``serving``) are given through PYTHONPATH.
+    The stub embeds libpython and finds its prefix through ``python3`` on PATH, so this
+    interpreter's bin dir goes first; the repo root (for ``serving``) and site-packages
+    are also given through PYTHONPATH.
     """
     env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH", "")]))
     paths = [str(REPO_ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(filter(None, paths + [env.get("PYTHONPATH", "")])))

@@ -1,0 +1,30 @@
+"""Triton python backend: encoded image bytes -> letterboxed YOLOv8 input (serving/preprocess.py).
+
+Input  image     UINT8[-1]            JPEG/PNG bytes
+Output images    FP32[1, 3, 640, 640] RGB in [0, 1], letterboxed
+       letterbox FP32[6]              scale, pad_x, pad_y, orig_w, orig_h, 0
+       original  UINT8[H, W, 3]       decoded BGR frame, for full-resolution re-id crops
+"""
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from serving.preprocess import ImageDecodeError, decode_image, letterbox
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            data = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
+            try:
+                image = decode_image(data)
+            except ImageDecodeError as e:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"preprocess: {e}")))
+                continue
+            x, lb = letterbox(image)
+            responses.append(pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor("images", x[None]),
+                pb_utils.Tensor("letterbox", lb.as_array()),
+                pb_utils.Tensor("original", image),
+            ]))
+        return responses
