@@ -1,0 +1,160 @@
+"""The serving foundation against a real Triton server (fixtures start it).
+
+- the ensemble's outputs (names, dtypes, shapes) on a real photo;
+- decode/NMS parity: a real trained YOLOv8 finds the person in ``camera()`` through
+  Triton exactly as an independent NumPy reference on direct ONNX Runtime output does;
+- dynamic batching seen in Triton's statistics;
+- bad input gets a clear error and the server stays healthy.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+import skimage.data
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from serving.preprocess import decode_image, letterbox
+
+OUTPUTS = ("boxes", "scores", "class_ids", "class_names", "embeddings")
+
+
+def jpeg(image_bgr: np.ndarray, quality: int = 90) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.reshape(-1)
+
+
+def infer(url: str, data: np.ndarray, dtype: str = "UINT8"):
+    client = grpcclient.InferenceServerClient(url)
+    inp = grpcclient.InferInput("image", list(data.shape), dtype)
+    inp.set_data_from_numpy(data)
+    r = client.infer("retail_pipeline", [inp], outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS])
+    return {n: r.as_numpy(n) for n in OUTPUTS}
+
+
+@pytest.fixture(scope="module")
+def camera_bgr():
+    return cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2BGR)
+
+
+def reference_detections(onnx_path, image_bgr, conf=0.25, iou=0.45):
+    """Independent reference: ONNX Runtime + a plain per-class, per-pair NMS written from the paper's definition."""
+    x, lb = letterbox(image_bgr)
+    pred = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"images": x[None]})[0][0]
+    dets = []
+    for a in range(pred.shape[1]):
+        c = int(np.argmax(pred[4:, a]))
+        s = float(pred[4 + c, a])
+        if s > conf:
+            cx, cy, w, h = (float(v) for v in pred[:4, a])
+            dets.append([s, c, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+    dets.sort(key=lambda d: -d[0])
+
+    def iou_fn(p, q):
+        ix = max(0.0, min(p[4], q[4]) - max(p[2], q[2]))
+        iy = max(0.0, min(p[5], q[5]) - max(p[3], q[3]))
+        inter = ix * iy
+        return inter / ((p[4] - p[2]) * (p[5] - p[3]) + (q[4] - q[2]) * (q[5] - q[3]) - inter)
+
+    kept = []
+    for d in dets:
+        if all(k[1] != d[1] or iou_fn(k, d) <= iou for k in kept):
+            kept.append(d)
+    out = []
+    for s, c, x1, y1, x2, y2 in kept:
+        bx = [(x1 - lb.pad_x) / lb.scale, (y1 - lb.pad_y) / lb.scale, (x2 - lb.pad_x) / lb.scale, (y2 - lb.pad_y) / lb.scale]
+        bx = [min(max(bx[0], 0), lb.orig_w), min(max(bx[1], 0), lb.orig_h), min(max(bx[2], 0), lb.orig_w), min(max(bx[3], 0), lb.orig_h)]
+        out.append((s, c, bx))
+    return out
+
+
+def test_ensemble_outputs_on_a_real_photo(triton_server):
+    img = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    out = infer(triton_server.grpc_url, jpeg(img))
+    n = len(out["scores"])
+    assert out["boxes"].shape == (n, 4) and out["boxes"].dtype == np.float32
+    assert out["class_ids"].shape == (n,) and out["class_ids"].dtype == np.int32
+    assert out["class_names"].shape == (n,)
+    assert out["embeddings"].shape == (n, 512) and out["embeddings"].dtype == np.float32
+    meta = grpcclient.InferenceServerClient(triton_server.grpc_url).get_model_metadata("retail_pipeline")
+    assert [i.name for i in meta.inputs] == ["image"]
+    assert {o.name for o in meta.outputs} == set(OUTPUTS)
+
+
+def test_trained_detector_finds_the_person_like_the_reference(trained_triton, trained_yolo_onnx, camera_bgr):
+    data = jpeg(camera_bgr, quality=95)
+    decoded = decode_image(data.tobytes())  # the server sees exactly these pixels
+    ref = reference_detections(trained_yolo_onnx, decoded)
+    out = infer(trained_triton.grpc_url, data)
+    assert len(ref) >= 1, "reference found nobody in camera(): fixture model changed?"
+    assert len(out["scores"]) == len(ref)
+    order = np.argsort(-out["scores"])
+    for (s, c, box), i in zip(ref, order):
+        assert out["scores"][i] == pytest.approx(s, abs=1e-4)
+        assert int(out["class_ids"][i]) == c
+        np.testing.assert_allclose(out["boxes"][i], box, atol=0.5)
+    best = order[0]
+    assert out["scores"][best] > 0.5
+    x1, y1, x2, y2 = out["boxes"][best]
+    assert x2 - x1 > 100 and y2 - y1 > 200, "the cameraman is a large box"
+    assert out["class_names"][best] in (b"Normal", b"Fall")
+    # one unit-norm 512-d re-id vector per person box
+    norms = np.linalg.norm(out["embeddings"], axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+
+
+def test_reid_embeddings_are_stable_and_discriminative(trained_triton, camera_bgr):
+    a = infer(trained_triton.grpc_url, jpeg(camera_bgr))["embeddings"]
+    b = infer(trained_triton.grpc_url, jpeg(cv2.flip(camera_bgr, 1)))["embeddings"]
+    same = infer(trained_triton.grpc_url, jpeg(camera_bgr))["embeddings"]
+    assert len(a) and len(b)
+    np.testing.assert_allclose(a[0], same[0], atol=1e-5)  # deterministic
+    assert float(a[0] @ b[0]) < 0.9999  # a mirrored person is a different crop
+
+
+def _yolo_stats(url: str):
+    stats = grpcclient.InferenceServerClient(url).get_inference_statistics("yolov8n")
+    s = stats.model_stats[0]
+    return s.inference_count, s.execution_count
+
+
+def test_dynamic_batching_is_observed(triton_server):
+    img = jpeg(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    inf0, exe0 = _yolo_stats(triton_server.grpc_url)
+    with cf.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: infer(triton_server.grpc_url, img), range(24)))
+    inf1, exe1 = _yolo_stats(triton_server.grpc_url)
+    assert inf1 - inf0 == 24
+    assert exe1 - exe0 < inf1 - inf0, f"no batching: {exe1 - exe0} executions for {inf1 - inf0} inferences"
+
+
+@pytest.mark.parametrize("payload, dtype, message", [
+    (np.frombuffer(b"\xff\xd8\xff\xe0 this is not really a jpeg", np.uint8), "UINT8", "cannot decode"),
+    (np.zeros(0, np.uint8), "UINT8", "empty image"),
+])
+def test_bad_images_get_a_clear_error_and_server_stays_healthy(triton_server, payload, dtype, message):
+    with pytest.raises(InferenceServerException, match=message):
+        infer(triton_server.grpc_url, payload, dtype)
+    client = grpcclient.InferenceServerClient(triton_server.grpc_url)
+    assert client.is_server_live() and client.is_model_ready("retail_pipeline")
+    infer(triton_server.grpc_url, jpeg(np.full((64, 64, 3), 127, np.uint8)))
+
+
+def test_truncated_jpeg_is_an_error_not_a_crash(triton_server, camera_bgr):
+    data = jpeg(camera_bgr)[:200]
+    with pytest.raises(InferenceServerException):
+        infer(triton_server.grpc_url, data)
+    assert grpcclient.InferenceServerClient(triton_server.grpc_url).is_server_ready()
+
+
+@pytest.mark.parametrize("shape, dtype", [([4, 4], "UINT8"), ([16], "FP32")])
+def test_wrong_shape_or_dtype_is_rejected_by_triton(triton_server, shape, dtype):
+    data = np.zeros(shape, np.float32 if dtype == "FP32" else np.uint8)
+    with pytest.raises(InferenceServerException, match="(?i)shape|dims|data.?type|datatype|expected"):
+        infer(triton_server.grpc_url, data, dtype)
+    assert grpcclient.InferenceServerClient(triton_server.grpc_url).is_server_ready()
