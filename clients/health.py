@@ -1,0 +1,144 @@
+"""Per-stream health: counters, end-to-end latency percentiles and fps over a window."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analytics.records import StreamHealthRecord
+
+
+class LatencyWindow:
+    """The last ``capacity`` latencies (seconds) in a ring buffer; percentiles in ms."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._buf = np.zeros(capacity, np.float64)
+        self._n = 0  # total ever added
+
+    def add(self, seconds: float) -> None:
+        self._buf[self._n % self._buf.size] = seconds
+        self._n += 1
+
+    def __len__(self) -> int:
+        return min(self._n, self._buf.size)
+
+    def percentiles_ms(self, qs=(50, 95)) -> tuple[float, ...]:
+        n = len(self)
+        if n == 0:
+            return tuple(0.0 for _ in qs)
+        return tuple(float(v) * 1000.0 for v in np.percentile(self._buf[:n], qs))
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds (monotonic clock)."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        if len(self._times) < 2:
+            return 0.0
+        span = max(now - self._times[0], 1e-6)
+        return len(self._times) / span
+
+
+@dataclass
+class StreamStats:
+    """Everything the runner counts for one stream (totals since the start)."""
+
+    stream_id: str
+    frames_read: int = 0
+    frames_sent: int = 0
+    frames_processed: int = 0  # went through tracker -> analytics -> sinks with detections
+    frames_dropped: int = 0  # evicted by backpressure (live streams) or discarded at shutdown
+    frames_lost: int = 0  # sent but no answer after retries (Triton away) or a failed request
+    inference_errors: int = 0  # non-retryable request failures
+    inference_retries: int = 0
+    reconnects: int = 0
+    decode_errors: int = 0
+    bytes_sent: int = 0
+    detections: int = 0
+    frames_total: int | None = None  # known length of a file source, for progress
+    error: str | None = None  # the source's fatal error, if it stopped on one
+    finished: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+    first_result_at: float | None = None
+    last_result_at: float | None = None
+    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    rate: RateMeter = field(default_factory=RateMeter)
+
+    def on_result(self, latency_s: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self.latency.add(latency_s)
+        self.rate.tick(now)
+        if self.first_result_at is None:
+            self.first_result_at = now
+        self.last_result_at = now
+
+    def mean_fps(self) -> float:
+        """Frames through the whole pipeline per second since the first result."""
+        done = self.frames_processed + self.frames_lost
+        if self.first_result_at is None or self.last_result_at is None or done < 2:
+            return 0.0
+        return (done - 1) / max(self.last_result_at - self.first_result_at, 1e-6)
+
+    def bytes_per_frame(self) -> float:
+        return self.bytes_sent / self.frames_sent if self.frames_sent else 0.0
+
+    def to_record(self, timestamp: float | None = None) -> StreamHealthRecord:
+        p50, p95 = self.latency.percentiles_ms()
+        return StreamHealthRecord(
+            stream_id=self.stream_id,
+            timestamp=time.time() if timestamp is None else timestamp,
+            fps=round(self.rate.rate(), 3),
+            latency_p50_ms=round(p50, 2),
+            latency_p95_ms=round(p95, 2),
+            frames_processed=self.frames_processed,
+            frames_dropped=self.frames_dropped,
+            reconnects=self.reconnects,
+            inference_errors=self.inference_errors,
+            extra={"frames_read": self.frames_read, "frames_sent": self.frames_sent,
+                   "frames_lost": self.frames_lost, "inference_retries": self.inference_retries,
+                   "decode_errors": self.decode_errors,
+                   "bytes_per_frame": round(self.bytes_per_frame(), 1)},
+        )
+
+    def summary(self) -> dict:
+        p50, p95 = self.latency.percentiles_ms()
+        return {
+            "stream_id": self.stream_id, "frames_read": self.frames_read, "frames_sent": self.frames_sent,
+            "frames_processed": self.frames_processed, "frames_dropped": self.frames_dropped,
+            "frames_lost": self.frames_lost, "inference_errors": self.inference_errors,
+            "inference_retries": self.inference_retries, "reconnects": self.reconnects,
+            "decode_errors": self.decode_errors, "detections": self.detections,
+            "fps": round(self.mean_fps(), 3), "latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
+            "bytes_per_frame": round(self.bytes_per_frame(), 1), "error": self.error,
+        }
+
+    def progress_line(self) -> str:
+        p50, p95 = self.latency.percentiles_ms()
+        done = self.frames_processed + self.frames_lost
+        prog = f"{done}"
+        if self.frames_total:
+            pct = 100.0 * done / self.frames_total
+            fps = self.rate.rate()
+            eta = (self.frames_total - done) / fps if fps > 0 else float("nan")
+            prog = f"{done}/{self.frames_total} ({pct:.0f}%, eta {eta:.0f}s)"
+        return (f"{self.stream_id}: frames {prog} fps {self.rate.rate():.2f} "
+                f"latency p50 {p50:.0f}ms p95 {p95:.0f}ms dropped {self.frames_dropped} "
+                f"lost {self.frames_lost} errors {self.inference_errors} reconnects {self.reconnects} "
+                f"{self.bytes_per_frame() / 1024:.1f} KiB/frame")

@@ -1,0 +1,247 @@
+"""Async gRPC client for the ``retail_pipeline`` ensemble (tritonclient.grpc.aio).
+
+One request per frame: JPEG bytes in, ``analytics.types.Detections`` out. JPEG is what
+travels (the ensemble decodes it): a 640x360 frame is ~1 MB of raw pixels and ~30-60 KB
+as quality-90 JPEG; the client counts bytes sent per frame so that choice stays measured.
+
+Triton going away is expected (restarts, deploys). The client keeps a ready gate:
+- a request failing with UNAVAILABLE closes the gate and starts a health monitor that
+  polls ``is_server_ready`` until the server is back;
+- new frames wait at the gate (``wait_ready``) instead of hammering a dead server;
+- the failed request is retried with exponential backoff up to ``retry.max_attempts``;
+  after that the frame is *lost* (``InferenceLost``), which the caller counts and reports.
+Other failures (bad input, model error) raise ``InferenceFailed`` at once: retrying would
+not help. Nothing here ever lets an exception escape that the runner has not named.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from analytics.types import Detections
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("boxes", "scores", "class_ids", "class_names", "embeddings")
+# Statuses that mean "server not there (yet)": worth waiting for.
+RETRYABLE = ("StatusCode.UNAVAILABLE",)
+MAX_MESSAGE = 2**31 - 1
+
+
+class InferenceFailed(RuntimeError):
+    """The server answered with an error that retrying will not fix."""
+
+
+class InferenceLost(RuntimeError):
+    """The server stayed unavailable through every retry: the frame is lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 6  # attempts per request, the first included
+    initial_backoff_s: float = 0.25
+    max_backoff_s: float = 4.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_backoff_s, self.initial_backoff_s * 2 ** max(attempt - 1, 0))
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True, slots=True)
+class TritonSettings:
+    url: str = "localhost:8001"
+    model: str = "retail_pipeline"
+    model_version: str = ""
+    max_in_flight_per_stream: int = 4
+    max_pending_per_stream: int = 2
+    jpeg_quality: int = 90
+    request_timeout_s: float = 30.0
+    health_poll_s: float = 0.5
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise InferenceFailed(f"cv2.imencode failed for an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+def parse_outputs(result) -> Detections:
+    """InferResult of the ensemble -> Detections (shapes per docs/architecture.md)."""
+    boxes = result.as_numpy("boxes")
+    if boxes is None:
+        raise InferenceFailed("ensemble response has no 'boxes' output")
+    boxes = boxes.astype(np.float32, copy=False).reshape(-1, 4)
+    n = boxes.shape[0]
+    scores = result.as_numpy("scores")
+    class_ids = result.as_numpy("class_ids")
+    names = result.as_numpy("class_names")
+    emb = result.as_numpy("embeddings")
+    scores = np.zeros(n, np.float32) if scores is None else scores.astype(np.float32, copy=False).reshape(-1)
+    class_ids = np.zeros(n, np.int32) if class_ids is None else class_ids.astype(np.int32, copy=False).reshape(-1)
+    if scores.shape[0] != n or class_ids.shape[0] != n:
+        raise InferenceFailed(f"ensemble outputs disagree: {n} boxes, {scores.shape[0]} scores, "
+                              f"{class_ids.shape[0]} class ids")
+    class_names: tuple[str, ...] = ()
+    if names is not None:
+        class_names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in names.reshape(-1))
+    if emb is not None:
+        emb = emb.astype(np.float32, copy=False).reshape(n, -1) if n else emb.astype(np.float32).reshape(0, emb.shape[-1] if emb.ndim > 1 else 0)
+    return Detections(boxes, scores, class_ids, class_names, emb)
+
+
+def _channel_args(settings: TritonSettings) -> list[tuple[str, int]]:
+    # Passing channel_args replaces tritonclient's defaults, so they are restated here. The
+    # reconnect backoff is capped low: gRPC's default (up to 120 s) would keep a restarted
+    # server unused long after it is back.
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.keepalive_time_ms", 2**31 - 1),
+        ("grpc.keepalive_timeout_ms", 20000),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 2),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+
+
+class EnsembleClient:
+    """Shared by all streams of a process (one gRPC channel; Triton batches across them)."""
+
+    def __init__(self, settings: TritonSettings) -> None:
+        self.settings = settings
+        self._client: grpcclient.InferenceServerClient | None = None
+        self._ready = asyncio.Event()
+        self._ready.set()  # optimistic: the first request finds out
+        self._monitor: asyncio.Task | None = None
+        self.down_since: float | None = None
+        self.outages = 0
+        self.requests = 0
+        self.retries = 0
+
+    async def __aenter__(self) -> "EnsembleClient":
+        self._client = grpcclient.InferenceServerClient(self.settings.url, channel_args=_channel_args(self.settings))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
+            self._monitor = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> grpcclient.InferenceServerClient:
+        if self._client is None:
+            raise RuntimeError("EnsembleClient used outside `async with`")
+        return self._client
+
+    @property
+    def available(self) -> bool:
+        return self._ready.is_set()
+
+    async def is_ready(self, timeout: float = 2.0) -> bool:
+        try:
+            return bool(await self.client.is_server_ready(client_timeout=timeout))
+        except InferenceServerException:
+            return False
+
+    async def wait_ready(self) -> None:
+        """Return once the server is believed ready (immediately in normal operation)."""
+        if not self._ready.is_set():
+            await self._ready.wait()
+
+    async def check(self, timeout: float = 30.0) -> None:
+        """Fail fast with a clear message if the server or the model is not ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if await self.client.is_server_ready(client_timeout=2.0) and await self.client.is_model_ready(
+                        self.settings.model, self.settings.model_version, client_timeout=2.0):
+                    return
+                why = f"model {self.settings.model!r} not ready"
+            except InferenceServerException as e:
+                why = e.message() or str(e)
+            if time.monotonic() > deadline:
+                raise InferenceLost(f"Triton at {self.settings.url} not ready after {timeout:.0f}s: {why}")
+            await asyncio.sleep(0.5)
+
+    def _mark_down(self, why: str) -> None:
+        if self._ready.is_set():
+            self._ready.clear()
+            self.down_since = time.monotonic()
+            self.outages += 1
+            log.warning("Triton at %s unavailable (%s): pausing sends, polling readiness", self.settings.url, why)
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.get_running_loop().create_task(self._watch())
+
+    def _server_back(self) -> None:
+        down = time.monotonic() - (self.down_since or time.monotonic())
+        log.warning("Triton at %s is back after %.1fs", self.settings.url, down)
+        self.down_since = None
+        self._ready.set()
+
+    async def _watch(self) -> None:
+        last_log = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.health_poll_s)
+            if self._ready.is_set():
+                return
+            if await self.is_ready(timeout=self.settings.health_poll_s * 2 + 1):
+                self._server_back()
+                return
+            if time.monotonic() - last_log > 10:
+                last_log = time.monotonic()
+                log.warning("Triton at %s still unavailable (%.0fs)", self.settings.url,
+                            time.monotonic() - (self.down_since or last_log))
+
+    async def infer_encoded(self, data: bytes) -> tuple[Detections, int]:
+        """JPEG bytes -> (Detections, retries used). Raises InferenceLost / InferenceFailed."""
+        inp = grpcclient.InferInput(INPUT_NAME, [len(data)], "UINT8")
+        inp.set_data_from_numpy(np.frombuffer(data, np.uint8))
+        outputs = [grpcclient.InferRequestedOutput(n) for n in OUTPUT_NAMES]
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                result = await self.client.infer(self.settings.model, [inp], model_version=self.settings.model_version,
+                                                 outputs=outputs, client_timeout=self.settings.request_timeout_s)
+                if not self._ready.is_set():  # answered before the monitor noticed
+                    self._server_back()
+                return parse_outputs(result), attempt - 1
+            except InferenceServerException as e:
+                status = e.status() or ""
+                if status not in RETRYABLE:
+                    raise InferenceFailed(f"{status or 'error'}: {e.message()}") from None
+                self._mark_down(e.message() or status)
+                if attempt >= self.settings.retry.max_attempts:
+                    raise InferenceLost(f"Triton unavailable through {attempt} attempts: {e.message()}") from None
+                self.retries += 1
+                # Retry when the monitor sees the server back, or after the backoff delay.
+                try:
+                    await asyncio.wait_for(self._ready.wait(), self.settings.retry.delay(attempt))
+                except asyncio.TimeoutError:
+                    pass
+
+    async def infer(self, image: np.ndarray) -> Detections:
+        dets, _ = await self.infer_encoded(encode_jpeg(image, self.settings.jpeg_quality))
+        return dets
