@@ -52,8 +52,8 @@ class RateMeter:
         self._trim(now)
         if len(self._times) < 2:
             return 0.0
-        span = max(now - self._times[0], 1e-6)
-        return len(self._times) / span
+        # intervals over the time since the oldest tick: decays to 0 when a stream stalls
+        return (len(self._times) - 1) / max(now - self._times[0], 1e-6)
 
 
 @dataclass
