@@ -1,0 +1,148 @@
+"""Serving overhead: the Triton ensemble vs the same networks and processing in-process.
+
+In-process = ``serving.preprocess`` + ONNX Runtime (same ONNX files, same intra-op threads
+as ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
+``concurrency`` threads over one session each for YOLOv8n and OSNet, as an application
+embedding the models would. Triton = gRPC requests with the same JPEG frames at the same
+concurrency. A second Triton run with dynamic batching switched off in ``yolov8n`` shows
+what batching buys.
+
+    python -m benchmarks.serving [--seconds 20] [--concurrency 1,4]
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import tritonclient.grpc as grpcclient
+
+from benchmarks.perf import sample_frames
+from serving.local_triton import MODEL_REPOSITORY, TritonPorts, start_triton
+from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, reid_crops, to_original
+from serving.preprocess import decode_image, letterbox
+
+
+def _latest_onnx(model: str) -> Path:
+    versions = sorted((p for p in (MODEL_REPOSITORY / model).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return versions[-1] / "model.onnx"
+
+
+class InProcessPipeline:
+    """The ensemble's steps in this process, thread-safe (ONNX Runtime sessions are)."""
+
+    def __init__(self, threads: int = 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.yolo = ort.InferenceSession(str(_latest_onnx("yolov8n")), so, providers=["CPUExecutionProvider"])
+        self.osnet = ort.InferenceSession(str(_latest_onnx("osnet_x0_25")), so, providers=["CPUExecutionProvider"])
+        self.nms = NmsConfig()
+
+    def __call__(self, jpeg: bytes):
+        image = decode_image(jpeg)
+        x, lb = letterbox(image)
+        pred = self.yolo.run(None, {"images": x[None]})[0][0]
+        xyxy, scores, cls = decode_yolov8(pred, self.nms)
+        xyxy = to_original(xyxy, lb)
+        person = np.flatnonzero(cls == 0)
+        emb = np.zeros((len(xyxy), 512), np.float32)
+        if person.size:
+            emb[person] = l2_normalise(self.osnet.run(None, {"images": reid_crops(image, xyxy[person])})[0])
+        return xyxy, scores, cls, emb
+
+
+def _throughput(fn, jpegs: list[bytes], concurrency: int, seconds: float) -> float:
+    stop = time.monotonic() + seconds
+    done = 0
+    lock = threading.Lock()
+
+    def worker(k: int):
+        nonlocal done
+        i = k
+        while time.monotonic() < stop:
+            fn(jpegs[i % len(jpegs)])
+            i += 1
+            with lock:
+                done += 1
+
+    fn(jpegs[0])  # warm-up
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    return done / (time.monotonic() - t0)
+
+
+def _triton_fn(url: str):
+    local = threading.local()
+
+    def infer(jpeg: bytes):
+        if not hasattr(local, "client"):
+            local.client = grpcclient.InferenceServerClient(url)
+        data = np.frombuffer(jpeg, np.uint8)
+        inp = grpcclient.InferInput("image", [data.size], "UINT8")
+        inp.set_data_from_numpy(data)
+        return local.client.infer("retail_pipeline", [inp])
+
+    return infer
+
+
+def _repo_without_batching(dst: Path) -> Path:
+    repo = dst / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY, repo)
+    cfg = repo / "yolov8n" / "configs" / "cpu.pbtxt"
+    cfg.write_text(re.sub(r"dynamic_batching\s*\{[^}]*\}", "", cfg.read_text()))
+    return repo
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", default="1,4")
+    a = ap.parse_args(argv)
+    from scripts.build_models import ensure_models
+
+    ensure_models()
+    jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in sample_frames()]
+    levels = [int(c) for c in a.concurrency.split(",")]
+    results: dict[str, dict[int, float]] = {}
+    pipe = InProcessPipeline()
+    results["in-process ONNX Runtime"] = {c: _throughput(pipe, jpegs, c, a.seconds) for c in levels}
+    del pipe
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, repo in (("Triton, dynamic batching", MODEL_REPOSITORY),
+                            ("Triton, batching off", _repo_without_batching(Path(tmp)))):
+            server = start_triton(TritonPorts.free(), model_repository=repo, log_path=Path(tmp) / "triton.log")
+            try:
+                results[label] = {c: _throughput(_triton_fn(server.grpc_url), jpegs, c, a.seconds) for c in levels}
+            finally:
+                server.stop()
+    base = results["in-process ONNX Runtime"]
+    rows = ["| path | " + " | ".join(f"c={c} frames/s" for c in levels) + " | vs in-process |", "|---|" + "---|" * (len(levels) + 1)]
+    for label, r in results.items():
+        ratio = ", ".join(f"c={c}: {r[c] / base[c]:.2f}" for c in levels)
+        rows.append(f"| {label} | " + " | ".join(f"{r[c]:.2f}" for c in levels) + f" | {ratio} |")
+    table = "\n".join(rows)
+    print(table)
+    notes = (f"Same ONNX files and intra-op threads (2), {len(jpegs)} real 960x540 JPEG frames, {a.seconds:.0f} s per cell. "
+             "The offline detector has placeholder weights, so no person boxes reach OSNet: this measures "
+             "the detector path (decode, letterbox, YOLOv8n, NMS) plus Triton's gRPC/ensemble overhead.")
+    try:
+        from benchmarks._report import append_section
+
+        append_section("Serving overhead: Triton ensemble vs in-process", table, notes)
+    except ImportError:
+        print(notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
