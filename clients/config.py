@@ -269,8 +269,8 @@ def load_app_config(path: str | Path, *, with_sections: bool = True) -> AppConfi
         raise ctx.err("(top level)", type(raw).__name__, "must be a mapping of sections")
     cfg = AppConfig(path, parse_triton(raw.get("triton"), ctx), parse_streams(raw.get("streams"), ctx), raw)
     if with_sections:
-        cfg.analytics = _load_optional("analytics.config", ("load_analytics_section", "load_analytics_config"), path, raw)
-        cfg.sinks = _load_optional("analytics.sinks.config", ("load_sinks_section", "load_sinks_config"), path, raw)
+        cfg.analytics = _load_optional("analytics.config", ("load_analytics_section",), path, raw)
+        cfg.sinks = _load_optional("analytics.sinks.config", ("load_sinks_section",), path, raw)
     return cfg
 
 
