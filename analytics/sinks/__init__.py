@@ -1,0 +1,34 @@
+"""Sinks: records -> seed JSON files and InfluxDB time series.
+
+    from analytics.sinks import build_sinks
+    sinks = build_sinks(load_sinks_config("configs/app_config.yaml"))
+
+See docs/influxdb.md for the measurement schema, retention and dashboards.
+"""
+from __future__ import annotations
+
+from analytics.sinks.base import Sink
+from analytics.sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
+
+__all__ = ["Sink", "ConfigError", "InfluxConfig", "SinksConfig", "load_sinks_config", "load_sinks_section",
+           "build_sinks"]
+
+
+def build_sinks(cfg: SinksConfig) -> list[Sink]:
+    """The enabled sinks of a validated config (JSON files first: cheap and local)."""
+    out: list[Sink] = []
+    if cfg.json.enabled:
+        from analytics.sinks.json_files import JsonFilesSink
+
+        out.append(JsonFilesSink.from_config(cfg.json))
+    if cfg.influxdb.enabled:
+        from analytics.sinks.influx import InfluxSink
+
+        influx = InfluxSink(cfg.influxdb)
+        if cfg.influxdb.triton_metrics.enabled:
+            from analytics.sinks.triton_metrics import TritonMetricsCollector
+
+            # before the Influx sink: closed first, so its last scrape still gets written
+            out.append(TritonMetricsCollector(cfg.influxdb.triton_metrics, influx))
+        out.append(influx)
+    return out

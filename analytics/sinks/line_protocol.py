@@ -1,0 +1,323 @@
+"""Records -> InfluxDB points (line protocol), one schema for InfluxDB 1.x and 2.x.
+
+Tags are low-cardinality only (stream, zone, lane, line, class, alert type, severity,
+state); everything else is a field. A track id or journey id is never a tag (one
+series per person would explode the index). Each point carries an explicit
+nanosecond timestamp, so re-sending a batch after a failed attempt overwrites
+instead of duplicating (InfluxDB keys a point by series + timestamp).
+
+Every measurement belongs to a *data type* (the key of ``retention:`` in
+configs/app_config.yaml); the data type is the retention policy on 1.x and the
+bucket suffix on 2.x. Queries therefore read ``"<data type>"."<measurement>"``.
+
+    measurement      data type      tags                                  one point per
+    detections       detections     stream, class                         frame x class (counts)
+    journeys         journeys       stream                                finished journey
+    zone_dwell       journeys       stream, zone                          journey x zone visited
+    queue            queue_metrics  stream, lane                          queue metrics window
+    heatmap          heatmaps       stream                                heatmap window (summary)
+    zone_occupancy   occupancy      stream, zone                          occupancy window
+    footfall         footfall       stream, line                          footfall window
+    alerts           alerts         stream, alert_type, severity, state,  alert event
+                                    zone
+    stream_health    health         stream                                health report
+    triton           health         model, version                        metrics scrape
+    triton_gpu       health         gpu                                   metrics scrape (GPU)
+    triton_server    health         (none)                                metrics scrape (CPU, memory)
+
+See docs/influxdb.md for the field lists and the dashboards that read them.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from analytics.records import (AlertRecord, DetectionRecord, FootfallRecord, HeatmapRecord,
+                               JourneyRecord, QueueMetricsRecord, StreamHealthRecord,
+                               ZoneOccupancyRecord)
+
+# measurement -> data type (retention policy / bucket). The dashboards and setup rely on it.
+MEASUREMENT_DATA_TYPE: dict[str, str] = {
+    "detections": "detections",
+    "journeys": "journeys",
+    "zone_dwell": "journeys",
+    "queue": "queue_metrics",
+    "heatmap": "heatmaps",
+    "zone_occupancy": "occupancy",
+    "footfall": "footfall",
+    "alerts": "alerts",
+    "stream_health": "health",
+    "triton": "health",
+    "triton_gpu": "health",
+    "triton_server": "health",
+}
+DATA_TYPES: tuple[str, ...] = tuple(dict.fromkeys(MEASUREMENT_DATA_TYPE.values()))
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One InfluxDB point. ``time_ns`` is nanoseconds since the epoch (UTC)."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]  # sorted by key (Influx's canonical series order)
+    fields: tuple[tuple[str, FieldValue], ...]
+    time_ns: int
+    data_type: str = ""  # retention policy / bucket key; defaults from MEASUREMENT_DATA_TYPE
+
+    @staticmethod
+    def make(measurement: str, tags: dict[str, Any], fields: dict[str, Any], time_s: float | None = None,
+             *, time_ns: int | None = None, data_type: str | None = None) -> "Point":
+        if time_ns is None:
+            if time_s is None:
+                raise ValueError(f"point {measurement!r}: no timestamp")
+            time_ns = seconds_to_ns(time_s)
+        t = tuple(sorted((k, str(v)) for k, v in tags.items() if v is not None and str(v) != ""))
+        f = tuple((k, v) for k, v in fields.items() if _keep_field(v))
+        if not f:
+            raise ValueError(f"point {measurement!r} {dict(t)}: no field values")
+        return Point(measurement, t, f, int(time_ns), data_type or MEASUREMENT_DATA_TYPE.get(measurement, "health"))
+
+    @property
+    def series(self) -> tuple:
+        return (self.data_type, self.measurement, self.tags)
+
+    def with_time(self, time_ns: int) -> "Point":
+        return Point(self.measurement, self.tags, self.fields, time_ns, self.data_type)
+
+    def to_line(self) -> str:
+        return encode_line(self.measurement, self.tags, self.fields, self.time_ns)
+
+
+def seconds_to_ns(ts: float) -> int:
+    # round through microseconds first: float seconds carry ~0.2 us of noise at today's epoch
+    return int(round(float(ts) * 1e6)) * 1000
+
+
+def _keep_field(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, float) and not math.isfinite(v):
+        return False  # Influx rejects NaN/inf; an absent field is the honest encoding
+    return True
+
+
+# ------------------------------------------------------------------ line protocol encoding
+
+def _esc_key(s: str) -> str:  # measurement names, tag keys/values, field keys
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=").replace("\n", "\\n")
+
+
+def _esc_measurement(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("\n", "\\n")
+
+
+def _field(v: FieldValue) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v}i"
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    # numpy scalars and friends
+    if hasattr(v, "item"):
+        return _field(v.item())
+    raise TypeError(f"unsupported field value {v!r} ({type(v).__name__})")
+
+
+def encode_line(measurement: str, tags: Iterable[tuple[str, str]], fields: Iterable[tuple[str, FieldValue]],
+                time_ns: int) -> str:
+    head = _esc_measurement(measurement)
+    for k, v in tags:
+        head += f",{_esc_key(k)}={_esc_key(v)}"
+    body = ",".join(f"{_esc_key(k)}={_field(v)}" for k, v in fields)
+    return f"{head} {body} {int(time_ns)}"
+
+
+# ------------------------------------------------------------------ records -> points
+
+class _Collisions:
+    """Keeps two different points of one series off the same timestamp.
+
+    Points of one series at the same nanosecond would overwrite each other in Influx
+    (two journeys closed on the same frame, alerts raised together). The second one is
+    moved 1 ns later, which no dashboard can see. Bounded: remembers the last
+    ``per_series`` timestamps of at most ``max_series`` series.
+    """
+
+    def __init__(self, per_series: int = 4096, max_series: int = 10000) -> None:
+        self.per_series = per_series
+        self.max_series = max_series
+        self._seen: OrderedDict[tuple, OrderedDict[int, None]] = OrderedDict()
+        self.nudged = 0
+
+    def place(self, p: Point) -> Point:
+        key = p.series
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = OrderedDict()
+            if len(self._seen) > self.max_series:
+                self._seen.popitem(last=False)
+        else:
+            self._seen.move_to_end(key)
+        t = p.time_ns
+        while t in seen:
+            t += 1
+        seen[t] = None
+        if len(seen) > self.per_series:
+            seen.popitem(last=False)
+        if t != p.time_ns:
+            self.nudged += 1
+            return p.with_time(t)
+        return p
+
+
+@dataclass
+class _FrameAcc:
+    """Detections of one frame, aggregated per class (what analysts chart: counts, not boxes)."""
+
+    frame_number: int
+    timestamp: float
+    per_class: dict[str, list] = field(default_factory=dict)  # class -> [count, conf_sum, tracked, area_sum]
+
+    def add(self, d: DetectionRecord) -> None:
+        acc = self.per_class.setdefault(d.class_name, [0, 0.0, 0, 0.0])
+        acc[0] += 1
+        acc[1] += float(d.confidence)
+        acc[2] += d.track_id is not None
+        acc[3] += float(d.width) * float(d.height)
+
+    def points(self, stream_id: str) -> list[Point]:
+        out = []
+        for cls, (n, conf, tracked, area) in self.per_class.items():
+            out.append(Point.make("detections", {"stream": stream_id, "class": cls},
+                                  {"count": n, "tracked": tracked, "mean_confidence": conf / n,
+                                   "mean_box_area": area / n, "frame_number": int(self.frame_number)},
+                                  self.timestamp))
+        return out
+
+
+class PointMapper:
+    """Stateful record -> point conversion.
+
+    Detections are aggregated per (stream, frame, class); a frame's aggregate is emitted
+    when a later frame of the same stream arrives or on ``drain()``, so a frame split over
+    several ``map()`` calls still becomes one point per class.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[str, _FrameAcc] = {}
+        self._collisions = _Collisions()
+        self.unknown = 0  # records of a type this mapper does not know (counted, not fatal)
+
+    @property
+    def nudged(self) -> int:
+        return self._collisions.nudged
+
+    def map(self, records: Iterable[Any]) -> list[Point]:
+        out: list[Point] = []
+        for r in records:
+            if isinstance(r, DetectionRecord):
+                acc = self._frames.get(r.stream_id)
+                if acc is not None and acc.frame_number != r.frame_number:
+                    out.extend(acc.points(r.stream_id))
+                    acc = None
+                if acc is None:
+                    acc = self._frames[r.stream_id] = _FrameAcc(r.frame_number, r.timestamp)
+                acc.add(r)
+            elif isinstance(r, Point):
+                out.append(r)
+            else:
+                pts = record_points(r)
+                if pts is None:
+                    self.unknown += 1
+                    continue
+                out.extend(pts)
+        return [self._collisions.place(p) for p in out]
+
+    def drain(self) -> list[Point]:
+        """Emit the frames still being aggregated (call on flush/close)."""
+        out: list[Point] = []
+        for sid, acc in self._frames.items():
+            out.extend(acc.points(sid))
+        self._frames.clear()
+        return [self._collisions.place(p) for p in out]
+
+
+def record_points(r: Any) -> list[Point] | None:
+    """Points of one non-detection record (None for an unknown record type)."""
+    if isinstance(r, QueueMetricsRecord):
+        return [Point.make("queue", {"stream": r.stream_id, "lane": r.lane_id}, {
+            "queue_length": int(r.queue_length), "avg_wait_s": float(r.avg_wait_time_seconds),
+            "max_wait_s": float(r.max_wait_time_seconds), "service_rate": float(r.service_rate),
+            "abandonment_count": int(r.abandonment_count)}, r.timestamp)]
+    if isinstance(r, JourneyRecord):
+        pts = [Point.make("journeys", {"stream": r.stream_id}, {
+            "journey_id": r.journey_id, "track_id": int(r.track_id),
+            "duration_s": float(r.duration_seconds), "zones_visited": ",".join(r.zones_visited),
+            "zone_count": len(r.zones_visited),
+            # integers, not booleans: InfluxQL can mean()/sum() them into a conversion rate
+            "converted": int(bool(r.converted)), "cart_detected": int(bool(r.cart_detected))},
+            r.end_time)]
+        for zone, dwell in r.zone_dwell_times.items():
+            pts.append(Point.make("zone_dwell", {"stream": r.stream_id, "zone": zone},
+                                  {"dwell_s": float(dwell), "journey_id": r.journey_id,
+                                   "converted": int(bool(r.converted))}, r.end_time))
+        return pts
+    if isinstance(r, HeatmapRecord):
+        return [heatmap_point(r)]
+    if isinstance(r, AlertRecord):
+        return [Point.make("alerts", {"stream": r.stream_id, "alert_type": r.alert_type, "severity": r.severity,
+                                      "state": r.state, "zone": r.zone}, {
+            "alert_id": r.alert_id, "message": r.message, "value": float(r.value),
+            "threshold": float(r.threshold), "active": int(r.state == "raised")}, r.timestamp)]
+    if isinstance(r, FootfallRecord):
+        return [Point.make("footfall", {"stream": r.stream_id, "line": r.line_id}, {
+            "count_in": int(r.count_in), "count_out": int(r.count_out), "occupancy": int(r.occupancy)},
+            r.timestamp)]
+    if isinstance(r, ZoneOccupancyRecord):
+        return [Point.make("zone_occupancy", {"stream": r.stream_id, "zone": r.zone}, {
+            "occupancy": int(r.occupancy), "entries": int(r.entries), "exits": int(r.exits)}, r.timestamp)]
+    if isinstance(r, StreamHealthRecord):
+        f: dict[str, Any] = {"fps": float(r.fps), "latency_p50_ms": float(r.latency_p50_ms),
+                             "latency_p95_ms": float(r.latency_p95_ms),
+                             "frames_processed": int(r.frames_processed), "frames_dropped": int(r.frames_dropped),
+                             "reconnects": int(r.reconnects), "inference_errors": int(r.inference_errors)}
+        for k, v in (r.extra or {}).items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or k in f:
+                continue  # only numbers: a string here would fix the field's type forever
+            f[k] = float(v)  # floats always: an int on one report and a float on the next would conflict
+        return [Point.make("stream_health", {"stream": r.stream_id}, f, r.timestamp)]
+    return None
+
+
+def heatmap_point(r: HeatmapRecord) -> Point:
+    """Summary of one heatmap window (the grid itself goes to heatmap.json, not to Influx)."""
+    import time as _time
+
+    import numpy as np
+
+    grid = np.asarray(r.data, dtype=np.float64)
+    fields: dict[str, Any] = {
+        "max": float(grid.max()) if grid.size else 0.0,
+        "mean": float(grid.mean()) if grid.size else 0.0,
+        "active_fraction": float((grid > 0).mean()) if grid.size else 0.0,
+        "hotspot_count": len(r.hotspots),
+        "columns": int(r.resolution[0]), "rows": int(r.resolution[1]), "cell_size": int(r.cell_size),
+    }
+    if r.hotspots:
+        top = max(r.hotspots, key=lambda h: h.intensity)
+        fields.update(top_hotspot_x=float(top.x), top_hotspot_y=float(top.y),
+                      top_hotspot_intensity=float(top.intensity))
+    ts = r.timestamp if r.timestamp is not None else _time.time()
+    return Point.make("heatmap", {"stream": r.stream_id}, fields, ts)
+
+
+def iter_lines(points: Iterable[Point]) -> Iterator[str]:
+    for p in points:
+        yield p.to_line()
