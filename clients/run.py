@@ -350,20 +350,21 @@ class Runner:
 # --------------------------------------------------------------------------- wiring
 
 def build_processor_factory(config: AppConfig) -> ProcessorFactory:
-    """Tracker + per-camera analytics (analytics.pipeline) when present, else detections only."""
+    """Tracker + per-camera analytics; detections only if those parts are not installed."""
+    from clients.wiring import make_processor_factory
+
     try:
-        from clients.wiring import make_processor_factory
-    except ImportError:
-        log.warning("analytics pipeline not available: writing detections only")
+        return make_processor_factory(config)
+    except ImportError as e:  # a part not landed yet (or not installed)
+        if not (e.name or "").startswith("analytics"):
+            raise
+        log.warning("%s is not available: writing detections without tracking or analytics", e.name)
         return lambda spec, source: DetectionsOnly(spec.id)
-    return make_processor_factory(config)
 
 
 def build_sinks(config: AppConfig) -> list[Sink]:
-    try:
-        from clients.wiring import make_sinks
-    except ImportError:
-        return []
+    from clients.wiring import make_sinks
+
     return make_sinks(config)
 
 

@@ -1,0 +1,66 @@
+"""Connects the runner to the other parts: tracker, per-camera analytics, sinks.
+
+Kept apart from ``clients.run`` so the runner itself depends only on two small protocols
+(``Processor``: frames in order -> records; ``Sink``: records -> storage).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from analytics.types import Detections, Frame
+from clients.config import AppConfig, StreamSpec
+from clients.sources import FrameSource
+
+log = logging.getLogger(__name__)
+
+
+def make_sinks(config: AppConfig) -> list[Any]:
+    from analytics.sinks import build_sinks, load_sinks_section
+
+    cfg = config.sinks if config.sinks is not None else load_sinks_section(config.raw, config.path)
+    return build_sinks(cfg)
+
+
+class TrackedCamera:
+    """One camera's tracker + analytics. Frames must arrive in time order (the runner's
+    reorder buffer guarantees it); a frame lost to inference is simply absent, and the
+    tracker works on timestamps, so a gap is a gap, not a frame of nobody."""
+
+    def __init__(self, stream_id: str, tracker: Any, analytics: Any | None) -> None:
+        self.stream_id = stream_id
+        self.tracker = tracker
+        self.analytics = analytics
+        self.class_names: dict[int, str] = {}  # class id -> label, as the model reports them
+
+    def process(self, frame: Frame, dets: Detections) -> list[Any]:
+        if dets.class_names:
+            for cid, name in zip(dets.class_ids.tolist(), dets.class_names):
+                self.class_names.setdefault(cid, name)
+        tracks = self.tracker.update(dets.xyxy, dets.scores, dets.class_ids, dets.embeddings,
+                                     timestamp=frame.timestamp)
+        if self.analytics is not None:
+            return list(self.analytics.update(frame, tracks, self.class_names) or [])
+        from clients.run import detection_records
+
+        names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
+        return detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
+                                 names, np.asarray(tracks.track_ids))
+
+    def flush(self, timestamp: float) -> list[Any]:
+        if self.analytics is None:
+            return []
+        return list(self.analytics.flush(timestamp) or [])
+
+
+def make_processor_factory(config: AppConfig):
+    from analytics.tracking import Tracker, TrackerConfig
+
+    def factory(spec: StreamSpec, source: FrameSource) -> TrackedCamera:
+        fps = getattr(source, "fps", None) or 25.0
+        tracker = Tracker(TrackerConfig(frame_rate=fps))
+        return TrackedCamera(spec.id, tracker, None)
+
+    return factory
