@@ -243,3 +243,29 @@ def test_sigterm_flushes_outputs(triton_server, tmp_path):
     assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json"}
     assert all(isinstance(v, list) for v in files.values())
     assert summary["sinks"]["JsonFilesSink"]["skipped"] >= 1  # health records reached the sinks too
+
+
+def test_live_camera_faster_than_inference_drops_oldest(triton_server, tmp_path):
+    """A 50 fps camera against a ~5 fps CPU ensemble: the queue drops the oldest frames
+    (counted) instead of falling behind; every frame read is accounted for."""
+    from tests.clients_mjpeg import MjpegCamera
+
+    cam = MjpegCamera(fps=50).start()
+    try:
+        cfg = write_config(tmp_path, triton_server.grpc_url, [{"id": "cam-live", "source": cam.url}],
+                           max_pending_per_stream=2)
+
+        async def stop_after_results(runner: Runner):
+            while not runner.pipelines or runner.pipelines[0].stats.frames_processed < 6:
+                await asyncio.sleep(0.05)
+            runner.request_stop("test")
+
+        summary, rec, _ = run_runner(cfg, during=stop_after_results)
+    finally:
+        cam.stop()
+    st = summary.streams["cam-live"]
+    assert st["error"] is None
+    assert st["frames_dropped"] > 0
+    assert st["frames_read"] == st["frames_processed"] + st["frames_lost"] + st["frames_dropped"]
+    seen = [s[0] for s in rec["cam-live"].seen]
+    assert seen == sorted(seen) and max(np.diff(seen)) > 1  # gaps where frames were dropped

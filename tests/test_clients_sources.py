@@ -172,3 +172,34 @@ def test_backoff_grows_and_is_capped():
 def test_redact_url():
     assert redact_url("rtsp://admin:pw@10.0.0.2:554/x") == "rtsp://admin:***@10.0.0.2:554/x"
     assert redact_url("rtsp://10.0.0.2/x") == "rtsp://10.0.0.2/x"
+
+
+def test_live_http_camera_reconnects_after_a_cut():
+    from tests.clients_mjpeg import MjpegCamera
+
+    cam = MjpegCamera(fps=50).start()
+    src = LiveSource("cam-http", cam.url, backoff=Backoff(initial_s=0.1, max_s=0.3, max_retries=20),
+                     open_timeout_s=2, read_timeout_s=2)
+    got = []
+
+    async def go():
+        t0 = time.time()
+        async for f in src.frames():
+            got.append(f)
+            if len(got) == 5:
+                cam.stop()  # camera gone mid-stream
+                await asyncio.sleep(0.3)
+                cam.start()  # back on the same port
+            if len(got) >= 15:
+                break
+        return t0
+
+    try:
+        t0 = asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        cam.stop()
+    assert src.reconnects >= 1
+    assert [f.frame_number for f in got] == list(range(15))  # numbering continues across the cut
+    ts = np.array([f.timestamp for f in got])
+    assert np.all(np.diff(ts) >= 0) and abs(ts[0] - t0) < 5  # wall clock
+    assert got[0].image.shape == (48, 64, 3)
