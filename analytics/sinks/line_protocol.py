@@ -146,14 +146,15 @@ class _Collisions:
 
     Points of one series at the same nanosecond would overwrite each other in Influx
     (two journeys closed on the same frame, alerts raised together). The second one is
-    moved 1 ns later, which no dashboard can see. Bounded: remembers the last
+    moved 1 ns later, which no dashboard can see; the very same point written twice keeps
+    its time (overwriting itself is harmless, doubling it is not). Bounded: remembers the last
     ``per_series`` timestamps of at most ``max_series`` series.
     """
 
     def __init__(self, per_series: int = 4096, max_series: int = 10000) -> None:
         self.per_series = per_series
         self.max_series = max_series
-        self._seen: OrderedDict[tuple, OrderedDict[int, None]] = OrderedDict()
+        self._seen: OrderedDict[tuple, OrderedDict[int, int]] = OrderedDict()  # series -> time -> hash(fields)
         self.nudged = 0
 
     def place(self, p: Point) -> Point:
@@ -165,10 +166,10 @@ class _Collisions:
                 self._seen.popitem(last=False)
         else:
             self._seen.move_to_end(key)
-        t = p.time_ns
-        while t in seen:
+        t, h = p.time_ns, hash(p.fields)
+        while t in seen and seen[t] != h:  # the very same point again may overwrite itself: idempotent
             t += 1
-        seen[t] = None
+        seen[t] = h
         if len(seen) > self.per_series:
             seen.popitem(last=False)
         if t != p.time_ns:
