@@ -4,12 +4,12 @@
     sink.write(records)                  #   heatmap.json, alerts.json (each a JSON array)
     sink.flush(); sink.close()
 
-Each file is one JSON array of ``record.to_dict()`` objects in the seed's schema,
-written as records arrive (nothing is held in memory). After every flush (every
-``flush_every`` records, on ``flush()`` and on ``close()``) the closing bracket is on
-disk, so a crash mid-run leaves valid JSON holding everything up to the last flush;
-the next record overwrites the bracket. Records that have no seed file (footfall,
-occupancy, stream health) are counted in ``stats()["skipped"]`` and go to InfluxDB only.
+Each file is one JSON array of ``record.to_dict()`` objects in the seed's schema. After
+every flush (every ``flush_every`` records, on ``flush()`` and on ``close()``) the records
+so far and the closing bracket are on disk, so a crash mid-run leaves valid JSON holding
+everything up to the last flush; memory holds at most ``flush_every`` records. Records
+with no seed file (footfall, occupancy, stream health) are counted in
+``stats()["skipped"]`` and go to InfluxDB only.
 """
 from __future__ import annotations
 
@@ -32,29 +32,37 @@ _CLOSE = b"\n]\n"
 
 
 class _ArrayFile:
-    """A JSON array on disk, appended to in place; valid JSON after every ``seal()``."""
+    """A JSON array on disk, valid after every ``seal()``.
+
+    Records since the last seal wait in memory (at most ``flush_every`` of them) and go
+    to disk together with the closing bracket, written over the previous bracket: the
+    file on disk is never a half-appended array, only the seal itself could be cut.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.count = 0
+        self._pending: list[bytes] = []
         self._f: BinaryIO = open(path, "wb")
         self._f.write(b"[")
+        self._end = self._f.tell()  # where the closing bracket starts
         self.seal()
 
     def append(self, obj: dict) -> None:
         sep = b",\n  " if self.count else b"\n  "
-        self._f.write(sep + json.dumps(obj, separators=(", ", ": "), ensure_ascii=False).encode("utf-8"))
+        self._pending.append(sep + json.dumps(obj, separators=(", ", ": "), ensure_ascii=False).encode("utf-8"))
         self.count += 1
 
     def seal(self, durable: bool = False) -> None:
-        """Write the closing bracket and step back before it (the next append overwrites it)."""
-        end = self._f.tell()
+        self._f.seek(self._end)
+        self._f.write(b"".join(self._pending))
+        self._pending.clear()
+        self._end = self._f.tell()
         self._f.write(_CLOSE if self.count else b"]\n")
         self._f.truncate()
         self._f.flush()
         if durable:
             os.fsync(self._f.fileno())
-        self._f.seek(end)
 
     def close(self) -> None:
         self.seal(durable=True)
