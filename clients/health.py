@@ -70,6 +70,7 @@ class StreamStats:
     inference_retries: int = 0
     reconnects: int = 0
     decode_errors: int = 0
+    shutdown_discarded: int = 0  # read but not sent: stopping while Triton was away (in frames_dropped)
     bytes_sent: int = 0
     detections: int = 0
     frames_total: int | None = None  # known length of a file source, for progress

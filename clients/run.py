@@ -108,15 +108,23 @@ class StreamPipeline:
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read(), name=f"{self.spec.id}-reader")
+        closer = asyncio.create_task(self._close_on_stop())
         try:
             await self._dispatch()
         finally:
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            closer.cancel()
+            # Not cancelled: a cancelled read would release the capture under a running read.
+            await asyncio.gather(reader, closer, return_exceptions=True)
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             self.stats.finished = True
+
+    def sync_dropped(self) -> None:
+        self.stats.frames_dropped = self.pending.dropped + self.stats.shutdown_discarded
+
+    async def _close_on_stop(self) -> None:
+        await self.stop.wait()
+        self.source.close()
 
     async def _read(self) -> None:
         try:
@@ -137,7 +145,7 @@ class StreamPipeline:
         finally:
             self.stats.reconnects = self.source.reconnects
             self.stats.decode_errors = self.source.decode_errors
-            self.stats.frames_dropped = self.pending.dropped
+            self.sync_dropped()
             await self.pending.close()
 
     async def _dispatch(self) -> None:
@@ -149,8 +157,14 @@ class StreamPipeline:
                 self.in_flight.release()
                 return
             # Frames wait here while Triton is away; a live stream's queue keeps dropping the oldest.
-            await self.client.wait_ready()
-            self.stats.frames_dropped = self.pending.dropped
+            if not self.client.available:
+                await _first(self.client.wait_ready(), self.stop.wait())
+                if not self.client.available:  # stopping while Triton is away: do not wait for it
+                    self.stats.shutdown_discarded += 1
+                    self.sync_dropped()
+                    self.in_flight.release()
+                    continue
+            self.sync_dropped()
             seq, self._seq = self._seq, self._seq + 1
             t = asyncio.create_task(self._infer(seq, frame))
             self._tasks.add(t)
@@ -208,6 +222,17 @@ class StreamPipeline:
         except Exception:  # noqa: BLE001
             log.exception("%s: analytics flush failed", self.spec.id)
             return []
+
+
+async def _first(*aws) -> None:
+    """Wait until the first of the awaitables finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # --------------------------------------------------------------------------- processors
@@ -275,7 +300,7 @@ class Runner:
         now = time.time()
         records = []
         for p in self.pipelines:
-            p.stats.frames_dropped = max(p.stats.frames_dropped, p.pending.dropped)
+            p.sync_dropped()
             log.info("%s%s", "final " if final else "", p.stats.progress_line())
             records.append(p.stats.to_record(now))
         self._write_all(records)

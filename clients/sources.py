@@ -69,6 +69,26 @@ class FrameSource(ABC):
         self.reconnects = 0
         self.decode_errors = 0
         self.frames_total: int | None = None  # known length (offline sources), for progress
+        self._closing: asyncio.Event | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        """Ask ``frames()`` to end after the read in progress (it never blocks longer than one
+        read or its timeout); a reconnect backoff in progress is cut short."""
+        self.closed = True
+        if self._closing is not None:
+            self._closing.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep that ``close()`` interrupts."""
+        if self._closing is None:
+            self._closing = asyncio.Event()
+            if self.closed:
+                self._closing.set()
+        try:
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -161,6 +181,8 @@ class VideoFileSource(OfflineSource):
             local = 0
             try:
                 while True:
+                    if self.closed:
+                        return
                     ok, image = await asyncio.to_thread(cap.read)
                     if not ok or image is None:
                         break
@@ -204,6 +226,8 @@ class ImageFolderSource(OfflineSource):
         index = 0
         while True:
             for path in self.files:
+                if self.closed:
+                    return
                 image = await asyncio.to_thread(cv2.imread, str(path), cv2.IMREAD_COLOR)
                 if image is None:
                     self.decode_errors += 1
@@ -238,7 +262,7 @@ class RenderedSource(OfflineSource):
     async def frames(self) -> AsyncIterator[Frame]:
         pacer = _Pacer(self.fps, self.realtime)
         index = 0
-        while self.frames_total is None or index < self.frames_total:
+        while (self.frames_total is None or index < self.frames_total) and not self.closed:
             image = await asyncio.to_thread(self.render, index)
             if image is None:
                 return
@@ -281,13 +305,13 @@ class LiveSource(FrameSource):
         index = 0
         failures = 0
         last_error = ""
-        while True:
+        while not self.closed:
             cap = await asyncio.to_thread(self._open)
             if cap.isOpened():
                 if failures:
                     log.info("%s: %s reconnected after %d attempt(s)", self.stream_id, self.describe(), failures)
                 try:
-                    while True:
+                    while not self.closed:
                         ok, image = await asyncio.to_thread(cap.read)
                         if not ok or image is None:
                             last_error = f"read failed after frame {index}"
@@ -297,9 +321,13 @@ class LiveSource(FrameSource):
                         index += 1
                 finally:
                     await asyncio.to_thread(cap.release)
+                if self.closed:
+                    return
             else:
                 cap.release()
                 last_error = "cannot open"
+            if self.closed:
+                return
             failures += 1
             if self.backoff.max_retries is not None and failures > self.backoff.max_retries:
                 raise SourceError(f"{self.stream_id}: {self.describe()}: unreachable after "
@@ -308,7 +336,7 @@ class LiveSource(FrameSource):
             delay = self.backoff.delay(failures)
             log.warning("%s: %s: %s; reconnect attempt %d in %.2fs", self.stream_id, self.describe(),
                         last_error, failures, delay)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
 
 def iter_sync(source: FrameSource, limit: int | None = None) -> Iterator[Frame]:

@@ -269,3 +269,27 @@ def test_live_camera_faster_than_inference_drops_oldest(triton_server, tmp_path)
     assert st["frames_read"] == st["frames_processed"] + st["frames_lost"] + st["frames_dropped"]
     seen = [s[0] for s in rec["cam-live"].seen]
     assert seen == sorted(seen) and max(np.diff(seen)) > 1  # gaps where frames were dropped
+
+
+def test_stop_while_triton_is_down_does_not_hang(own_triton, tmp_path):
+    """SIGTERM during an outage: in-flight frames run out of retries, pending ones are
+    discarded (counted as dropped), analytics and sinks are still flushed."""
+    video = make_video(tmp_path / "v.mp4", 30)
+    cfg = write_config(tmp_path, own_triton.grpc_url, [{"id": "cam-d", "source": str(video)}],
+                       retry={"max_attempts": 3, "initial_backoff_s": 0.2, "max_backoff_s": 0.5},
+                       health_poll_s=0.2)
+
+    async def outage_then_stop(runner: Runner):
+        while not runner.pipelines or runner.pipelines[0].stats.frames_processed < 2:
+            await asyncio.sleep(0.05)
+        crash(own_triton.process)
+        while runner.pipelines[0].client.available:
+            await asyncio.sleep(0.05)
+        runner.request_stop("SIGTERM")
+
+    summary, rec, sink = run_runner(cfg, during=outage_then_stop)
+    st = summary.streams["cam-d"]
+    assert summary.stopped_by == "SIGTERM"
+    assert st["frames_lost"] >= 1 and st["frames_dropped"] >= 1
+    assert st["frames_read"] == st["frames_processed"] + st["frames_lost"] + st["frames_dropped"] < 30
+    assert rec["cam-d"].flushed and sink.flushed >= 1
