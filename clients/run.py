@@ -26,7 +26,7 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -175,6 +175,7 @@ class StreamPipeline:
         try:
             c0 = time.thread_time()
             data = encode_jpeg(frame.image, self.client.settings.jpeg_quality)
+            frame = replace(frame, image=None)  # pixels are not needed past here (no frames stored)
             self.client_cpu_s += time.thread_time() - c0
             self.stats.frames_sent += 1
             self.stats.bytes_sent += len(data)
