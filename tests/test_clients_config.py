@@ -103,3 +103,23 @@ def test_image_folder_stream_opens(tmp_path):
                           with_sections=False)
     src = open_source(cfg.streams[0])
     assert isinstance(src, ImageFolderSource) and src.fps == 5 and src.frames_total == 1
+
+
+def test_cli_reports_config_errors(tmp_path, capsys):
+    from clients.run import main
+
+    p = write(tmp_path, {"triton": {"jpeg_quality": 0}})
+    assert main(["--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "config error" in err and "triton.jpeg_quality" in err and str(p) in err
+    p = write(tmp_path, {"streams": []})
+    assert main(["--config", str(p)]) == 2
+    assert "no streams configured" in capsys.readouterr().err
+
+
+def test_cli_unknown_stream_selection(tmp_path, capsys):
+    from clients.run import main
+
+    p = write(tmp_path, {"streams": [{"id": "a", "source": "rtsp://x"}]})
+    assert main(["--config", str(p), "--streams", "b"]) == 2
+    assert "unknown stream id" in capsys.readouterr().err
