@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics.records import JourneyRecord
+from analytics.records import AlertRecord, JourneyRecord
 from analytics.sinks.config import InfluxConfig, RetentionConfig
 from analytics.sinks.influx import InfluxSink, V1Transport, V2Transport
 from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point
@@ -156,9 +156,11 @@ def test_close_while_server_is_down_spills_and_next_run_sends(own_influxd, tmp_p
     db = _db()
     cfg = _cfg(own_influxd, tmp_path, db)
     own_influxd.stop()
-    pts = _seq_points(1234, time.time() - 120)
+    pts = _seq_points(1233, time.time() - 120)
     sink = InfluxSink(cfg)
     sink.write(pts)
+    sink.write([AlertRecord("a-1", "cam-1", time.time() - 100, "wait_time", "critical", "line one\nline \"two\"",
+                            300.0, 240.0, "checkout-1")])  # a newline inside a string field survives the spill
     sink.close(timeout=0.3)
     st = sink.stats()
     assert st["dropped"] == 0 and st["written"] == 0 and st["on_disk"] == 1234, st
@@ -169,7 +171,8 @@ def test_close_while_server_is_down_spills_and_next_run_sends(own_influxd, tmp_p
         assert again.stats()["recovered_from_disk"] == 1234
         assert again.flush(timeout=20)
         assert again.stats()["written"] == 1234
-    assert _seq_count(own_influxd, db) == 1234
+    assert _seq_count(own_influxd, db) == 1233
+    assert own_influxd.values('SELECT "message" FROM "alerts"."alerts"', db)[0][1] == 'line one\nline "two"'
 
 
 def test_refused_points_are_counted_not_retried(influxd_server, tmp_path):

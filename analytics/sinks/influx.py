@@ -25,7 +25,7 @@ Two transports, one schema: ``version: 1`` posts line protocol to ``/write?db=&r
 ``influxdb-client``'s synchronous write API to the bucket ``<bucket_prefix><data type>``
 (its own batching is not used: it is what loses points on outages and at exit).
 
-Spill files (``spill_dir/spill-<n>.lp``, lines ``<data type>\\t<line protocol>``) survive a
+Spill files (``spill_dir/spill-<n>.lp``, lines ``<data type>\\t<JSON-quoted line protocol>``) survive a
 restart: a new sink with the same ``spill_dir`` sends them first. One process per spill_dir.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ import atexit
 import base64
 import contextlib
 import http.client
+import json
 import logging
 import os
 import random
@@ -205,7 +206,8 @@ class SpillStore:
         self._seq += 1
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(f"{dt}\t{line}\n" for dt, line in entries)
+            # JSON-quoted: a string field may hold a newline, and a spill file is one point per line
+            f.writelines(f"{dt}\t{json.dumps(line, ensure_ascii=False)}\n" for dt, line in entries)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # a chunk is on disk whole or not at all
@@ -217,8 +219,12 @@ class SpillStore:
             return None
         path, _ = self._files[0]
         with open(path, encoding="utf-8") as f:
-            entries = [tuple(ln.rstrip("\n").split("\t", 1)) for ln in f if ln.strip()]
-        return path, entries  # type: ignore[return-value]
+            entries = []
+            for ln in f:
+                if ln.strip():
+                    dt, quoted = ln.rstrip("\n").split("\t", 1)
+                    entries.append((dt, json.loads(quoted)))
+        return path, entries
 
     def remove(self, path: Path) -> None:
         if self._files and self._files[0][0] == path:
@@ -443,7 +449,8 @@ class InfluxSink:
 
     def stats(self) -> dict:
         with self._lock:
-            return {**self._counters, "buffered": len(self._mem) + len(self._inflight),
+            in_memory = len(self._mem) + (len(self._inflight) if self._inflight_spill is None else 0)
+            return {**self._counters, "buffered": in_memory,
                     "on_disk": self._spill.points, "pending": self._pending(), "server_up": self._server_up,
                     "nudged_timestamps": self._mapper.nudged, "unknown_records": self._mapper.unknown,
                     "last_error": self._last_error}

@@ -107,12 +107,13 @@ def _keep_field(v: Any) -> bool:
 
 # ------------------------------------------------------------------ line protocol encoding
 
-def _esc_key(s: str) -> str:  # measurement names, tag keys/values, field keys
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=").replace("\n", "\\n")
+def _esc_key(s: str) -> str:  # tag keys/values, field keys
+    # InfluxDB does not unescape backslashes here (only before , = and space); a newline cannot be carried
+    return s.replace("\n", " ").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
 
 
 def _esc_measurement(s: str) -> str:
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("\n", "\\n")
+    return s.replace("\n", " ").replace(",", "\\,").replace(" ", "\\ ")
 
 
 def _field(v: FieldValue) -> str:
@@ -123,7 +124,8 @@ def _field(v: FieldValue) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        # only \\ and " are escapes inside a string field; a newline stands as it is (within the quotes)
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     # numpy scalars and friends
     if hasattr(v, "item"):
         return _field(v.item())
