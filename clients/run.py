@@ -267,12 +267,14 @@ def detection_records(stream_id: str, frame: Frame, xyxy: np.ndarray, scores: np
 
 class Runner:
     def __init__(self, config: AppConfig, processor_factory: ProcessorFactory, sinks: list[Sink],
-                 health_interval_s: float = 10.0, max_seconds: float | None = None) -> None:
+                 health_interval_s: float = 10.0, max_seconds: float | None = None,
+                 triton_wait_s: float = 60.0) -> None:
         self.config = config
         self.processor_factory = processor_factory
         self.sinks = sinks
         self.health_interval_s = health_interval_s
         self.max_seconds = max_seconds
+        self.triton_wait_s = triton_wait_s
         self.stop = asyncio.Event()
         self.stopped_by = "end of streams"
         self.pipelines: list[StreamPipeline] = []
@@ -320,7 +322,7 @@ class Runner:
                 loop.add_signal_handler(sig, self.request_stop, name)
         summary = RunSummary()
         async with EnsembleClient(self.config.triton) as client:
-            await client.check(timeout=30.0)
+            await client.check(timeout=self.triton_wait_s)
             for spec in self.config.streams:
                 try:
                     source = await asyncio.to_thread(open_source, spec)
@@ -400,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None, help="stop (cleanly) after this many seconds")
     ap.add_argument("--streams", nargs="+", default=None, help="only these stream ids")
     ap.add_argument("--health-interval", type=float, default=10.0, help="seconds between health reports")
+    ap.add_argument("--triton-wait", type=float, default=60.0, help="seconds to wait for Triton at start")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the run summary here")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
@@ -413,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{a.config}: streams: no streams configured (add some under `streams:`)", file=sys.stderr)
         return 2
     sinks = build_sinks(config)
-    runner = Runner(config, build_processor_factory(config), sinks, a.health_interval, a.max_seconds)
+    runner = Runner(config, build_processor_factory(config), sinks, a.health_interval, a.max_seconds,
+                    a.triton_wait)
     try:
         summary = asyncio.run(runner.run())
     except InferenceLost as e:
