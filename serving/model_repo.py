@@ -232,10 +232,16 @@ def _expected_shape(cfg, io) -> list[int] | None:
     return ([-1] + dims) if cfg.max_batch_size > 0 else dims
 
 
+def _rel(cfg_path: Path) -> str:
+    """<model>/config.pbtxt or <model>/configs/<name>.pbtxt: short, and names the file."""
+    parts = cfg_path.parts
+    return "/".join(parts[-3:] if cfg_path.parent.name == "configs" else parts[-2:])
+
+
 def _check_signature(cfg_path: Path, cfg, onnx_sigs: list[TensorSig], kind: str, problems: list[str]) -> None:
     ios = cfg.input if kind == "input" else cfg.output
     by_name = {s.name: s for s in onnx_sigs}
-    rel = cfg_path.name if cfg_path.parent.name != "configs" else f"configs/{cfg_path.name}"
+    rel = _rel(cfg_path)
     for io in ios:
         sig = by_name.get(io.name)
         if sig is None:
@@ -300,7 +306,7 @@ def _smoke_run(onnx_path: Path, configs: dict, info: OnnxInfo, problems: list[st
         return {}
     shapes = {n: tuple(o.shape) for n, o in zip(names, outs)}
     for cfg_path, cfg in configs.items():
-        rel = cfg_path.name if cfg_path.parent.name != "configs" else f"configs/{cfg_path.name}"
+        rel = _rel(cfg_path)
         for io in cfg.output:
             got = shapes.get(io.name)
             want = _expected_shape(cfg, io)
@@ -308,7 +314,11 @@ def _smoke_run(onnx_path: Path, configs: dict, info: OnnxInfo, problems: list[st
                 continue
             if cfg.max_batch_size > 0:
                 want = [batch] + want[1:]
-            if len(got) != len(want) or any(w != -1 and g != w for g, w in zip(got, want)):
+            if cfg.max_batch_size > 0 and got and got[0] != batch:
+                problems.append(f"{rel}: output '{io.name}' has batch {got[0]} for an input batch of {batch} in "
+                                f"ONNX Runtime (shape {list(got)}): the batch size is hard-coded inside the model "
+                                f"(a Reshape to [1, ...]?), so Triton's batching would mix up requests")
+            elif len(got) != len(want) or any(w != -1 and g != w for g, w in zip(got, want)):
                 problems.append(f"{rel}: output '{io.name}' came out of ONNX Runtime as {list(got)}, config implies "
                                 f"{['N' if (cfg.max_batch_size > 0 and i == 0) else w for i, w in enumerate(want)]} "
                                 f"(N = {batch})")
@@ -355,7 +365,7 @@ def validate_onnx(onnx_path: Path, repo: Path, model: str, *, update_labels: boo
     problems: list[str] = []
     for cfg_path, cfg in configs.items():
         if cfg.name and cfg.name != model:
-            problems.append(f"{cfg_path}: config name '{cfg.name}' is not the directory name '{model}'")
+            problems.append(f"{_rel(cfg_path)}: config name '{cfg.name}' is not the directory name '{model}'")
         _check_signature(cfg_path, cfg, info.inputs, "input", problems)
         _check_signature(cfg_path, cfg, info.outputs, "output", problems)
     shapes = _smoke_run(onnx_path, configs, info, problems) if run_check and not problems else {}
@@ -372,7 +382,7 @@ def _merge_by_config(problems: list[str]) -> list[str]:
     merged: dict[str, list[str]] = {}
     for p in problems:
         head, sep, msg = p.partition(": ")
-        if sep and head.endswith(".pbtxt"):
+        if sep and head.endswith(".pbtxt") and " " not in head:
             merged.setdefault(msg, []).append(head)
         else:
             merged.setdefault(p, [])
@@ -506,14 +516,15 @@ def add_version(repo: Path, model: str, onnx_path: Path, *, source: str, precisi
             if target.exists():  # cannot happen under the lock unless someone bypassed it
                 raise ModelRepoError(f"{target} appeared while writing; nothing was changed")
             os.rename(tmp, target)  # the commit point: the version appears whole
-            if new_labels is not None:
-                os.replace(labels_tmp, labels_path)
-            _fsync_path(mdir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 labels_tmp.unlink()
             raise
+        if new_labels is not None:
+            os.replace(labels_tmp, labels_path)  # same directory: atomic
+        with contextlib.suppress(OSError):  # durability of the rename; the version is already whole
+            _fsync_path(mdir)
     return target
 
 
