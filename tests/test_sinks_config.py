@@ -113,3 +113,16 @@ def test_setup_module_runs_as_documented(influxd_server, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert set(DATA_TYPES) <= set(_rps(influxd_server, "mod_db"))
+
+
+def test_environment_overrides_for_deployments(tmp_path, monkeypatch):
+    monkeypatch.setenv("RVA_INFLUXDB_VERSION", "2")
+    monkeypatch.setenv("RVA_INFLUXDB_URL", "http://influxdb:8086")
+    monkeypatch.setenv("RVA_INFLUXDB_ENABLED", "true")
+    monkeypatch.setenv("RVA_TRITON_METRICS_URL", "http://triton:8002/metrics")
+    cfg = load_sinks_config(APP_CONFIG).influxdb
+    assert (cfg.version, cfg.url, cfg.enabled) == (2, "http://influxdb:8086", True)
+    assert cfg.triton_metrics.url == "http://triton:8002/metrics"
+    monkeypatch.setenv("RVA_INFLUXDB_VERSION", "3")
+    with pytest.raises(ConfigError, match=r"sinks.influxdb.version: 3"):
+        load_sinks_config(APP_CONFIG)

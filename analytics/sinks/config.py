@@ -3,7 +3,9 @@
 Every mistake raises ``ConfigError`` naming the file, the field (dotted path) and the value.
 Secrets never live in the YAML: the InfluxDB token / password are read from the
 environment variables the config names (``token_env``, ...; docker compose fills them
-from the env file).
+from the env file). ``RVA_INFLUXDB_{ENABLED,VERSION,URL,ORG,DATABASE}`` and
+``RVA_TRITON_METRICS_{URL,ENABLED}`` override the file (compose sets them); their values
+are validated like the file's.
 
     sinks:
       json: {enabled: true, output_dir: outputs, flush_every: 500}
@@ -172,9 +174,34 @@ def parse_json(raw: Any, ctx: _Ctx) -> JsonSinkConfig:
     )
 
 
+# Deployment overrides (docker compose sets them): same config file on a laptop and in compose.
+ENV_OVERRIDES = {"RVA_INFLUXDB_ENABLED": "enabled", "RVA_INFLUXDB_VERSION": "version", "RVA_INFLUXDB_URL": "url",
+                 "RVA_INFLUXDB_ORG": "org", "RVA_INFLUXDB_DATABASE": "database",
+                 "RVA_TRITON_METRICS_URL": "triton_metrics.url", "RVA_TRITON_METRICS_ENABLED": "triton_metrics.enabled"}
+
+
+def _apply_env(d: dict, ctx: _Ctx) -> dict:
+    d = dict(d)
+    for env, key in ENV_OVERRIDES.items():
+        text = os.environ.get(env)
+        if text is None or text == "":
+            continue
+        try:
+            value = yaml.safe_load(text)  # "2" -> 2, "true" -> True, URLs stay strings
+        except yaml.YAMLError:
+            value = text
+        if "." in key:
+            outer, inner = key.split(".")
+            sub = d.get(outer)
+            d[outer] = {**(sub if isinstance(sub, dict) else {}), inner: value}
+        else:
+            d[key] = value
+    return d
+
+
 def parse_influx(raw: Any, ctx: _Ctx) -> InfluxConfig:
     f = "sinks.influxdb"
-    d = ctx.section(raw, f, _INFLUX_KEYS)
+    d = _apply_env(ctx.section(raw, f, _INFLUX_KEYS), ctx)
     version = d.get("version", 1)
     if version not in (1, 2):
         raise ctx.err(f"{f}.version", version, "must be 1 (line protocol on /write) or 2 (influxdb-client)")

@@ -1,0 +1,138 @@
+"""docker-compose.yml, .env.example and docker/: validated by parsing (no Docker engine here).
+
+When a compose CLI is installed (``docker compose`` plugin or ``docker-compose``), its own
+``config`` validation also runs (it needs no engine).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+ENV_EXAMPLE = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line.strip() and not line.startswith("#"))
+SECRET = re.compile(r"TOKEN|PASSWORD|SECRET", re.I)
+
+
+def test_the_services_are_there():
+    assert {"triton", "influxdb", "grafana", "clients", "influx-setup", "engines"} <= set(SERVICES)
+
+
+def test_every_published_port_is_bound_to_localhost():
+    published = [(name, p) for name, s in SERVICES.items() for p in s.get("ports", [])]
+    assert len(published) >= 5
+    for name, p in published:
+        assert str(p).startswith("127.0.0.1:"), f"{name}: port {p} is reachable from outside the host"
+
+
+def test_secrets_come_from_the_env_file_only():
+    for name, s in SERVICES.items():
+        for key, value in (s.get("environment") or {}).items():
+            if SECRET.search(key):
+                assert re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", str(value)), f"{name}: {key} is inline"
+        if any(SECRET.search(k) for k in (s.get("environment") or {})) or name in ("influxdb", "grafana", "clients"):
+            assert s.get("env_file") == ".env", f"{name}: secrets must come from env_file .env"
+    for k, v in ENV_EXAMPLE.items():
+        if SECRET.search(k):
+            assert v.startswith("change-me"), f".env.example: {k} must be a placeholder"
+
+
+def test_every_variable_used_is_documented_in_env_example():
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
+    assert used and used <= set(ENV_EXAMPLE), sorted(used - set(ENV_EXAMPLE))
+    # what the services read from .env themselves
+    assert {"INFLUXDB_TOKEN", "DOCKER_INFLUXDB_INIT_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"} <= set(ENV_EXAMPLE)
+
+
+def test_long_running_services_have_health_checks_and_dependencies_wait_for_them():
+    for name in ("triton", "influxdb", "grafana"):
+        hc = SERVICES[name]["healthcheck"]
+        assert hc["test"] and hc["retries"] >= 3, name
+    for name, s in SERVICES.items():
+        for dep, cond in (s.get("depends_on") or {}).items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}'s health, which has no check"
+            else:
+                assert cond["condition"] == "service_completed_successfully"
+                assert SERVICES[dep].get("restart") == "no", f"{dep} is a one-shot job"
+    assert SERVICES["clients"]["depends_on"]["triton"]["condition"] == "service_healthy"
+
+
+def test_triton_gets_a_gpu_and_the_model_repository():
+    for name in ("triton", "engines"):
+        devices = SERVICES[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert any("gpu" in d["capabilities"] and d["driver"] == "nvidia" for d in devices), name
+    assert "./model_repository:/models:ro" in SERVICES["triton"]["volumes"]
+    cmd = " ".join(SERVICES["triton"].get("command") or [])
+    dockerfile = (ROOT / SERVICES["triton"]["build"]["dockerfile"]).read_text()
+    assert "--model-repository=/models" in cmd + dockerfile
+    # TensorRT configs are the default config.pbtxt: Triton must not be pointed at the CPU variants
+    assert "model-config-name" not in cmd + dockerfile
+    assert 'platform: "tensorrt_plan"' in (ROOT / "model_repository/yolov8n/config.pbtxt").read_text()
+
+
+def test_grafana_is_provisioned_from_the_repo():
+    vols = SERVICES["grafana"]["volumes"]
+    assert "./configs/grafana/provisioning:/etc/grafana/provisioning:ro" in vols
+    mount = next(v for v in vols if v.startswith("./configs/grafana/dashboards:"))
+    prov = yaml.safe_load((ROOT / "configs/grafana/provisioning/dashboards/retail.yaml").read_text())
+    assert mount.split(":")[1] == prov["providers"][0]["options"]["path"]
+    env = SERVICES["grafana"]["environment"]
+    assert env["INFLUXDB_URL"] == "http://influxdb:8086"  # what the datasource file expands
+
+
+def test_influxdb_is_initialised_and_retention_applied():
+    env = SERVICES["influxdb"]["environment"]
+    assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert env["DOCKER_INFLUXDB_INIT_ORG"] and env["DOCKER_INFLUXDB_INIT_BUCKET"].startswith("retail_")
+    assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"].startswith("${INFLUXDB_TOKEN")
+    setup = SERVICES["influx-setup"]
+    assert setup["command"][:3] == ["python", "-m", "analytics.sinks.setup"]
+    assert setup["environment"]["RVA_INFLUXDB_VERSION"] == "2"
+
+
+def test_referenced_paths_exist():
+    for name, s in SERVICES.items():
+        b = s.get("build")
+        if b:
+            assert (ROOT / b["context"] / b["dockerfile"]).is_file(), f"{name}: {b['dockerfile']}"
+        for v in s.get("volumes", []):
+            src = v.split(":")[0]
+            if src.startswith("./") and src not in ("./outputs", "./data/calibration"):  # created at run time
+                assert (ROOT / src).exists(), f"{name}: {src} does not exist"
+
+
+def test_python_images_keep_numpy_below_2_and_opencv_on_4_10():
+    for f in ("triton.Dockerfile", "engines.Dockerfile"):
+        text = (ROOT / "docker" / f).read_text()
+        assert '"numpy==1.26.4"' in text and '"opencv-python-headless==4.10.0.84"' in text, f
+    assert "numpy==1.26.4" in (ROOT / "docker/clients.Dockerfile").read_text()
+    assert "COPY serving/" in (ROOT / "docker/triton.Dockerfile").read_text()  # python-backend models import it
+
+
+def _compose_cli() -> list[str] | None:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_compose_cli_validates_the_file(tmp_path):
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no compose CLI installed (the docker CLI here has no compose plugin); parsed checks above")
+    # in a copy, with .env made from the example (the services' env_file must exist for `config`)
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    r = subprocess.run([*cli, "config", "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
