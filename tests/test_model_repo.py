@@ -393,3 +393,112 @@ def test_cli_unreachable_server(capsys):
     assert main(["load", "--model", "yolov8n", "--url", url]) == 2
     assert f"Triton at {url} is unreachable" in capsys.readouterr().err
     assert main(["unload", "--model", "yolov8n", "--url", url]) == 2
+
+
+# ----------------------------------------------------------------------------- live Triton (explicit mode)
+
+ADAPTER = b"from serving.onnx_model import TritonPythonModel  # noqa: F401\n"
+
+
+@pytest.fixture
+def reid_triton(tmp_path):
+    """A private CPU Triton serving osnet_x0_25 v1 (a tiny stand-in ONNX) from a temp repository."""
+    from serving.local_triton import TritonPorts, start_triton
+
+    r = tmp_path / "model_repository"
+    shutil.copytree(REAL_REPO / "osnet_x0_25", r / "osnet_x0_25", ignore=shutil.ignore_patterns("[0-9]*", "__pycache__"))
+    add_version(r, "osnet_x0_25", make_reid(tmp_path / "v1.onnx", seed=1), source="v1", extra_files={"model.py": ADAPTER})
+    server = start_triton(TritonPorts.free(), model_repository=r, models=("osnet_x0_25",),
+                          log_path=tmp_path / "triton.log")
+    yield r, server
+    server.stop()
+
+
+def _expected(seed: int) -> np.ndarray:
+    # all-ones input -> pooled [1, 1, 1] -> column sums of W
+    return np.random.default_rng(seed).normal(0, 1, (3, 512)).astype(np.float32).sum(0)
+
+
+def _ready(url: str) -> list[int]:
+    return sorted(v for (m, v), s in model_repo.server_states(url).items() if m == "osnet_x0_25" and s == "READY")
+
+
+def _infer(client) -> np.ndarray:
+    import tritonclient.grpc as grpcclient
+
+    x = grpcclient.InferInput("images", [1, 3, 256, 128], "FP32")
+    x.set_data_from_numpy(np.ones((1, 3, 256, 128), np.float32))
+    return client.infer("osnet_x0_25", [x]).as_numpy("features")[0]
+
+
+def test_add_load_rollback_unload_on_live_triton(reid_triton, tmp_path, capsys):
+    import tritonclient.grpc as grpcclient
+
+    repo, server = reid_triton
+    url = server.grpc_url
+    client = grpcclient.InferenceServerClient(url)
+    v1, v2 = _expected(1), _expected(2)
+    np.testing.assert_allclose(_infer(client), v1, rtol=1e-5)
+
+    # add: written to disk, not served until loaded
+    assert main(["add", "--repo", str(repo), "--model", "osnet_x0_25", "--onnx",
+                 str(make_reid(tmp_path / "v2.onnx", seed=2)), "--source", "v2"]) == 0
+    assert (repo / "osnet_x0_25" / "2" / "model.py").read_bytes() == ADAPTER
+    assert model_repo.server_states(url) == {("osnet_x0_25", 1): "READY"}
+    assert main(["list", "--repo", str(repo), "--model", "osnet_x0_25", "--url", url]) == 0
+    out = capsys.readouterr().out
+    assert "READY" in out and "not loaded" in out
+    np.testing.assert_allclose(_infer(client), v1, rtol=1e-5)
+
+    # load while requests keep coming: every request is answered, by v1 then v2
+    seen, failures, stop = [], [], threading.Event()
+
+    def hammer():
+        c = grpcclient.InferenceServerClient(url)
+        while not stop.is_set():
+            try:
+                y = _infer(c)
+                seen.append(1 if np.allclose(y, v1, rtol=1e-5) else 2 if np.allclose(y, v2, rtol=1e-5) else -1)
+            except Exception as e:
+                failures.append(repr(e))
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        while len(seen) < 3 and not failures:
+            threading.Event().wait(0.05)
+        assert main(["load", "--model", "osnet_x0_25", "--url", url]) == 0
+        n = len(seen)
+        while len(seen) < n + 3 and not failures:
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        t.join()
+    assert "READY versions on" in capsys.readouterr().out
+    assert failures == []
+    assert -1 not in seen
+    assert seen[0] == 1 and seen[-1] == 2
+    assert seen == sorted(seen)  # never back to v1 once v2 answered
+    assert _ready(url) == [2]  # v1 is UNLOADING or gone
+
+    # roll back by pinning version 1, then unload
+    assert main(["load", "--model", "osnet_x0_25", "--version", "1", "--url", url]) == 0
+    assert "pinned to version 1" in capsys.readouterr().out
+    assert _ready(url) == [1]
+    np.testing.assert_allclose(_infer(client), v1, rtol=1e-5)
+    assert main(["unload", "--model", "osnet_x0_25", "--url", url]) == 0
+    assert not client.is_model_ready("osnet_x0_25")
+
+
+def test_load_on_a_server_not_in_explicit_mode_says_so(tmp_path, capsys):
+    from serving.local_triton import TritonPorts, start_triton
+
+    (tmp_path / "repo").mkdir()
+    server = start_triton(TritonPorts.free(), model_repository=tmp_path / "repo", models=(), config_name=None,
+                          log_path=tmp_path / "triton.log", extra_args=("--model-control-mode=none",))
+    try:
+        assert main(["load", "--model", "yolov8n", "--url", server.grpc_url]) == 2
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    assert "refused to load 'yolov8n'" in err and "--model-control-mode=explicit" in err
