@@ -115,6 +115,9 @@ def test_outage_mid_run_every_point_arrives_once(own_influxd, tmp_path):
             sink.write(b)  # returns at once although the server is down
             if i % 50 == 0:
                 time.sleep(0.02)  # let the sender fail and back off a few times
+        deadline = time.monotonic() + 20  # a loaded machine may not have run the sender yet: wait for it
+        while sink.stats()["failures"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         st = sink.stats()
         assert st["dropped"] == 0, st  # the buffer (memory + spill) holds
         assert st["on_disk"] > 0 and st["failures"] > 0 and not st["server_up"], st
