@@ -15,7 +15,9 @@ for model in yolov8n osnet_x0_25; do
     if [ -e "$plan" ] && [ "$plan" -nt "$onnx" ]; then
       echo "engines: $plan is up to date"; continue
     fi
-    args=(convert --input "$onnx" --output "$plan.tmp" --precision "$PRECISION")
+    # the engine's batch profile must reach the config's max_batch_size (dynamic batching up to it)
+    maxb=$(sed -nE 's/^max_batch_size:[[:space:]]*([0-9]+).*/\1/p' "$REPO/$model/config.pbtxt" | head -1)
+    args=(convert --input "$onnx" --output "$plan.tmp" --precision "$PRECISION" --max-batch "${maxb:-8}")
     [ -n "$CALIB" ] && args+=(--calibration-dir "$CALIB")
     echo "engines: building $plan ($PRECISION)"
     python3 -m serving.tensorrt_engine "${args[@]}"
