@@ -493,6 +493,7 @@ def add_version(repo: Path, model: str, onnx_path: Path, *, source: str, precisi
         version = (max(numeric_versions(mdir), default=0)) + 1
         target = mdir / str(version)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{version}-", dir=mdir))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700: a server running as another user could not read it
         labels_tmp = mdir / f"{TMP_PREFIX}labels-{os.getpid()}.txt"
         try:
             _copy_synced(info.path, tmp / "model.onnx")

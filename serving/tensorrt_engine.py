@@ -397,10 +397,14 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
         calib = _make_calibrator(trt, cudart, batches, spec.calibration_batch, int(np.prod(chw)) * 4, name,
                                  spec.calibration_cache)
         config.int8_calibrator = calib
-        calib_profile = builder.create_optimization_profile()
-        fixed = shapes[name][1]  # calibration runs at the calibration batch (= opt)
-        calib_profile.set_shape(name, fixed, fixed, fixed)
-        config.set_calibration_profile(calib_profile)
+        # Calibration runs at the calibration batch (= opt). Without an explicit calibration
+        # profile TensorRT uses profile 0's opt shape, which is the same; the setter is
+        # deprecated in 10.x (implicit quantisation), hence the guard.
+        if hasattr(config, "set_calibration_profile"):
+            calib_profile = builder.create_optimization_profile()
+            fixed = shapes[name][1]
+            calib_profile.set_shape(name, fixed, fixed, fixed)
+            config.set_calibration_profile(calib_profile)
 
     log(f"building {spec.precision} engine from {spec.input} (profile {shapes}, workspace {spec.workspace_gb} GB)")
     try:

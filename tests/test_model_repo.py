@@ -132,6 +132,7 @@ def test_add_writes_next_version_with_manifest(repo, det):
     assert m["class_names"] == COCO
     assert m["tool"]["name"] == "serving.model_repo"
     assert not list((repo / "yolov8n").glob(".tmp-*"))
+    assert v2.stat().st_mode & 0o777 == 0o755  # readable by a server running as another user
 
 
 def test_add_reid_model_has_no_class_names(repo, tmp_path):
