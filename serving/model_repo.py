@@ -4,6 +4,7 @@
     python -m serving.model_repo list [--model yolov8n] [--url localhost:8001] [--verify]
     python -m serving.model_repo load --model yolov8n [--version 3] [--url localhost:8001]
     python -m serving.model_repo unload --model yolov8n [--url localhost:8001]
+    python -m serving.model_repo retire --model yolov8n --version 3    # persistent roll back
 
 ``add`` validates the ONNX *before* touching the repository: it must load and pass
 ``onnx.checker``; its input/output names, dtypes and dims must match every config of the
@@ -49,6 +50,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 MANIFEST = "manifest.json"
 LABELS = "labels.txt"
 TMP_PREFIX = ".tmp-"  # never an integer: Triton skips it as a version directory
+RETIRED_PREFIX = ".retired-"  # a version taken out of service (kept for audit / roll forward)
 DEFAULT_URL = os.environ.get("TRITON_GRPC_URL", "localhost:8001")
 
 # ONNX TensorProto element type -> Triton data type (without the TYPE_ prefix).
@@ -148,6 +150,16 @@ def numeric_versions(mdir: Path) -> list[int]:
         return []
     return sorted(int(p.name) for p in mdir.iterdir()
                   if p.is_dir() and p.name.isdigit() and (p.name == "0" or not p.name.startswith("0")))
+
+
+def retired_versions(mdir: Path) -> list[int]:
+    """Versions moved aside by ``retire`` (``.retired-<n>``): Triton ignores them, numbering does not."""
+    out = []
+    for p in mdir.glob(f"{RETIRED_PREFIX}*") if mdir.is_dir() else []:
+        num = p.name[len(RETIRED_PREFIX):].split("-")[0]
+        if num.isdigit():
+            out.append(int(num))
+    return sorted(out)
 
 
 def parse_class_names(text: str) -> list[str]:
@@ -490,7 +502,7 @@ def add_version(repo: Path, model: str, onnx_path: Path, *, source: str, precisi
         new_labels = ("\n".join(info.class_names) + "\n").encode()
     with _locked(mdir):
         _purge_stale_temps(mdir)
-        version = (max(numeric_versions(mdir), default=0)) + 1
+        version = max(numeric_versions(mdir) + retired_versions(mdir), default=0) + 1  # never reuse a number
         target = mdir / str(version)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{version}-", dir=mdir))
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700: a server running as another user could not read it
@@ -527,6 +539,25 @@ def add_version(repo: Path, model: str, onnx_path: Path, *, source: str, precisi
         with contextlib.suppress(OSError):  # durability of the rename; the version is already whole
             _fsync_path(mdir)
     return target
+
+
+def retire_version(repo: Path, model: str, version: int) -> Path:
+    """Take ``version`` out of the repository in one rename (to ``.retired-<n>-<utc time>``).
+
+    Triton no longer sees it, so ``load`` serves the latest remaining version; the
+    directory stays for audit and can be renamed back. Its number is never reused.
+    """
+    mdir = model_dir(Path(repo), model)
+    with _locked(mdir):
+        src = mdir / str(int(version))
+        if int(version) not in numeric_versions(mdir):
+            raise ModelRepoError(f"{model} has no version {version} in {mdir} (versions: {numeric_versions(mdir)})")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        dst = mdir / f"{RETIRED_PREFIX}{int(version)}-{stamp}"
+        os.rename(src, dst)
+        with contextlib.suppress(OSError):
+            _fsync_path(mdir)
+    return dst
 
 
 # ----------------------------------------------------------------------------- listing
@@ -675,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     p_list.add_argument("--url", default=None, help="Triton gRPC URL, e.g. localhost:8001")
     p_list.add_argument("--verify", action="store_true", help="recompute sha256 of every file")
     p_list.add_argument("--json", action="store_true")
+    p_ret = sub.add_parser("retire", help="take a version out of the repository (rename to .retired-<n>-<time>)")
+    p_ret.add_argument("--model", required=True)
+    p_ret.add_argument("--version", required=True, type=int)
     for name, hlp in (("load", "load/reload a model (new version) via the repository API"),
                       ("unload", "unload a model via the repository API")):
         p = sub.add_parser(name, help=hlp)
@@ -709,6 +743,11 @@ def main(argv: list[str] | None = None) -> int:
                 _print_versions(rows, bool(a.url), a.verify)
             if a.verify and any(r.sha256_ok is False for r in rows):
                 return 1
+        elif a.cmd == "retire":
+            dst = retire_version(a.repo, a.model, a.version)
+            left = numeric_versions(dst.parent)
+            print(f"retired {a.model} version {a.version} -> {dst}; versions left: {left or 'none'}")
+            print(f"serve the latest of those: python -m serving.model_repo load --model {a.model} --url HOST:8001")
         elif a.cmd == "load":
             ready = load(a.url, a.model, a.version)
             pinned = f" (pinned to version {a.version})" if a.version is not None else ""

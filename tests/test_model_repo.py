@@ -348,6 +348,19 @@ def test_concurrent_adds_get_distinct_versions(repo, det):
 # ----------------------------------------------------------------------------- list + CLI
 
 
+def test_retire_hides_a_version_and_its_number_is_not_reused(repo, tmp_path, capsys):
+    for seed in (1, 2):
+        add_version(repo, "osnet_x0_25", make_reid(tmp_path / f"r{seed}.onnx", seed=seed), source=f"s{seed}")
+    assert main(["retire", "--repo", str(repo), "--model", "osnet_x0_25", "--version", "2"]) == 0
+    assert "versions left: [1]" in capsys.readouterr().out
+    assert [r.version for r in list_versions(repo, "osnet_x0_25")] == [1]
+    (retired,) = (repo / "osnet_x0_25").glob(".retired-2-*")
+    assert json.loads((retired / "manifest.json").read_text())["source"] == "s2"  # kept for audit
+    assert add_version(repo, "osnet_x0_25", make_reid(tmp_path / "r3.onnx", seed=3), source="s3").name == "3"
+    assert main(["retire", "--repo", str(repo), "--model", "osnet_x0_25", "--version", "7"]) == 2
+    assert "has no version 7" in capsys.readouterr().err
+
+
 def test_list_versions_and_verify(repo, det, tmp_path):
     add_version(repo, "yolov8n", det, source="a")
     add_version(repo, "osnet_x0_25", make_reid(tmp_path / "r.onnx"), source="b")
@@ -485,6 +498,11 @@ def test_add_load_rollback_unload_on_live_triton(reid_triton, tmp_path, capsys):
     # roll back by pinning version 1, then unload
     assert main(["load", "--model", "osnet_x0_25", "--version", "1", "--url", url]) == 0
     assert "pinned to version 1" in capsys.readouterr().out
+    assert _ready(url) == [1]
+    np.testing.assert_allclose(_infer(client), v1, rtol=1e-5)
+    # persistent roll back: retire v2, then a plain load (config.pbtxt's policy: latest) serves v1
+    assert main(["retire", "--repo", str(repo), "--model", "osnet_x0_25", "--version", "2"]) == 0
+    assert main(["load", "--model", "osnet_x0_25", "--url", url]) == 0
     assert _ready(url) == [1]
     np.testing.assert_allclose(_infer(client), v1, rtol=1e-5)
     assert main(["unload", "--model", "osnet_x0_25", "--url", url]) == 0
