@@ -135,15 +135,15 @@ def installed_versions(model: str, repo: Path = MODEL_REPOSITORY) -> list[Path]:
 
 
 def install(model: str, onnx_path: Path, source: str, repo: Path = MODEL_REPOSITORY, update_labels: bool = False) -> Path:
-    """Add ``onnx_path`` as the next version of ``model`` through the versioning command's API."""
-    from serving.model_repo import add_version
+    """Add ``onnx_path`` as the next version of ``model`` through the versioning command's API.
 
-    kwargs = {"update_labels": True} if update_labels else {}
-    vdir = add_version(repo, model, onnx_path, source=source, precision="fp32", **kwargs)
-    adapter = vdir / "model.py"
-    if not adapter.exists():  # first version: nothing to copy the adapter from
-        adapter.write_text(ADAPTER)
-    return vdir
+    The first version gets the python-backend adapter; later ones copy their predecessor's.
+    """
+    from serving.model_repo import add_version, numeric_versions
+
+    first = not numeric_versions(repo / model)
+    return add_version(repo, model, onnx_path, source=source, precision="fp32", update_labels=update_labels,
+                       extra_files={"model.py": ADAPTER.encode()} if first else None)
 
 
 def build(force: bool = False) -> None:
