@@ -1,0 +1,36 @@
+"""scripts.demo helpers: the detector's provenance notice and the per-camera tally."""
+from __future__ import annotations
+
+import json
+
+from analytics.records import DetectionRecord, FootfallRecord, JourneyRecord, QueueMetricsRecord
+from scripts.demo import SummarySink, detector_source, placeholder_notice
+
+
+def test_detector_source_reads_the_newest_manifest(tmp_path):
+    for v, src in ((1, "deterministic-placeholder (untrained)"), (2, "ultralytics yolov8n.pt")):
+        d = tmp_path / "yolov8n" / str(v)
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text(json.dumps({"source": src}))
+    (tmp_path / "yolov8n" / "10").mkdir()  # numeric order, not text order; no manifest: skipped
+    source, path = detector_source(tmp_path)
+    assert source == "ultralytics yolov8n.pt" and path.parent.name == "2"
+    assert placeholder_notice(source) is None
+    note = placeholder_notice("deterministic-placeholder (untrained)")
+    assert note and "PLACEHOLDER" in note and "detects nothing" in note
+    assert detector_source(tmp_path / "none")[0].startswith("unknown")
+
+
+def test_summary_sink_tallies_per_camera():
+    s = SummarySink()
+    s.write([DetectionRecord("a", 1, 0.0, "person", 0.9, 0, 0, 10, 20, 7),
+             DetectionRecord("a", 2, 0.1, "person", 0.9, 0, 0, 10, 20, 7),
+             DetectionRecord("a", 2, 0.1, "person", 0.9, 0, 0, 10, 20, 8),
+             FootfallRecord("a", 1.0, "door", 3, 1, 2), FootfallRecord("a", 2.0, "door", 1, 0, 3),
+             QueueMetricsRecord("checkout-1", "b", 1.0, 4, 30.0, 60.0, 1.0, 1),
+             QueueMetricsRecord("checkout-1", "b", 2.0, 2, 50.0, 90.0, 1.0, 2),
+             JourneyRecord("j1", 9, "b", 0.0, 10.0, ("entrance",), {"entrance": 10.0}, True, False)])
+    a, b = s.cams["a"], s.cams["b"]
+    assert len(a.tracks) == 2 and a.detections == 3 and (a.footfall_in, a.footfall_out) == (4, 1)
+    assert b.queue_lengths == [4, 2] and b.queue_max_wait == 90.0 and b.abandonments == 2
+    assert b.journeys == 1 and b.converted == 1
