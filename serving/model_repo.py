@@ -725,12 +725,16 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"model.plan": a.plan} if a.plan else None
             if a.plan and not a.plan.is_file():
                 raise ModelRepoError(f"--plan {a.plan}: file not found")
+            labels_before = read_labels(Path(a.repo) / a.model / LABELS)
             vdir = add_version(a.repo, a.model, a.onnx, source=a.source or str(a.onnx), precision=a.precision,
                                update_labels=a.update_labels, extra_files=extra, run_check=not a.skip_run)
             m = json.loads((vdir / MANIFEST).read_text())
             print(f"added {a.model} version {m['version']} at {vdir} (sha256 {m['sha256'][:12]}, "
                   f"{len(m['class_names'] or [])} classes, {time.perf_counter() - t0:.1f}s)")
             print(f"serve it: python -m serving.model_repo load --model {a.model} --url HOST:8001")
+            if read_labels(Path(a.repo) / a.model / LABELS) != labels_before:
+                print(f"{LABELS} changed: postprocess reads it when it loads, so also run "
+                      f"python -m serving.model_repo load --model postprocess --url HOST:8001")
         elif a.cmd == "list":
             rows = list_versions(a.repo, a.model, verify=a.verify)
             if a.url:
