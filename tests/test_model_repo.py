@@ -187,6 +187,28 @@ def test_bad_onnx_is_rejected_and_repository_unchanged(repo, tmp_path, det, case
     assert snapshot(repo) == before
 
 
+def test_op_onnx_runtime_cannot_run_is_rejected(repo, tmp_path):
+    node = helper.make_node("Frobnicate", ["images"], ["features"], domain="com.example")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                                                          ["batch", 3, 256, 128])],
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 512])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "custom.onnx"))
+    with pytest.raises(ValidationError, match="ONNX Runtime cannot run the model on zeros at batch 2"):
+        validate_onnx(tmp_path / "custom.onnx", repo, "osnet_x0_25")
+
+
+@pytest.mark.parametrize("model", ["yolov8n", "osnet_x0_25"])
+def test_built_models_fit_the_real_configs(model):
+    """The offline-built networks (make models) against the committed configs: catches drift."""
+    onnx_path = REAL_REPO / model / "1" / "model.onnx"
+    if not onnx_path.exists():
+        pytest.skip(f"{onnx_path} not built (make models)")
+    info = validate_onnx(onnx_path, REAL_REPO, model)
+    assert (info.class_names is not None) == (model == "yolov8n")
+
+
 def test_mismatch_names_the_config_file_and_tensor(repo, tmp_path):
     with pytest.raises(ValidationError) as ei:
         validate_onnx(make_detector(tmp_path / "b.onnx", size=320), repo, "yolov8n")
