@@ -369,7 +369,8 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
     network = builder.create_network(0)  # TensorRT 10: every network is explicit-batch
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(spec.input)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        errs = [parser.get_error(i) for i in range(parser.num_errors)]
+        errors = "; ".join(e.desc() if hasattr(e, "desc") else str(e) for e in errs)
         raise EngineError(f"--input {spec.input}: TensorRT's ONNX parser failed: {errors}")
     trt_inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     if sorted(trt_inputs) != sorted(shapes):
