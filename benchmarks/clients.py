@@ -48,6 +48,18 @@ def write_clip(path: Path, frames: list[np.ndarray], n: int, fps: float = 10.0) 
     return path
 
 
+def jpeg_table(frames: list[np.ndarray], qualities=(70, 80, 90, 95)) -> list[tuple[int, float, float]]:
+    """(quality, mean bytes per frame, ms to encode) on the benchmark frames."""
+    rows = []
+    for q in qualities:
+        sizes, t = [], time.perf_counter()
+        for _ in range(5):
+            for f in frames:
+                sizes.append(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1].size)
+        rows.append((q, float(np.mean(sizes)), 1000 * (time.perf_counter() - t) / len(sizes)))
+    return rows
+
+
 def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: int, workdir: Path) -> dict:
     from clients.config import load_app_config
     from clients.run import Runner, build_processor_factory, build_sinks
@@ -162,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['streams']} | {r['concurrency']} | {r['fps']:.2f} | {r['perf_analyzer_fps']:.2f} | "
                          f"{r['efficiency']:.2f} | {r['cpu_ms_per_frame']:.1f} | {r['p50_ms']:.0f} / {r['p95_ms']:.0f} | "
                          f"{r['bytes_per_frame']:.0f} | {r['lost']} |")
+        raw = w * h * 3
+        lines.append(f"\nFrames on the wire (same {w}x{h} photos; raw BGR is {raw} bytes): "
+                     + "; ".join(f"JPEG q{q}: {b / 1024:.0f} KiB ({raw / b:.0f}x smaller), encode {ms:.1f} ms"
+                                 for q, b, ms in jpeg_table(frames))
+                     + ". JPEG is sent (the ensemble decodes it in `preprocess`): an order of magnitude fewer "
+                       "bytes per frame for ~2 ms of client CPU; `triton.jpeg_quality` sets the trade-off.")
         lines.append(
             "\nClient CPU per frame is the runner process's CPU time divided by frames: it never runs a model, so "
             "this is decode + JPEG encode + gRPC + tracking + analytics + sinks. On this 2-core machine that CPU is "
