@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="960x540", help="frame size WxH")
     ap.add_argument("--jpeg-quality", type=int, default=90)
     ap.add_argument("--window-ms", type=int, default=5000)
-    ap.add_argument("--stability", type=int, default=40, help="perf_analyzer --stability-percentage (shared CPUs are noisy)")
+    ap.add_argument("--stability", type=int, default=60, help="perf_analyzer --stability-percentage (shared CPUs are noisy)")
+    ap.add_argument("--repeats", type=int, default=2, help="runner / perf_analyzer pairs per level (best kept)")
     ap.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -146,12 +147,20 @@ def main(argv: list[str] | None = None) -> int:
             run_clients(url, clip, 1, a.in_flight, a.jpeg_quality, work)
             for n in (int(s) for s in a.streams.split(",")):
                 conc = n * a.in_flight
-                e2e = run_clients(url, clip, n, a.in_flight, a.jpeg_quality, work)
-                pa = run_perf_analyzer(url, frames, conc, a.jpeg_quality, a.window_ms, work, a.stability)
-                e2e.update(concurrency=conc, perf_analyzer_fps=pa, efficiency=e2e["fps"] / pa if pa else float("nan"))
+                # Alternate runner and perf_analyzer and keep the best of each: on a shared
+                # machine the least-disturbed run is the closest to the true capacity.
+                runs, pas = [], []
+                for _ in range(a.repeats):
+                    runs.append(run_clients(url, clip, n, a.in_flight, a.jpeg_quality, work))
+                    pas.append(run_perf_analyzer(url, frames, conc, a.jpeg_quality, a.window_ms, work, a.stability))
+                e2e = max(runs, key=lambda r: r["fps"])
+                good = [p for p in pas if p == p]
+                pa = max(good) if good else float("nan")
+                e2e.update(concurrency=conc, perf_analyzer_fps=pa, efficiency=e2e["fps"] / pa if pa else float("nan"),
+                           all_fps=[round(r["fps"], 2) for r in runs], all_pa=[round(p, 2) for p in pas])
                 rows.append(e2e)
-                print(f"{n} stream(s), {conc} in flight: end-to-end {e2e['fps']:.2f} frames/s, perf_analyzer "
-                      f"{pa:.2f} infer/s, efficiency {e2e['efficiency']:.2f}, client CPU "
+                print(f"{n} stream(s), {conc} in flight: end-to-end {e2e['fps']:.2f} frames/s {e2e['all_fps']}, "
+                      f"perf_analyzer {pa:.2f} infer/s {e2e['all_pa']}, efficiency {e2e['efficiency']:.2f}, client CPU "
                       f"{e2e['cpu_ms_per_frame']:.1f} ms/frame, p50 {e2e['p50_ms']:.0f} ms, "
                       f"{e2e['bytes_per_frame'] / 1024:.1f} KiB/frame, lost {e2e['lost']}", flush=True)
     finally:
@@ -166,14 +175,16 @@ def main(argv: list[str] | None = None) -> int:
             f"Streams: mp4 files of real photos at {w}x{h}, read as fast as possible; JPEG q{a.jpeg_quality}; "
             f"per-frame processing: {rows[0]['processor'] if rows else '?'}. perf_analyzer gets the same JPEG frames "
             f"(`--input-data`) at the same number of requests in flight (streams x in-flight per stream).\n",
+            f"Each level alternates the runner and perf_analyzer {a.repeats} times and keeps the best of each "
+            "(the machine is shared; all runs are listed).\n",
             "| streams | in flight | end-to-end frames/s | perf_analyzer infer/s | efficiency | client CPU ms/frame "
-            "| e2e latency p50 / p95 ms | bytes/frame | frames lost |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| e2e latency p50 / p95 ms | bytes/frame | frames lost | all runs e2e / perf_analyzer |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             lines.append(f"| {r['streams']} | {r['concurrency']} | {r['fps']:.2f} | {r['perf_analyzer_fps']:.2f} | "
                          f"{r['efficiency']:.2f} | {r['cpu_ms_per_frame']:.1f} | {r['p50_ms']:.0f} / {r['p95_ms']:.0f} | "
-                         f"{r['bytes_per_frame']:.0f} | {r['lost']} |")
+                         f"{r['bytes_per_frame']:.0f} | {r['lost']} | {r['all_fps']} / {r['all_pa']} |")
         raw = w * h * 3
         lines.append(f"\nFrames on the wire (same {w}x{h} photos; raw BGR is {raw} bytes): "
                      + "; ".join(f"JPEG q{q}: {b / 1024:.0f} KiB ({raw / b:.0f}x smaller), encode {ms:.1f} ms"
