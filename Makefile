@@ -37,7 +37,7 @@ models: setup ## build the ONNX models offline and install them into model_repos
 download-models: setup ## real YOLOv8n / OSNet weights (needs internet)
 	bash scripts/download_models.sh
 
-triton-up: setup ## local Triton (CPU configs) in the background
+triton-up: models ## local Triton (CPU configs) in the background
 	$(PY) -m serving.local_triton up
 
 triton-down: ## stop the local Triton
