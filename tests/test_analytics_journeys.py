@@ -1,0 +1,140 @@
+"""Geometry, zones and journeys on small hand-made track sequences with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.geometry import feet, points_in_polygon, polygon_self_intersects, segments_intersect
+from analytics.pipeline import CameraAnalytics, StoreAnalytics
+from analytics.records import DetectionRecord, JourneyRecord, ZoneOccupancyRecord
+from analytics.zones import ZoneSet
+from tests.analytics_helpers import NAMES, square, store, tracks
+
+
+def test_point_in_polygon_concave():
+    # an L shape: the notch (30, 30) is outside
+    poly = np.array([[0, 0], [40, 0], [40, 20], [20, 20], [20, 40], [0, 40]], float)
+    pts = np.array([[10, 10], [30, 10], [10, 30], [30, 30], [50, 5], [-1, 5]])
+    assert points_in_polygon(pts, poly).tolist() == [True, True, True, False, False, False]
+
+
+def test_self_intersection_and_segments():
+    assert polygon_self_intersects(np.array([[0, 0], [10, 10], [10, 0], [0, 10]])) is not None
+    assert polygon_self_intersects(np.array(square(0, 0, 10, 10))) is None
+    hit = segments_intersect([0, 0], [10, 0], np.array([[5, -5], [20, -5]]), np.array([[5, 5], [20, 5]]))
+    assert hit.tolist() == [True, False]
+
+
+def test_feet_is_bottom_centre():
+    assert feet(np.array([[10, 20, 30, 120]], np.float32)).tolist() == [[20.0, 120.0]]
+
+
+def test_zone_raster_matches_polygon_test():
+    zs = ZoneSet(store(zones={"a": square(100, 100, 200, 200),
+                              "b": [[150, 150], [300, 150], [300, 300]]}).camera("cam").zones, (640, 360))
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([0, 0], [640, 360], size=(2000, 2))
+    got = zs.contains(pts)
+    # pixel-centre raster vs exact test: equal except within a pixel of an edge
+    exact = np.stack([points_in_polygon(pts, z.polygon) for z in zs.zones], axis=1)
+    assert (got != exact).mean() < 0.01
+    assert zs.contains(np.array([[-5, 10], [700, 10]])).sum() == 0  # outside the frame: in no zone
+
+
+def _run(cam: CameraAnalytics, frames):
+    out = []
+    for t, tr in frames:
+        out += cam.update(t, tr, NAMES)
+    return out
+
+
+def test_journey_zones_order_dwell_conversion_and_cart():
+    s = store(zones={"entrance": square(0, 200, 200, 360), "aisle": square(200, 0, 420, 360),
+                     "queue": square(420, 0, 640, 200), "till": square(420, 200, 640, 360)},
+              lanes={"lane-1": {"queue_zone": "queue", "service_zone": "till"}},
+              journeys={"lost_after_s": 2, "min_duration_s": 1, "min_zone_dwell_s": 1})
+    cam = CameraAnalytics(s.camera("cam"))
+    t0 = 1_700_000_000.0
+    frames = []
+    # person 7 at 10 fps: 10 s entrance, 20 s aisle, 5 s queue, 8 s till; a cart beside it for the first 30 s
+    plan = [("entrance", 100, 300, 100), ("aisle", 300, 100, 200), ("queue", 500, 100, 50), ("till", 500, 300, 80)]
+    k = 0
+    for _, x, y, n in plan:
+        for _ in range(n):
+            items = [(7, x, y)]
+            if k < 300:
+                items.append((90, x + 15, y, 1, 30))
+            frames.append((t0 + k * 0.1, tracks(*items)))
+            k += 1
+    out = _run(cam, frames)
+    out += cam.update(t0 + k * 0.1 + 5, tracks(), NAMES)  # 5 s later: journey ended (lost_after_s 2)
+    js = [r for r in out if isinstance(r, JourneyRecord)]
+    assert len(js) == 1
+    j = js[0]
+    assert j.track_id == 7 and j.stream_id == "cam"
+    assert j.zones_visited == ("entrance", "aisle", "queue", "till")
+    assert j.zone_dwell_times["entrance"] == pytest.approx(10.0, abs=0.11)
+    assert j.zone_dwell_times["aisle"] == pytest.approx(20.0, abs=0.11)
+    assert j.zone_dwell_times["till"] == pytest.approx(8.0, abs=0.11)
+    assert j.duration_seconds == pytest.approx(42.9, abs=1e-6)
+    assert j.converted and j.cart_detected  # 300 of 430 frames with the cart beside
+    d = j.to_dict()
+    assert d["journey_id"] == "journey-000001" and d["start_time"] == "2023-11-14T22:13:20Z"
+    dets = [r for r in out if isinstance(r, DetectionRecord)]
+    assert len(dets) == 430 + 300 and {r.class_name for r in dets} == {"person", "cart"}
+
+
+def test_edge_jitter_makes_no_visit_and_short_tracks_no_journey():
+    s = store(zones={"a": square(0, 0, 320, 360), "b": square(320, 0, 640, 360)},
+              journeys={"lost_after_s": 1, "min_duration_s": 2, "min_zone_dwell_s": 1})
+    cam = CameraAnalytics(s.camera("cam"))
+    frames = []
+    for k in range(100):  # 10 s mostly in a, feet flickering across the edge every other frame for 3 s
+        x = 200 if k < 50 else (318 if k % 2 else 322) if k < 80 else 200
+        frames.append((k * 0.1, tracks((1, x, 100), *([(2, 500, 100)] if k < 10 else []))))
+    out = _run(cam, frames) + cam.flush(10.0)
+    js = {j.track_id: j for j in out if isinstance(j, JourneyRecord)}
+    assert set(js) == {1}  # track 2 lived 0.9 s: no journey
+    assert js[1].zones_visited == ("a",)
+    assert js[1].zone_dwell_times == {"a": pytest.approx(8.4, abs=0.11)}
+    assert not js[1].converted and not js[1].cart_detected
+
+
+def test_track_gap_longer_than_lost_after_starts_a_new_journey_and_adds_no_dwell():
+    s = store(zones={"a": square(0, 0, 640, 360)}, journeys={"lost_after_s": 2, "min_duration_s": 1})
+    cam = CameraAnalytics(s.camera("cam"))
+    frames = [(k * 0.5, tracks((3, 100, 100))) for k in range(7)]  # 0..3 s
+    frames += [(4.0, tracks())]  # nobody; gap of 1 s so far
+    frames += [(t, tracks((3, 100, 100))) for t in (10.0, 10.5, 11.0, 11.5, 12.0)]
+    out = _run(cam, frames) + cam.flush()
+    js = [j for j in out if isinstance(j, JourneyRecord)]
+    assert [j.duration_seconds for j in js] == [3.0, 2.0]
+    assert [j.zone_dwell_times["a"] for j in js] == [3.0, 2.0]
+    assert js[0].journey_id != js[1].journey_id
+
+
+def test_empty_frames_and_unlabelled_classes():
+    s = store(zones={"a": square(0, 0, 640, 360)})
+    cam = CameraAnalytics(s.camera("cam"))
+    assert cam.update(0.0, tracks(), NAMES) == []
+    assert cam.update(0.1, None, None) == []
+    # no labels at all: class 0 is a person (COCO order)
+    recs = cam.update(0.2, tracks((5, 10, 10)), None)
+    assert recs[0].class_name == "0"
+    with pytest.raises(ValueError, match="go back"):
+        cam.update(0.1, tracks(), NAMES)
+
+
+def test_zone_occupancy_records_and_store_wrapper():
+    s = store(zones={"a": square(0, 0, 320, 360)}, _top={"metrics_interval_s": 10})
+    multi = StoreAnalytics(s)
+    cam = multi.for_stream("cam")
+    out = []
+    for k in range(150):  # 15 s: two people in a for 5 s, then one leaves to the right
+        items = [(1, 100, 100)] + ([(2, 150, 100)] if k < 50 else [(2, 500, 100)])
+        out += cam.update(1000.0 + k * 0.1, tracks(*items), NAMES)
+    occ = [r for r in out if isinstance(r, ZoneOccupancyRecord)]
+    assert len(occ) == 1 and occ[0].timestamp == 1010.0
+    assert (occ[0].occupancy, occ[0].entries, occ[0].exits) == (1, 2, 1)
+    with pytest.raises(Exception, match="unknown camera"):
+        multi.for_stream("cam-x")
