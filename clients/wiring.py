@@ -34,8 +34,20 @@ class TrackedCamera:
         self.tracker = tracker
         self.analytics = analytics
         self.class_names: dict[int, str] = {}  # class id -> label, as the model reports them
+        self._size_checked = analytics is None
+
+    def _check_size(self, frame: Frame) -> None:
+        """Zones are in the configured image's pixels: a different frame size misplaces them."""
+        self._size_checked = True
+        want = tuple(getattr(self.analytics.camera, "image_size", ()) or ())
+        got = (frame.width, frame.height)
+        if want and all(got) and got != want:
+            log.error("%s: frames are %dx%d but configs/store.yaml describes this camera at %dx%d: zones, "
+                      "lines and heatmap cells will be misplaced", self.stream_id, *got, *want)
 
     def process(self, frame: Frame, dets: Detections) -> list[Any]:
+        if not self._size_checked:
+            self._check_size(frame)
         if dets.class_names:
             for cid, name in zip(dets.class_ids.tolist(), dets.class_names):
                 self.class_names.setdefault(cid, name)
@@ -56,11 +68,27 @@ class TrackedCamera:
 
 
 def make_processor_factory(config: AppConfig):
+    """Tracker per stream; analytics for streams that are cameras of the store config.
+    Raises ImportError when the tracker is not installed (the runner falls back)."""
     from analytics.tracking import Tracker, TrackerConfig
+
+    store = config.analytics
+    store_analytics = None
+    if store is not None:
+        from analytics.pipeline import StoreAnalytics
+
+        store_analytics = StoreAnalytics(store)
+        missing = [s.id for s in config.streams if s.id not in store.cameras]
+        if missing:
+            log.warning("stream(s) %s are not cameras in %s: tracked, but no zone analytics",
+                        ", ".join(missing), store.path)
 
     def factory(spec: StreamSpec, source: FrameSource) -> TrackedCamera:
         fps = getattr(source, "fps", None) or 25.0
         tracker = Tracker(TrackerConfig(frame_rate=fps))
-        return TrackedCamera(spec.id, tracker, None)
+        analytics = None
+        if store_analytics is not None and spec.id in store.cameras:
+            analytics = store_analytics.for_stream(spec.id)
+        return TrackedCamera(spec.id, tracker, analytics)
 
     return factory
