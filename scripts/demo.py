@@ -75,6 +75,7 @@ class CameraTally:
     converted: int = 0
     alerts: int = 0
     heatmaps: int = 0
+    last_heatmap: Any = None
 
 
 class SummarySink:
@@ -107,6 +108,7 @@ class SummarySink:
                 t.alerts += 1
             elif kind == "HeatmapRecord":
                 t.heatmaps += 1
+                t.last_heatmap = r
 
     def flush(self) -> None:
         pass
@@ -180,6 +182,27 @@ def run_pipeline(cfg_path: Path, extra_sink: SummarySink):
             s.close()
 
 
+def save_heatmaps(tally: SummarySink, clips: list[dict], out_dir: Path) -> list[Path]:
+    """heatmap-<camera>.png: the camera's last heatmap over the first frame of its (synthetic) clip."""
+    import cv2
+
+    from analytics.heatmap import save_overlay
+
+    paths = []
+    videos = {c["stream_id"]: Path(c["path"]) for c in clips}
+    for sid, t in tally.cams.items():
+        if t.last_heatmap is None:
+            continue
+        background = None
+        if sid in videos:
+            cap = cv2.VideoCapture(str(videos[sid]))
+            ok, img = cap.read()
+            cap.release()
+            background = img if ok else None
+        paths.append(save_overlay(out_dir / f"heatmap-{sid}.png", t.last_heatmap, background))
+    return paths
+
+
 def print_summary(summary, tally: SummarySink, out_dir: Path, notice: str | None) -> None:
     print("\n=== Retail Vision Analytics demo: per-camera summary ===")
     if notice:
@@ -246,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running the stream clients on {len(clips)} camera(s) (config {cfg_path}) ...", flush=True)
         tally = SummarySink()
         summary, _ = run_pipeline(cfg_path, tally)
+        save_heatmaps(tally, clips, a.out)
         print_summary(summary, tally, a.out, notice)
     finally:
         if server is not None and not a.keep_triton:
