@@ -90,6 +90,18 @@ class JourneyTracker:
                 self.cart_frames[rows] += np.asarray(cart_near, bool)
         return out
 
+    def current_stays(self, t: float) -> np.ndarray:
+        """float[Z]: the longest ongoing continuous stay in each zone (seconds; 0 if nobody)."""
+        rows = self.slots.rows()
+        if len(rows) == 0:
+            return np.zeros(len(self.zone_names))
+        ss = self.stay_start[rows]
+        fresh = self.last_t[rows] >= t - self.s.lost_after_s
+        ss = np.where(fresh[:, None], ss, np.nan)
+        with np.errstate(invalid="ignore"):
+            first = np.nanmin(np.where(np.isnan(ss), np.inf, ss), axis=0)
+        return np.where(np.isfinite(first), t - first, 0.0)
+
     def _close_stay(self, row: int, z: int, t_end: float) -> None:
         start = self.stay_start[row, z]
         self.stay_start[row, z] = np.nan

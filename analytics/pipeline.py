@@ -25,9 +25,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from analytics.alerts import AlertEngine
 from analytics.config import AlertRule, CameraConfig, StoreConfig
+from analytics.footfall import LineCounter
 from analytics.geometry import feet
+from analytics.heatmap import Heatmap
 from analytics.journeys import JourneyTracker, counter_ids
+from analytics.queues import LaneQueue
 from analytics.records import DetectionRecord, ZoneOccupancyRecord
 from analytics.zones import ZoneOccupancy, ZoneSet
 
@@ -69,8 +73,15 @@ class CameraAnalytics:
         self.last_timestamp: float | None = None
         self._extra_init()
 
-    def _extra_init(self) -> None:  # queues, footfall, heatmap, alerts (added below)
-        pass
+    def _extra_init(self) -> None:
+        cam, zi = self.camera, self.zones.index
+        self.lanes = [LaneQueue(self.stream_id, l.lane_id, zi[l.queue_zone], zi[l.service_zone])
+                      for l in cam.lanes.values()]
+        self.lines = [LineCounter(self.stream_id, ln) for ln in cam.lines.values()]
+        self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
+        self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
+        self._window_start: float | None = None
+        self._next_alert_eval = -math.inf
 
     # ------------------------------------------------------------------ classes
     def _kind_of(self, class_ids: np.ndarray, class_names: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +158,32 @@ class CameraAnalytics:
         return out
 
     def _extra_update(self, t, ids, boxes, feet_xy, inside) -> list[Any]:
+        if self._window_start is None:
+            self._window_start = t
+        for q in self.lanes:
+            q.update(t, ids, feet_xy, inside)
+        for ln in self.lines:
+            ln.update(t, ids, feet_xy)
+        self.heatmap.update(t, feet_xy)
+        if self.alerts.rules and t >= self._next_alert_eval:  # rules see the metrics once a second
+            self._next_alert_eval = t + 1.0
+            return self._evaluate_alerts(t)
         return []
+
+    def _evaluate_alerts(self, t: float) -> list[Any]:
+        a, out = self.alerts, []
+        for q in self.lanes:
+            out += a.observe(t, "queue_length", q.lane_id, q.length_now)
+            if a.wants("wait_time"):
+                out += a.observe(t, "wait_time", q.lane_id, q.longest_wait(t))
+        if a.wants("occupancy"):
+            for i, n in enumerate(self.zones.names):
+                out += a.observe(t, "occupancy", n, int(self.occupancy.occupancy[i]))
+        if a.wants("dwell"):
+            stays = self.journeys.current_stays(t)
+            for i, n in enumerate(self.zones.names):
+                out += a.observe(t, "dwell", n, float(stays[i]))
+        return out
 
     def _cart_near(self, p_box: np.ndarray, p_feet: np.ndarray, c_box: np.ndarray) -> np.ndarray:
         """bool[P]: a cart's bottom centre within ``cart_max_distance`` person heights of the feet."""
@@ -161,11 +197,17 @@ class CameraAnalytics:
     # ------------------------------------------------------------------ reports
     def _report_metrics(self, t: float) -> list[Any]:
         c = self.occupancy.take_counts()
-        return [ZoneOccupancyRecord(self.stream_id, t, n, int(c.occupancy[i]), int(c.entries[i]), int(c.exits[i]))
-                for i, n in enumerate(self.zones.names)]
+        out: list[Any] = [ZoneOccupancyRecord(self.stream_id, t, n, int(c.occupancy[i]), int(c.entries[i]),
+                                              int(c.exits[i])) for i, n in enumerate(self.zones.names)]
+        start = self._window_start if self._window_start is not None else t - self.metrics_interval_s
+        window = max(t - max(start, t - self.metrics_interval_s), 1e-3)
+        out += [q.report(t, window) for q in self.lanes]
+        out += [ln.report(t) for ln in self.lines]
+        self._window_start = t
+        return out
 
     def _report_heatmap(self, t: float) -> list[Any]:
-        return []
+        return [self.heatmap.report(t)] if self.heatmap._t_ref is not None else []
 
     def flush(self, timestamp: float | None = None) -> list[Any]:
         """End of stream: close open journeys, report the last (partial) window."""
@@ -181,6 +223,7 @@ class CameraAnalytics:
         """Forget all per-track state (a new stream, or a reconfigured camera)."""
         self.journeys.reset()
         self.occupancy = ZoneOccupancy(len(self.zones))
+        self._extra_init()
         self._next_metrics = self._next_heatmap = None
         self.last_timestamp = None
 
