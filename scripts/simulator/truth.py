@@ -1,0 +1,101 @@
+"""Ground truth, measured on the true (noise-free) positions with the same image zones the
+analytics use: dwell per customer/camera/zone, queue entry and service entry per lane
+(waits), queue length per lane every second, door crossings, purchases."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from analytics.config import StoreConfig
+from analytics.zones import ZoneSet
+from scripts.simulator import world as W
+from scripts.simulator.agents import Store
+from scripts.simulator.camera import PERSON, Objects
+
+
+class Truth:
+    def __init__(self, store: Store, cfg: StoreConfig, camera_ids: list[str], fps: float) -> None:
+        self.store, self.fps = store, fps
+        self.t0, self.t1 = store.t0, store.t1
+        n = max(len(store.customers), 1)
+        self.n_sec = int(np.ceil(self.t1 - self.t0))
+        self.cams = {}
+        for cid in camera_ids:
+            cam = cfg.camera(cid)
+            zs = ZoneSet(cam.zones, cam.image_size)
+            lanes = {l.lane_id: (zs.index[l.queue_zone], zs.index[l.service_zone]) for l in cam.lanes.values()}
+            self.cams[cid] = {
+                "zones": zs, "lanes": lanes,
+                "dwell": np.zeros((n, len(zs))), "first_in": np.full((n, len(zs)), np.inf),
+                "seen_first": np.full(n, np.inf), "seen_last": np.full(n, -np.inf),
+                "queue": {lid: np.zeros(self.n_sec, np.int16) for lid in lanes},
+            }
+
+    def add(self, camera_id: str, obj: Objects, times: np.ndarray, frame0: int) -> None:
+        """One chunk of a camera's true objects; ``frame0``: global index of ``times[0]``."""
+        c = self.cams[camera_id]
+        p = obj.cls == PERSON
+        frame, cid, feet = obj.frame[p], obj.truth_id[p], obj.feet[p]
+        if len(frame) == 0:
+            return
+        t = times[frame]
+        np.minimum.at(c["seen_first"], cid, t)
+        np.maximum.at(c["seen_last"], cid, t)
+        inside = c["zones"].contains(feet)
+        r, z = np.nonzero(inside)
+        np.add.at(c["dwell"], (cid[r], z), 1.0 / self.fps)
+        np.minimum.at(c["first_in"], (cid[r], z), t[r])
+        # queue length at each whole second (the first frame of the second)
+        g = frame0 + frame
+        on_sec = (g % int(round(self.fps))) == 0
+        sec = np.floor(t - self.t0 + 1e-6).astype(np.int64)
+        for lid, (qz, _) in c["lanes"].items():
+            m = on_sec & inside[:, qz] & (sec >= 0) & (sec < self.n_sec)
+            np.add.at(c["queue"][lid], sec[m], 1)
+
+    def door_crossings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times of true inward and outward crossings of the door line in [t0, t1)."""
+        s = self.store
+        (x0, _), (x1, _) = W.CAMERAS["cam-entrance-1"].line
+        y = W.LINE_Y
+        a, b = s.seg_p0, s.seg_p1
+        cross = (a[:, 1] - y) * (b[:, 1] - y) < 0
+        u = np.where(cross, (y - a[:, 1]) / np.where(cross, b[:, 1] - a[:, 1], 1.0), 0.0)
+        xc = a[:, 0] + u * (b[:, 0] - a[:, 0])
+        tc = s.seg_t0 + u * (s.seg_t1 - s.seg_t0)
+        ok = cross & (xc >= x0) & (xc <= x1) & (tc >= self.t0) & (tc < self.t1)
+        inward = b[:, 1] < a[:, 1]
+        return tc[ok & inward], tc[ok & ~inward]
+
+    def to_json(self) -> dict:
+        t_in, t_out = self.door_crossings()
+        customers = []
+        for cu in self.store.customers:
+            rec = {"id": cu.cid, "arrival": round(cu.arrival, 3), "buyer": cu.buyer, "cart": cu.cart,
+                   "lane": cu.lane, "served": cu.served, "abandoned": cu.abandoned, "cameras": {}}
+            for cam_id, c in self.cams.items():
+                if not np.isfinite(c["seen_first"][cu.cid]):
+                    continue
+                zn = c["zones"].names
+                d = {zn[z]: round(float(c["dwell"][cu.cid, z]), 3) for z in range(len(zn)) if c["dwell"][cu.cid, z] > 0}
+                fi = {zn[z]: round(float(c["first_in"][cu.cid, z]), 3) for z in range(len(zn))
+                      if np.isfinite(c["first_in"][cu.cid, z])}
+                rec["cameras"][cam_id] = {"first_seen": round(float(c["seen_first"][cu.cid]), 3),
+                                          "last_seen": round(float(c["seen_last"][cu.cid]), 3),
+                                          "zone_dwell": d, "zone_first_in": fi}
+                if cu.lane in c["lanes"]:
+                    qz, sz = c["lanes"][cu.lane]
+                    q_in, s_in = c["first_in"][cu.cid, qz], c["first_in"][cu.cid, sz]
+                    if np.isfinite(q_in) and np.isfinite(s_in):
+                        rec["queue_join"], rec["service_start"] = round(float(q_in), 3), round(float(s_in), 3)
+                        rec["wait_s"] = round(float(s_in - q_in), 3)
+            customers.append(rec)
+        lanes = {lid: q.tolist() for c in self.cams.values() for lid, q in c["queue"].items()}
+        return {"t0": self.t0, "t1": self.t1, "fps": self.fps,
+                "footfall": {"in": int(len(t_in)), "out": int(len(t_out))},
+                "queue_length_per_second": lanes, "customers": customers}
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), separators=(",", ":")))
