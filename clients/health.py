@@ -68,6 +68,7 @@ class StreamStats:
     frames_lost: int = 0  # sent but no answer after retries (Triton away) or a failed request
     inference_errors: int = 0  # non-retryable request failures
     inference_retries: int = 0
+    analytics_errors: int = 0  # frames whose tracking/analytics raised (logged, skipped)
     reconnects: int = 0
     decode_errors: int = 0
     shutdown_discarded: int = 0  # read but not sent: stopping while Triton was away (in frames_dropped)
@@ -114,6 +115,7 @@ class StreamStats:
             inference_errors=self.inference_errors,
             extra={"frames_read": self.frames_read, "frames_sent": self.frames_sent,
                    "frames_lost": self.frames_lost, "inference_retries": self.inference_retries,
+                   "analytics_errors": self.analytics_errors,
                    "decode_errors": self.decode_errors,
                    "bytes_per_frame": round(self.bytes_per_frame(), 1)},
         )
@@ -124,7 +126,8 @@ class StreamStats:
             "stream_id": self.stream_id, "frames_read": self.frames_read, "frames_sent": self.frames_sent,
             "frames_processed": self.frames_processed, "frames_dropped": self.frames_dropped,
             "frames_lost": self.frames_lost, "inference_errors": self.inference_errors,
-            "inference_retries": self.inference_retries, "reconnects": self.reconnects,
+            "inference_retries": self.inference_retries, "analytics_errors": self.analytics_errors,
+            "reconnects": self.reconnects,
             "decode_errors": self.decode_errors, "detections": self.detections,
             "fps": round(self.mean_fps(), 3), "latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
             "bytes_per_frame": round(self.bytes_per_frame(), 1), "error": self.error,

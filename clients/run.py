@@ -208,9 +208,13 @@ class StreamPipeline:
                 if records:
                     for s in self.sinks:
                         s.write(records)
-        except Exception:  # noqa: BLE001 (analytics bug on one frame: log, count, go on)
-            self.stats.inference_errors += 1
-            log.exception("%s: frame %d: analytics failed", self.spec.id, frame.frame_number)
+        except Exception as e:  # noqa: BLE001 (analytics bug on one frame: log, count, go on)
+            self.stats.analytics_errors += 1
+            if self.stats.analytics_errors == 1:  # the traceback once; then one line per frame
+                log.exception("%s: frame %d: tracking/analytics failed", self.spec.id, frame.frame_number)
+            else:
+                log.error("%s: frame %d: tracking/analytics failed (%d so far): %s: %s", self.spec.id,
+                          frame.frame_number, self.stats.analytics_errors, type(e).__name__, e)
         finally:
             self.client_cpu_s += time.thread_time() - c0
         if dets is not None:
