@@ -12,51 +12,39 @@ import numpy as np
 from analytics.config import CountingLine
 from analytics.geometry import line_normal, projection_on_segment
 from analytics.records import FootfallRecord
-from analytics.slots import SlotMap, grow
+from analytics.slots import TrackTable, grow
 
 
 class LineCounter:
-    def __init__(self, stream_id: str, line: CountingLine, lost_after_s: float = 10.0) -> None:
+    def __init__(self, stream_id: str, line: CountingLine, table: TrackTable) -> None:
         self.stream_id = stream_id
         self.line = line
         self.normal = line_normal(line.a, line.b)
         self.in_sign = 1 if float(self.normal @ line.in_direction) > 0 else -1
-        self.lost_after_s = lost_after_s
-        self.slots = SlotMap(32)
-        c = self.slots.capacity
-        self.side = np.zeros(c, np.int8)
-        self.last_t = np.zeros(c)
-        self.slots.on_grow(self._grow)
+        self.side = np.zeros(table.capacity, np.int8)
+        table.on_grow(self._grow)
         self.count_in = self.count_out = 0  # since the last report
         self.total_in = self.total_out = 0
 
     def _grow(self, cap: int) -> None:
-        self.side, self.last_t = grow(self.side, cap, 0), grow(self.last_t, cap, 0.0)
+        self.side = grow(self.side, cap, 0)
 
-    def update(self, t: float, track_ids: np.ndarray, feet_xy: np.ndarray) -> tuple[int, int]:
-        """Crossings (in, out) on this frame."""
-        n_in = n_out = 0
-        if len(track_ids):
-            rows, new = self.slots.lookup(track_ids)
-            self.side[rows[new]] = 0
-            d = (feet_xy - self.line.a) @ self.normal
-            now = np.where(d > self.line.band_px, 1, np.where(d < -self.line.band_px, -1, 0)).astype(np.int8)
-            prev = self.side[rows]
-            u = projection_on_segment(feet_xy, self.line.a, self.line.b)
-            crossed = (prev != 0) & (now != 0) & (now != prev) & (u >= 0.0) & (u <= 1.0)
-            n_in = int((crossed & (now == self.in_sign)).sum())
-            n_out = int(crossed.sum()) - n_in
-            # a definite side sticks; outside the segment's ends the side is forgotten so walking
-            # around the end of the line and back is not a crossing
-            beyond = (u < 0.0) | (u > 1.0)
-            self.side[rows] = np.where(beyond, 0, np.where(now != 0, now, prev))
-            self.last_t[rows] = t
-        if t >= getattr(self, "_next_gc", -np.inf):
-            self._next_gc = t + 5.0
-            rows = self.slots.rows()
-            old = self.last_t[rows] < t - self.lost_after_s
-            if old.any():
-                self.slots.release(self.slots.ids()[old])
+    def update(self, rows: np.ndarray, new: np.ndarray, feet_xy: np.ndarray) -> tuple[int, int]:
+        """Crossings (in, out) on this frame (rows/new from ``TrackTable.observe``)."""
+        if len(rows) == 0:
+            return 0, 0
+        self.side[rows[new]] = 0
+        d = (feet_xy - self.line.a) @ self.normal
+        now = np.where(d > self.line.band_px, 1, np.where(d < -self.line.band_px, -1, 0)).astype(np.int8)
+        prev = self.side[rows]
+        u = projection_on_segment(feet_xy, self.line.a, self.line.b)
+        beyond = (u < 0.0) | (u > 1.0)
+        crossed = (prev != 0) & (now != 0) & (now != prev) & ~beyond
+        n_in = int((crossed & (now == self.in_sign)).sum())
+        n_out = int(crossed.sum()) - n_in
+        # a definite side sticks; beyond the segment's ends the side is forgotten, so walking
+        # around the end of the line and back is not a crossing
+        self.side[rows] = np.where(beyond, 0, np.where(now != 0, now, prev))
         self.count_in += n_in
         self.count_out += n_out
         self.total_in += n_in

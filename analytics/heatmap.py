@@ -28,6 +28,9 @@ class Heatmap:
         self.grid = np.zeros((self.rows, self.cols))  # decayed person-seconds, scaled by 2^-(t_ref/hl)
         self._t_ref: float | None = None
         self._last_t: float | None = None
+        self._cells: list[np.ndarray] = []  # flat cell indices and weights not yet added to the grid
+        self._weights: list[float] = []
+        self._counts: list[int] = []
 
     def update(self, t: float, feet_xy: np.ndarray) -> None:
         if self._t_ref is None:
@@ -38,17 +41,32 @@ class Heatmap:
             return
         expo = (t - self._t_ref) / self.s.half_life_s
         if expo > 40:  # rebase before the weights overflow
+            self._apply()
             self.grid *= 2.0 ** -expo
             self._t_ref, expo = t, 0.0
-        cx = np.floor(feet_xy[:, 0] * (self.cols / self.w)).astype(np.int64)
-        cy = np.floor(feet_xy[:, 1] * (self.rows / self.h)).astype(np.int64)
+        self._cells.append(feet_xy)  # binned in _apply, many frames at once
+        self._weights.append(dt * 2.0 ** expo)
+        self._counts.append(len(feet_xy))
+        if len(self._cells) >= 512:  # one bincount per many frames: the per-frame cost stays tiny
+            self._apply()
+
+    def _apply(self) -> None:
+        if not self._cells:
+            return
+        xy = np.concatenate(self._cells)
+        w = np.repeat(np.array(self._weights), self._counts)
+        cx = np.floor(xy[:, 0] * (self.cols / self.w)).astype(np.int64)
+        cy = np.floor(xy[:, 1] * (self.rows / self.h)).astype(np.int64)
         ok = (cx >= 0) & (cx < self.cols) & (cy >= 0) & (cy < self.rows)
-        np.add.at(self.grid, (cy[ok], cx[ok]), dt * 2.0 ** expo)
+        cells = cy[ok] * self.cols + cx[ok]
+        self.grid += np.bincount(cells, w[ok], minlength=self.rows * self.cols).reshape(self.rows, self.cols)
+        self._cells, self._weights, self._counts = [], [], []
 
     def values(self, t: float | None = None) -> np.ndarray:
         """float[rows, cols]: decayed person-seconds per cell as of ``t`` (default: last frame)."""
         if self._t_ref is None:
             return np.zeros_like(self.grid)
+        self._apply()
         t = self._last_t if t is None else t
         return self.grid * 2.0 ** (-(t - self._t_ref) / self.s.half_life_s)
 
@@ -76,6 +94,7 @@ class Heatmap:
 
     def reset(self) -> None:
         self.grid[:] = 0
+        self._cells, self._weights, self._counts = [], [], []
         self._t_ref = self._last_t = None
 
 

@@ -28,12 +28,12 @@ import numpy as np
 from analytics.alerts import AlertEngine
 from analytics.config import AlertRule, CameraConfig, StoreConfig
 from analytics.footfall import LineCounter
-from analytics.geometry import feet
 from analytics.heatmap import Heatmap
 from analytics.journeys import JourneyTracker, counter_ids
-from analytics.queues import LaneQueue
+from analytics.queues import CheckoutQueues
 from analytics.records import DetectionRecord, ZoneOccupancyRecord
-from analytics.zones import ZoneOccupancy, ZoneSet
+from analytics.slots import TrackTable
+from analytics.zones import ZoneSet
 
 PERSON_LABELS = frozenset({"person", "people", "customer", "pedestrian", "normal"})
 CART_LABELS = frozenset({"cart", "shopping cart", "shopping_cart", "shopping-cart", "trolley", "basket",
@@ -55,57 +55,62 @@ class CameraAnalytics:
         self.camera = camera
         self.stream_id = stream_id or camera.camera_id
         self.zones = ZoneSet(camera.zones, camera.image_size)
-        converting = [z.converts or any(l.service_zone == z.name for l in camera.lanes.values())
-                      for z in self.zones.zones]
-        self.journeys = JourneyTracker(self.stream_id, self.zones.names, camera.journeys, converting,
-                                       next_journey_id or counter_ids())
-        self.occupancy = ZoneOccupancy(len(self.zones))
         self.metrics_interval_s = float(metrics_interval_s)
         self.heatmap_interval_s = float(heatmap_interval_s)
         self.detections_every_s = float(detections_every_s)
+        self._next_journey_id = next_journey_id or counter_ids()
         self._next_alert_id = next_alert_id or counter_ids("alert-")
-        self._alert_rules = [r for r in alert_rules if not r.cameras or self.stream_id in r.cameras]
-        self._kinds: dict[Any, tuple[int, dict]] = {}
+        self._alert_rules = list(alert_rules)
         self._frame_no = 0
+        self._lut_key: Any = object()
+        self._lut = np.zeros((0, 2), bool)
+        self._build()
+
+    def _build(self) -> None:
+        cam, zi = self.camera, self.zones.index
+        self.table = TrackTable(64)
+        converting = [z.converts or any(l.service_zone == z.name for l in cam.lanes.values())
+                      for z in self.zones.zones]
+        self.journeys = JourneyTracker(self.stream_id, self.table, self.zones.names, cam.journeys, converting,
+                                       self._next_journey_id)
+        self.queues = CheckoutQueues(self.stream_id, [(l.lane_id, zi[l.queue_zone], zi[l.service_zone])
+                                                      for l in cam.lanes.values()], self.table)
+        self.lanes = self.queues.lanes
+        self.lines = [LineCounter(self.stream_id, ln, self.table) for ln in cam.lines.values()]
+        self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
+        self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
+        self.lost_after_s = cam.journeys.lost_after_s
         self._next_metrics: float | None = None
         self._next_heatmap: float | None = None
         self._next_detections = -math.inf
-        self.last_timestamp: float | None = None
-        self._extra_init()
-
-    def _extra_init(self) -> None:
-        cam, zi = self.camera, self.zones.index
-        self.lanes = [LaneQueue(self.stream_id, l.lane_id, zi[l.queue_zone], zi[l.service_zone])
-                      for l in cam.lanes.values()]
-        self.lines = [LineCounter(self.stream_id, ln) for ln in cam.lines.values()]
-        self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
-        self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
-        self._window_start: float | None = None
+        self._next_expiry = -math.inf
         self._next_alert_eval = -math.inf
+        self._window_start: float | None = None
+        self.last_timestamp: float | None = None
 
     # ------------------------------------------------------------------ classes
     def _kind_of(self, class_ids: np.ndarray, class_names: Any) -> tuple[np.ndarray, np.ndarray]:
         """(is_person bool[M], is_cart bool[M]) from class ids and the model's labels."""
         if len(class_ids) == 0:
             return np.zeros(0, bool), np.zeros(0, bool)
-        key = id(class_names)
-        cached = self._kinds.get(key)
-        if cached is None or cached[0] != _size(class_names):
-            cached = (_size(class_names), {})
-            self._kinds = {key: cached}
-        table = cached[1]
         ids = class_ids.astype(np.int64)
-        for c in np.unique(ids).tolist():
-            if c not in table:
+        hi = int(ids.max())
+        key = (id(class_names), _size(class_names))
+        if key != self._lut_key or hi >= len(self._lut) or int(ids.min()) < 0:
+            if int(ids.min()) < 0:
+                raise ValueError(f"{self.stream_id}: negative class id {int(ids.min())}")
+            n = max(hi + 1, _size(class_names) if not isinstance(class_names, Mapping) else
+                    (max(class_names, default=-1) + 1 if class_names else 0))
+            lut = np.zeros((n, 2), bool)
+            for c in range(n):
                 name = _label(class_names, c)
-                if name is None:  # no labels at all: COCO order (0 = person)
-                    table[c] = (c == 0, False)
+                if name is None:  # no label: COCO order (0 = person)
+                    lut[c] = (c == 0 and not class_names, False)
                 else:
-                    n = name.strip().lower()
-                    table[c] = (n in PERSON_LABELS, n in CART_LABELS)
-        lut_keys = np.array(sorted(table), np.int64)
-        lut = np.array([table[k] for k in lut_keys.tolist()], bool)
-        k = lut[np.searchsorted(lut_keys, ids)]
+                    nm = name.strip().lower()
+                    lut[c] = (nm in PERSON_LABELS, nm in CART_LABELS)
+            self._lut, self._lut_key = lut, key
+        k = self._lut[ids]
         return k[:, 0], k[:, 1]
 
     # ------------------------------------------------------------------ frames
@@ -121,6 +126,7 @@ class CameraAnalytics:
         if self._next_metrics is None:
             self._next_metrics = (math.floor(t / self.metrics_interval_s) + 1) * self.metrics_interval_s
             self._next_heatmap = (math.floor(t / self.heatmap_interval_s) + 1) * self.heatmap_interval_s
+            self._window_start = t
         # reports due before this frame describe the state up to the previous frame
         while t >= self._next_metrics:
             out += self._report_metrics(self._next_metrics)
@@ -128,80 +134,100 @@ class CameraAnalytics:
         while t >= self._next_heatmap:
             out += self._report_heatmap(self._next_heatmap)
             self._next_heatmap += self.heatmap_interval_s
+        gap = self.last_timestamp is not None and t - self.last_timestamp > self.lost_after_s
+        if t >= self._next_expiry or gap:  # before this frame's ids: a track back after a long gap starts anew
+            self._next_expiry = t + min(0.5, self.lost_after_s / 4)
+            out += self._expire(t)
         self.last_timestamp = t
 
         tr = tracks if tracks is not None else _Empty
         ids = np.asarray(tr.track_ids, np.int64).reshape(-1)
+        if len(ids) == 0:
+            if self.lanes:
+                self.queues.update(t, ids, ids.astype(bool), np.zeros((0, 2)), np.zeros((0, len(self.zones)), bool))
+            self.heatmap.update(t, np.zeros((0, 2)))
+            return out + self._maybe_alerts(t)
         xyxy = np.asarray(tr.xyxy, np.float32).reshape(-1, 4)
         class_ids = np.asarray(tr.class_ids).reshape(-1)
         is_person, is_cart = self._kind_of(class_ids, class_names)
 
-        if len(ids) and t >= self._next_detections:
+        if t >= self._next_detections:
             if self.detections_every_s > 0:
                 self._next_detections = (math.floor(t / self.detections_every_s) + 1) * self.detections_every_s
-            scores = np.asarray(tr.scores, np.float32).reshape(-1)
-            names = [_label(class_names, c) or str(c) for c in class_ids.tolist()]
-            wh = xyxy[:, 2:4] - xyxy[:, 0:2]
-            out += [DetectionRecord(self.stream_id, frame_no, t, n, s, x, y, w, h, i)
-                    for n, s, x, y, w, h, i in zip(names, scores.tolist(), xyxy[:, 0].tolist(),
-                                                   xyxy[:, 1].tolist(), wh[:, 0].tolist(), wh[:, 1].tolist(),
-                                                   ids.tolist())]
+            out += self._detections(t, frame_no, ids, xyxy, tr.scores, class_ids, class_names)
 
-        p_ids, p_box = ids[is_person], xyxy[is_person]
-        p_feet = feet(p_box)
+        p_ids, p_box = ids[is_person], xyxy[is_person].astype(np.float64)
+        p_feet = np.empty((len(p_ids), 2))
+        p_feet[:, 0] = (p_box[:, 0] + p_box[:, 2]) * 0.5
+        p_feet[:, 1] = p_box[:, 3]
         inside = self.zones.contains(p_feet)
-        cart_near = self._cart_near(p_box, p_feet, xyxy[is_cart])
-        ended = self.journeys.update(t, p_ids, inside, cart_near)
-        out += ended
-        self.occupancy.update(p_ids, inside, np.array([j.track_id for j in ended], np.int64) if ended else None)
-        out += self._extra_update(t, p_ids, p_box, p_feet, inside)
+        cart_near = self._cart_near(p_box, p_feet, xyxy[is_cart]) if is_cart.any() else None
+        rows, new, dt = self.table.observe(t, p_ids)
+        self.journeys.update(t, rows, new, dt, inside, cart_near)
+        if self.lanes:
+            self.queues.update(t, rows, new, p_feet, inside)
+        for ln in self.lines:
+            ln.update(rows, new, p_feet)
+        self.heatmap.update(t, p_feet)
+        return out + self._maybe_alerts(t)
+
+    def _detections(self, t, frame_no, ids, xyxy, scores, class_ids, class_names) -> list[DetectionRecord]:
+        scores = np.asarray(scores, np.float32).reshape(-1)
+        names = [_label(class_names, c) or str(c) for c in class_ids.tolist()]
+        wh = xyxy[:, 2:4] - xyxy[:, 0:2]
+        return [DetectionRecord(self.stream_id, frame_no, t, n, s, x, y, w, h, i)
+                for n, s, x, y, w, h, i in zip(names, scores.tolist(), xyxy[:, 0].tolist(), xyxy[:, 1].tolist(),
+                                               wh[:, 0].tolist(), wh[:, 1].tolist(), ids.tolist())]
+
+    def _expire(self, t: float) -> list[Any]:
+        ids, rows = self.table.expired(t, self.lost_after_s)
+        if len(ids) == 0:
+            return []
+        out = list(self.journeys.finish(ids, rows))
+        if self.lanes:
+            self.queues.release(rows, t)
+        self.table.release(ids)
         return out
 
-    def _extra_update(self, t, ids, boxes, feet_xy, inside) -> list[Any]:
-        if self._window_start is None:
-            self._window_start = t
-        for q in self.lanes:
-            q.update(t, ids, feet_xy, inside)
-        for ln in self.lines:
-            ln.update(t, ids, feet_xy)
-        self.heatmap.update(t, feet_xy)
-        if self.alerts.rules and t >= self._next_alert_eval:  # rules see the metrics once a second
-            self._next_alert_eval = t + 1.0
-            return self._evaluate_alerts(t)
-        return []
+    def _cart_near(self, p_box: np.ndarray, p_feet: np.ndarray, c_box: np.ndarray) -> np.ndarray:
+        """bool[P]: a cart's bottom centre within ``cart_max_distance`` person heights of the feet."""
+        if len(p_box) == 0:
+            return np.zeros(0, bool)
+        cx = (c_box[:, 0] + c_box[:, 2]) * 0.5
+        cy = c_box[:, 3]
+        h = np.maximum(p_box[:, 3] - p_box[:, 1], 1.0)
+        d = np.hypot(p_feet[:, 0:1] - cx[None, :], p_feet[:, 1:2] - cy[None, :])
+        return (d.min(axis=1) / h) <= self.camera.journeys.cart_max_distance
 
-    def _evaluate_alerts(self, t: float) -> list[Any]:
+    def _maybe_alerts(self, t: float) -> list[Any]:
+        if not self.alerts.rules or t < self._next_alert_eval:
+            return []
+        self._next_alert_eval = t + 1.0  # rules see the metrics once a second
         a, out = self.alerts, []
         for q in self.lanes:
             out += a.observe(t, "queue_length", q.lane_id, q.length_now)
             if a.wants("wait_time"):
                 out += a.observe(t, "wait_time", q.lane_id, q.longest_wait(t))
         if a.wants("occupancy"):
+            occ = self.journeys.occupancy(t)
             for i, n in enumerate(self.zones.names):
-                out += a.observe(t, "occupancy", n, int(self.occupancy.occupancy[i]))
+                out += a.observe(t, "occupancy", n, int(occ[i]))
         if a.wants("dwell"):
             stays = self.journeys.current_stays(t)
             for i, n in enumerate(self.zones.names):
                 out += a.observe(t, "dwell", n, float(stays[i]))
         return out
 
-    def _cart_near(self, p_box: np.ndarray, p_feet: np.ndarray, c_box: np.ndarray) -> np.ndarray:
-        """bool[P]: a cart's bottom centre within ``cart_max_distance`` person heights of the feet."""
-        if len(p_box) == 0 or len(c_box) == 0:
-            return np.zeros(len(p_box), bool)
-        c_feet = feet(c_box)
-        h = np.maximum(p_box[:, 3] - p_box[:, 1], 1.0).astype(np.float64)
-        d = np.hypot(p_feet[:, None, 0] - c_feet[None, :, 0], p_feet[:, None, 1] - c_feet[None, :, 1])
-        return (d.min(axis=1) / h) <= self.camera.journeys.cart_max_distance
-
     # ------------------------------------------------------------------ reports
     def _report_metrics(self, t: float) -> list[Any]:
-        c = self.occupancy.take_counts()
-        out: list[Any] = [ZoneOccupancyRecord(self.stream_id, t, n, int(c.occupancy[i]), int(c.entries[i]),
-                                              int(c.exits[i])) for i, n in enumerate(self.zones.names)]
+        entries, exits = self.journeys.take_counts()
+        occ = self.journeys.occupancy(t)
+        out: list[Any] = [ZoneOccupancyRecord(self.stream_id, t, n, int(occ[i]), int(entries[i]), int(exits[i]))
+                          for i, n in enumerate(self.zones.names)]
         start = self._window_start if self._window_start is not None else t - self.metrics_interval_s
         window = max(t - max(start, t - self.metrics_interval_s), 1e-3)
-        out += [q.report(t, window) for q in self.lanes]
+        if self.lanes:
+            out += self.queues.report(t, window)
         out += [ln.report(t) for ln in self.lines]
         self._window_start = t
         return out
@@ -212,7 +238,9 @@ class CameraAnalytics:
     def flush(self, timestamp: float | None = None) -> list[Any]:
         """End of stream: close open journeys, report the last (partial) window."""
         t = self.last_timestamp if timestamp is None else float(timestamp)
-        out: list[Any] = list(self.journeys.flush())
+        ids, rows = self.table.all()
+        out: list[Any] = list(self.journeys.finish(ids, rows))
+        self.table.release(ids)
         if t is not None:
             out += self._report_metrics(t)
             out += self._report_heatmap(t)
@@ -221,11 +249,7 @@ class CameraAnalytics:
 
     def reset(self) -> None:
         """Forget all per-track state (a new stream, or a reconfigured camera)."""
-        self.journeys.reset()
-        self.occupancy = ZoneOccupancy(len(self.zones))
-        self._extra_init()
-        self._next_metrics = self._next_heatmap = None
-        self.last_timestamp = None
+        self._build()
 
 
 def _size(names: Any) -> int:

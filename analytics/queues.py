@@ -12,13 +12,12 @@ Tracker hiccups are handled where they would bias the numbers:
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from analytics.records import QueueMetricsRecord
-from analytics.slots import SlotMap, grow
+from analytics.slots import TrackTable, grow
 
 
 @dataclass(frozen=True)
@@ -26,112 +25,183 @@ class QueueSettings:
     hold_s: float = 1.0
     smooth_s: float = 4.0
     abandon_after_s: float = 3.0
-    lost_after_s: float = 10.0
     inherit_within_s: float = 8.0
     inherit_px: float = 80.0
 
 
-class LaneQueue:
-    def __init__(self, stream_id: str, lane_id: str, queue_zone: int, service_zone: int,
+class CheckoutQueues:
+    """All checkout lanes of one camera, updated together: per-track state is [rows, lanes]."""
+
+    def __init__(self, stream_id: str, lanes: list[tuple[str, int, int]], table: TrackTable,
                  settings: QueueSettings = QueueSettings()) -> None:
-        self.stream_id, self.lane_id = stream_id, lane_id
-        self.qz, self.sz = queue_zone, service_zone
+        """``lanes``: (lane id, queue zone index, service zone index) per lane."""
+        self.stream_id = stream_id
+        self.lane_ids = [l[0] for l in lanes]
+        self.qz = np.array([l[1] for l in lanes], np.int64)
+        self.sz = np.array([l[2] for l in lanes], np.int64)
+        self.table = table
         self.s = settings
-        self.slots = SlotMap(32)
-        c = self.slots.capacity
-        self.join_t = np.full(c, np.nan)
-        self.served = np.zeros(c, bool)
-        self.in_q = np.zeros(c, bool)
-        self.last_t = np.zeros(c)
-        self.left_q_t = np.full(c, np.nan)  # when a waiting person was last seen leaving the zone
+        c, n = table.capacity, len(lanes)
+        self.join_t = np.full((c, n), np.nan)
+        self.served = np.zeros((c, n), bool)
+        self.in_q = np.zeros((c, n), bool)
+        self.left_t = np.full((c, n), np.nan)  # when a waiting person was first seen out of both zones
         self.pos = np.zeros((c, 2))
-        self.slots.on_grow(self._grow)
-        self._hist: deque[tuple[float, int]] = deque()
-        self._waits: list[float] = []
-        self._abandoned = 0
-        self.length_now = 0
-        self.total_served = 0
-        self.total_abandoned = 0
+        table.on_grow(self._grow)
+        self._vanished: list[tuple[float, float, float, float, int]] = []  # (last seen, x, y, join, lane)
+        self._hist_t = np.full(256, -np.inf)  # ring buffer: frame time, queue length per lane
+        self._hist_n = np.zeros((256, n))
+        self._hist_i = 0
+        self._waits: list[list[float]] = [[] for _ in lanes]
+        self._abandoned = np.zeros(n, np.int64)
+        self._n_waiting = 0
+        self.total_served = np.zeros(n, np.int64)
+        self.total_abandoned = np.zeros(n, np.int64)
+        self.lanes = [LaneView(self, i) for i in range(n)]
 
     def _grow(self, cap: int) -> None:
         self.join_t, self.served = grow(self.join_t, cap, np.nan), grow(self.served, cap, False)
-        self.in_q, self.last_t = grow(self.in_q, cap, False), grow(self.last_t, cap, 0.0)
-        self.left_q_t, self.pos = grow(self.left_q_t, cap, np.nan), grow(self.pos, cap, 0.0)
+        self.in_q, self.left_t = grow(self.in_q, cap, False), grow(self.left_t, cap, np.nan)
+        self.pos = grow(self.pos, cap, 0.0)
 
-    def update(self, t: float, track_ids: np.ndarray, feet_xy: np.ndarray, inside: np.ndarray) -> None:
-        """One frame's person tracks (ids int64[M], feet float[M, 2], zone membership bool[M, Z])."""
+    def _push(self, t: float, n) -> None:
+        size = len(self._hist_t)
+        i = self._hist_i % size
+        if self._hist_t[i] >= t - self.s.smooth_s:  # buffer too short for this frame rate: double it
+            self._hist_t = np.concatenate([self._hist_t[i:], self._hist_t[:i], np.full(size, -np.inf)])
+            self._hist_n = np.concatenate([self._hist_n[i:], self._hist_n[:i], np.zeros_like(self._hist_n)])
+            i = self._hist_i = size
+        self._hist_t[i] = t
+        self._hist_n[i] = n
+        self._hist_i += 1
+
+    def update(self, t: float, rows: np.ndarray, new: np.ndarray, feet_xy: np.ndarray, inside: np.ndarray) -> None:
+        """One frame's person tracks (rows/new from ``TrackTable.observe``), feet float[M, 2] and
+        zone membership bool[M, Z]."""
         in_q, in_s = inside[:, self.qz], inside[:, self.sz]
-        rows, new = self.slots.lookup(track_ids)
-        if len(rows):
-            self.join_t[rows[new]] = np.nan
-            self.served[rows[new]] = False
-            self.left_q_t[rows[new]] = np.nan
-            waiting = ~np.isnan(self.join_t[rows]) & ~self.served[rows]
-            joins = in_q & ~waiting & ~self.served[rows] & ~in_s
-            if joins.any():
-                self.join_t[rows[joins]] = t
-            start = in_s & ~self.served[rows]
-            if start.any():
-                jt = self.join_t[rows[start]]
-                w = np.where(np.isnan(jt), 0.0, t - jt)  # straight to the till: served without waiting
-                self._waits.extend(w.tolist())
-                self.served[rows[start]] = True
-                self.total_served += int(start.sum())
-            # leaving the queue zone without service: abandonment once it lasts
-            waiting = ~np.isnan(self.join_t[rows]) & ~self.served[rows]
-            out = waiting & ~in_q & ~in_s
-            lt = self.left_q_t[rows]
-            self.left_q_t[rows[out & np.isnan(lt)]] = t
-            self.left_q_t[rows[~out]] = np.nan
-            gone = out & ~np.isnan(lt) & (t - lt >= self.s.abandon_after_s)
-            if gone.any():
-                self._abandoned += int(gone.sum())
-                self.total_abandoned += int(gone.sum())
-                self.join_t[rows[gone]] = np.nan
-            self.in_q[rows] = in_q
-            self.last_t[rows] = t
-            self.pos[rows] = feet_xy
-            for i in np.nonzero(joins & new)[0]:  # a fresh track inside the queue: a lost one reborn?
-                self._inherit(int(rows[i]), feet_xy[i], t)
-        all_rows = self.slots.rows()
-        if len(all_rows):
-            old = self.last_t[all_rows] < t - self.s.lost_after_s
-            if old.any():
-                self.slots.release(self.slots.ids()[old])
-                all_rows = all_rows[~old]
-        counted = self.in_q[all_rows] & (self.last_t[all_rows] >= t - self.s.hold_s) & ~self.served[all_rows]
-        counted &= ~np.isnan(self.join_t[all_rows])
-        self._hist.append((t, int(counted.sum())))
-        while self._hist and self._hist[0][0] < t - self.s.smooth_s:
-            self._hist.popleft()
-        self.length_now = int(np.median([n for _, n in self._hist]) + 0.5) if self._hist else 0
-
-    def _inherit(self, row: int, xy: np.ndarray, t: float) -> None:
-        rows = self.slots.rows()
-        cand = (~np.isnan(self.join_t[rows]) & ~self.served[rows] & self.in_q[rows]
-                & (self.last_t[rows] < t) & (self.last_t[rows] >= t - self.s.inherit_within_s))
-        cand &= rows != row
-        if not cand.any():
+        if self._n_waiting == 0 and not (in_q.any() or in_s.any()):
+            self._push(t, 0)  # nobody at any lane: the common case, kept cheap
             return
-        r = rows[cand]
-        d = np.hypot(*(self.pos[r] - xy).T)
-        k = int(np.argmin(d))
-        if d[k] <= self.s.inherit_px:
-            self.join_t[row] = self.join_t[r[k]]
-            self.join_t[r[k]] = np.nan  # the old track is this customer: neither abandoned nor counted
-            self.in_q[r[k]] = False
+        if new.any():
+            nr = rows[new]
+            self.join_t[nr] = np.nan
+            self.served[nr] = False
+            self.left_t[nr] = np.nan
+            self.in_q[nr] = False
+        jt, sv = self.join_t[rows], self.served[rows]
+        waiting = ~np.isnan(jt) & ~sv
+        joins = in_q & ~waiting & ~sv & ~in_s
+        jt[joins] = t
+        start = in_s & ~sv
+        if start.any():
+            for r, lane in zip(*np.nonzero(start)):
+                j = jt[r, lane]
+                self._waits[lane].append(0.0 if np.isnan(j) else t - j)  # straight to the till: no wait
+            sv = sv | start
+            self.total_served += start.sum(axis=0)
+        # out of both zones while waiting: abandonment once it lasts
+        out = ~np.isnan(jt) & ~sv & ~in_q & ~in_s
+        lt = self.left_t[rows]
+        lt = np.where(out, np.where(np.isnan(lt), t, lt), np.nan)
+        gone = out & (t - lt >= self.s.abandon_after_s)
+        if gone.any():
+            g = gone.sum(axis=0)
+            self._abandoned += g
+            self.total_abandoned += g
+            jt[gone] = np.nan
+        self.join_t[rows], self.served[rows], self.left_t[rows], self.in_q[rows] = jt, sv, lt, in_q
+        self.pos[rows] = feet_xy
+        if new.any() and joins.any():
+            for i, lane in zip(*np.nonzero(joins & new[:, None])):  # a fresh track in a queue: a lost one reborn?
+                self._inherit(int(rows[i]), int(lane), feet_xy[i], t)
+        a = self.table.slots._vals
+        w = ~np.isnan(self.join_t[a]) & ~self.served[a]
+        self._n_waiting = int(w.sum())
+        fresh = self.table.last_t[a] >= t - self.s.hold_s
+        self._push(t, (w & self.in_q[a] & fresh[:, None]).sum(axis=0))
+
+    def _inherit(self, row: int, lane: int, xy: np.ndarray, t: float) -> None:
+        rows = self.table.slots._vals
+        last = self.table.last_t[rows]
+        cand = (~np.isnan(self.join_t[rows, lane]) & ~self.served[rows, lane] & self.in_q[rows, lane]
+                & (last < t) & (last >= t - self.s.inherit_within_s) & (rows != row))
+        best, best_d, best_row, vi = None, self.s.inherit_px, -1, -1
+        for r in rows[cand].tolist():
+            d = float(np.hypot(*(self.pos[r] - xy)))
+            if d <= best_d:
+                best, best_d, best_row = float(self.join_t[r, lane]), d, r
+        self._vanished = [v for v in self._vanished if v[0] >= t - self.s.inherit_within_s]
+        for i, (_, x, y, jt, ln) in enumerate(self._vanished):
+            d = float(np.hypot(x - xy[0], y - xy[1]))
+            if ln == lane and d <= best_d:
+                best, best_d, best_row, vi = jt, d, -1, i
+        if best is None:
+            return
+        self.join_t[row, lane] = best
+        if vi >= 0:
+            del self._vanished[vi]
+        else:  # the old track is this customer: neither abandoned nor counted twice
+            self.join_t[best_row, lane] = np.nan
+            self.in_q[best_row, lane] = False
+
+    def release(self, rows: np.ndarray, t: float) -> None:
+        """Tracks the pipeline forgets: waiting ones may come back under a new id (see ``_inherit``)."""
+        if len(rows) == 0:
+            return
+        w = ~np.isnan(self.join_t[rows]) & ~self.served[rows] & self.in_q[rows]
+        for i, lane in zip(*np.nonzero(w)):
+            r = int(rows[i])
+            self._vanished.append((float(self.table.last_t[r]), float(self.pos[r, 0]), float(self.pos[r, 1]),
+                                   float(self.join_t[r, lane]), int(lane)))
+        self.join_t[rows] = np.nan
+        self.in_q[rows] = False
+        self.served[rows] = False
+
+    def length_now(self, lane: int) -> int:
+        """Median queue length over the last ``smooth_s`` (one-frame flicker does not count)."""
+        if self._hist_i == 0:
+            return 0
+        last = self._hist_t[(self._hist_i - 1) % len(self._hist_t)]
+        m = self._hist_t >= last - self.s.smooth_s
+        return int(np.median(self._hist_n[m, lane]) + 0.5)
+
+    def longest_wait(self, lane: int, t: float) -> float:
+        rows = self.table.slots._vals
+        j = self.join_t[rows, lane]
+        w = ~np.isnan(j) & ~self.served[rows, lane] & self.in_q[rows, lane] & (self.table.last_t[rows] >= t - self.s.hold_s)
+        return float(t - j[w].min()) if w.any() else 0.0
+
+    def report(self, t: float, window_s: float) -> list[QueueMetricsRecord]:
+        out = []
+        for i, lid in enumerate(self.lane_ids):
+            waits = self._waits[i]
+            avg = float(np.mean(waits)) if waits else 0.0
+            mx = max(max(waits) if waits else 0.0, self.longest_wait(i, t))
+            out.append(QueueMetricsRecord(lid, self.stream_id, t, self.length_now(i), avg, mx,
+                                          len(waits) / (window_s / 60.0), int(self._abandoned[i])))
+            self._waits[i] = []
+        self._abandoned[:] = 0
+        return out
+
+
+class LaneView:
+    """One lane of a ``CheckoutQueues`` (for alerts, tests and callers that think per lane)."""
+
+    def __init__(self, parent: CheckoutQueues, index: int) -> None:
+        self.parent, self.index = parent, index
+        self.lane_id = parent.lane_ids[index]
+
+    @property
+    def length_now(self) -> int:
+        return self.parent.length_now(self.index)
 
     def longest_wait(self, t: float) -> float:
-        rows = self.slots.rows()
-        w = ~np.isnan(self.join_t[rows]) & ~self.served[rows] & (self.last_t[rows] >= t - self.s.hold_s)
-        return float(t - self.join_t[rows[w]].min()) if w.any() else 0.0
+        return self.parent.longest_wait(self.index, t)
 
-    def report(self, t: float, window_s: float) -> QueueMetricsRecord:
-        waits = self._waits
-        avg = float(np.mean(waits)) if waits else 0.0
-        mx = max(max(waits) if waits else 0.0, self.longest_wait(t))
-        rec = QueueMetricsRecord(self.lane_id, self.stream_id, t, self.length_now, avg, mx,
-                                 len(waits) / (window_s / 60.0), self._abandoned)
-        self._waits = []
-        self._abandoned = 0
-        return rec
+    @property
+    def total_served(self) -> int:
+        return int(self.parent.total_served[self.index])
+
+    @property
+    def total_abandoned(self) -> int:
+        return int(self.parent.total_abandoned[self.index])

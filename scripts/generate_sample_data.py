@@ -187,11 +187,12 @@ def _peak_mb() -> float:
 
 
 def render_camera(camera_id: str = "cam-checkout-1", output: str | Path | None = None, seconds: float = 20.0,
-                  fps: float = 15.0, seed: int = 7, start: str = DEFAULT_START, **kw):
+                  fps: float = 15.0, seed: int = 7, start: str | None = None, **kw):
     """Render one camera to an mp4 (+ ``<output>.truth.json``); see scripts/simulator/render.py."""
-    from scripts.simulator.render import render_camera_video
+    from scripts.simulator.render import DEFAULT_RENDER_START, render_camera_video
 
-    return render_camera_video(camera_id, output, seconds=seconds, fps=fps, seed=seed, start=start, **kw)
+    return render_camera_video(camera_id, output, seconds=seconds, fps=fps, seed=seed,
+                               start=start or DEFAULT_RENDER_START, **kw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=Path("data/sample"))
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--start", default=DEFAULT_START, help="simulated start time (ISO-8601 UTC)")
+    ap.add_argument("--start", default=None, help=f"simulated start time (ISO-8601 UTC; default {DEFAULT_START}, "
+                    "or the busiest hour for --render-camera)")
     ap.add_argument("--fps", type=float, default=15.0)
     ap.add_argument("--cameras", nargs="+", default=None, choices=CAMERAS)
     ap.add_argument("--tracker", choices=["project", "truth"], default="project",
@@ -215,12 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-output", type=Path, default=None)
     a = ap.parse_args(argv)
     if a.render_camera:
+        from scripts.simulator.render import DEFAULT_RENDER_START
+
         out = a.render_output or Path("data/demo") / f"{a.render_camera}.mp4"
-        res = render_camera(a.render_camera, out, a.render_seconds, a.fps, a.seed, a.start)
+        res = render_camera(a.render_camera, out, a.render_seconds, a.fps, a.seed, a.start or DEFAULT_RENDER_START)
         print(f"wrote {res.video_path} ({res.frames} frames) and {res.truth_path}")
         return 0
     if a.hours <= 0:
         ap.error("--hours must be > 0")
+    a.start = a.start or DEFAULT_START
     print(f"simulating {a.hours:g} h from {a.start} (seed {a.seed}, {a.fps:g} fps, tracker {a.tracker}) "
           f"into {a.output}/ ...", flush=True)
     s = generate(a.output, a.hours, a.seed, a.start, a.fps, a.cameras, a.tracker, a.detections_every, a.chunk_s,

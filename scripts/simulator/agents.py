@@ -230,6 +230,7 @@ class Positions:
     cid: np.ndarray  # int64[K]
     xy: np.ndarray  # float64[K, 2], metres
     head: np.ndarray  # float64[K, 2]
+    moving: np.ndarray | None = None  # bool[K]: walking (not standing) at that frame
 
 
 def positions(store: Store, times: np.ndarray) -> Positions:
@@ -244,7 +245,8 @@ def positions(store: Store, times: np.ndarray) -> Positions:
     idx = np.nonzero(m)[0][keep]
     f0, n = f0[keep], n[keep]
     if len(idx) == 0:
-        return Positions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 2)))
+        return Positions(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 2)),
+                         np.zeros(0, bool))
     seg = np.repeat(idx, n)
     start = np.repeat(f0, n)
     frame = start + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
@@ -253,4 +255,5 @@ def positions(store: Store, times: np.ndarray) -> Positions:
     u = ((t - a0) / np.maximum(a1 - a0, 1e-9))[:, None]
     xy = store.seg_p0[seg] * (1 - u) + store.seg_p1[seg] * u
     order = np.argsort(frame, kind="stable")
-    return Positions(frame[order], store.seg_cid[seg][order], xy[order], store.seg_head[seg][order])
+    moving = np.any(store.seg_p0[seg] != store.seg_p1[seg], axis=1)
+    return Positions(frame[order], store.seg_cid[seg][order], xy[order], store.seg_head[seg][order], moving[order])

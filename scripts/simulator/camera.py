@@ -42,21 +42,23 @@ class Objects:
     xyxy: np.ndarray  # float32[K, 4], clipped to the image
     feet: np.ndarray  # float64[K, 2], unclipped bottom centre (where the person stands)
     visible: np.ndarray  # float64[K]: fraction of the box inside the image
+    full: np.ndarray | None = None  # float64[K, 4]: the box before clipping (renderer)
+    src: np.ndarray | None = None  # int64[K]: row in the ``Positions`` it came from
 
 
 def objects_in_view(store: Store, cam: W.Camera, pos: Positions) -> Objects:
     heights = _heights(store)
     carts = _carts(store)
     parts = []
+    allrows = np.arange(len(pos.frame))
     for cls in (PERSON, CART):
         if cls == PERSON:
-            xy, cid, size_m = pos.xy, pos.cid, None
-            frame = pos.frame
+            xy, cid, frame, src = pos.xy, pos.cid, pos.frame, allrows
         else:
             has = carts[pos.cid]
-            xy, cid, frame = pos.xy[has] + 0.75 * pos.head[has], pos.cid[has], pos.frame[has]
+            xy, cid, frame, src = pos.xy[has] + 0.75 * pos.head[has], pos.cid[has], pos.frame[has], allrows[has]
         seen = cam.sees(xy)
-        xy, cid, frame = xy[seen], cid[seen], frame[seen]
+        xy, cid, frame, src = xy[seen], cid[seen], frame[seen], src[seen]
         f = cam.project(xy)
         ppm = cam.px_per_m(xy)
         if cls == PERSON:
@@ -65,7 +67,8 @@ def objects_in_view(store: Store, cam: W.Camera, pos: Positions) -> Objects:
         else:
             w, h = W.CART_SIZE_M[0] * ppm, W.CART_SIZE_M[1] * ppm
         box = np.stack([f[:, 0] - w / 2, f[:, 1] - h, f[:, 0] + w / 2, f[:, 1]], 1)
-        parts.append((frame, cid + (CART_ID_OFFSET if cls == CART else 0), np.full(len(cid), cls, np.int32), box, f))
+        parts.append((frame, cid + (CART_ID_OFFSET if cls == CART else 0), np.full(len(cid), cls, np.int32), box, f,
+                      src))
     frame = np.concatenate([p[0] for p in parts])
     order = np.argsort(frame, kind="stable")
     box = np.concatenate([p[3] for p in parts])[order]
@@ -76,7 +79,8 @@ def objects_in_view(store: Store, cam: W.Camera, pos: Positions) -> Objects:
     vis = np.maximum(clipped[:, 2] - clipped[:, 0], 0) * np.maximum(clipped[:, 3] - clipped[:, 1], 0) / area
     return Objects(frame[order], np.concatenate([p[1] for p in parts])[order],
                    np.concatenate([p[2] for p in parts])[order], clipped.astype(np.float32),
-                   np.concatenate([p[4] for p in parts])[order], vis)
+                   np.concatenate([p[4] for p in parts])[order], vis, box,
+                   np.concatenate([p[5] for p in parts])[order])
 
 
 def _heights(store: Store) -> np.ndarray:
