@@ -1,0 +1,108 @@
+"""Tracker settings: every knob in one validated dataclass."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of :class:`analytics.tracking.Tracker`. Times are in seconds, never frames,
+    so a stream that drops frames or has uneven timestamps behaves the same.
+
+    Detection confidence (two-stage, ByteTrack-style):
+      high_thresh:       detections with score >= this go to the first association stage and
+                         may start tracks.
+      low_thresh:        detections with low_thresh <= score < high_thresh are only used to
+                         keep existing, currently-tracked tracks alive (occluded people score
+                         low); lower scores are ignored.
+      new_track_thresh:  an unmatched detection starts a (tentative) track only at or above
+                         this score (a little above high_thresh keeps clutter out).
+
+    Association costs (1 - IoU, optionally fused with appearance; a pair is accepted when
+    its cost is <= the threshold):
+      match_thresh:           stage 1, confirmed tracks x high detections (0.8 = IoU >= 0.2
+                              without embeddings).
+      low_match_thresh:       stage 2, still-tracked tracks x low detections, IoU only.
+      tentative_match_thresh: stage 3, tentative tracks x remaining high detections.
+      fuse_score:             multiply IoU by the detection score in stages 1 and 3 (a
+                              confident box wins a tie against a doubtful one).
+      embedding_weight:       share of the appearance cost (1 - cosine similarity to the
+                              track's EMA embedding) in the stage-1 cost; 0 disables it.
+      appearance_gate:        in stage 1, a pair whose cosine distance exceeds this never
+                              matches, however well the boxes overlap (crossings).
+      ema_momentum:           track embedding <- m * track + (1 - m) * detection, then
+                              re-normalised; updated only from high-score detections that no
+                              other detection overlaps by more than ema_max_overlap (IoU),
+                              because crops of occluded people describe the occluder.
+      ema_max_overlap:        see ema_momentum.
+
+    Track life:
+      min_hits:        matches in a row before a track is confirmed and gets an id (>= 2:
+                       one-frame tracks are never output).
+      max_lost_s:      a confirmed track unmatched for longer than this is no longer matched
+                       by motion (its Kalman prediction); without an embedding it is deleted.
+      reid_window_s:   a lost track with an embedding is kept this long for re-identification
+                       by appearance alone (>= max_lost_s).
+      reid_thresh:     largest cosine distance (1 - similarity) accepted for re-identification.
+      reid_max_speed:  spatial gate for re-identification, in box heights per second: a
+                       detection further than (1 + reid_max_speed * seconds lost) box heights
+                       from where the track was last seen is not the same object.
+
+      coast_output_s:  also output confirmed tracks missed for up to this long, at their
+                       predicted box with det_index -1 (0: only tracks matched this frame).
+
+      frame_rate:      frames per second assumed between calls when no timestamp is given.
+    """
+
+    frame_rate: float = 25.0
+    high_thresh: float = 0.5
+    low_thresh: float = 0.1
+    new_track_thresh: float = 0.6
+    match_thresh: float = 0.8
+    low_match_thresh: float = 0.5
+    tentative_match_thresh: float = 0.7
+    fuse_score: bool = True
+    embedding_weight: float = 0.5
+    appearance_gate: float = 0.6
+    ema_momentum: float = 0.9
+    ema_max_overlap: float = 0.3
+    min_hits: int = 2
+    max_lost_s: float = 1.0
+    reid_window_s: float = 10.0
+    reid_thresh: float = 0.3
+    reid_max_speed: float = 2.0
+    coast_output_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fuse_score, bool):
+            raise ValueError(f"TrackerConfig.fuse_score: expected True or False, got {self.fuse_score!r}")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "fuse_score":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"TrackerConfig.{f.name}: expected a finite number, got {v!r}")
+        checks = [
+            ("frame_rate", self.frame_rate > 0, "must be > 0"),
+            ("low_thresh", 0 <= self.low_thresh <= self.high_thresh, "must be in [0, high_thresh]"),
+            ("high_thresh", 0 <= self.high_thresh <= 1, "must be in [0, 1]"),
+            ("new_track_thresh", self.new_track_thresh >= self.high_thresh, "must be >= high_thresh"),
+            ("match_thresh", 0 < self.match_thresh <= 1, "must be in (0, 1]"),
+            ("low_match_thresh", 0 < self.low_match_thresh <= 1, "must be in (0, 1]"),
+            ("tentative_match_thresh", 0 < self.tentative_match_thresh <= 1, "must be in (0, 1]"),
+            ("embedding_weight", 0 <= self.embedding_weight <= 1, "must be in [0, 1]"),
+            ("appearance_gate", 0 <= self.appearance_gate <= 2, "must be in [0, 2]"),
+            ("ema_momentum", 0 <= self.ema_momentum < 1, "must be in [0, 1)"),
+            ("ema_max_overlap", 0 <= self.ema_max_overlap <= 1, "must be in [0, 1]"),
+            ("min_hits", self.min_hits >= 2 and int(self.min_hits) == self.min_hits,
+             "must be an integer >= 2 (one-frame tracks are never output)"),
+            ("max_lost_s", self.max_lost_s >= 0, "must be >= 0"),
+            ("reid_window_s", self.reid_window_s >= self.max_lost_s, "must be >= max_lost_s"),
+            ("reid_thresh", 0 <= self.reid_thresh <= 2, "must be in [0, 2]"),
+            ("reid_max_speed", self.reid_max_speed >= 0, "must be >= 0"),
+            ("coast_output_s", self.coast_output_s >= 0, "must be >= 0"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ValueError(f"TrackerConfig.{name}={getattr(self, name)!r}: {why}")

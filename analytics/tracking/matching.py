@@ -1,0 +1,60 @@
+"""Pairwise costs and the assignment step (vectorised; one lap call per stage)."""
+from __future__ import annotations
+
+import lap
+import numpy as np
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between boxes a [T, 4] and b [N, 4] (xyxy) -> float64[T, N]; 0 for empty boxes."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - cos between L2-normalised rows of a [T, D] and b [N, D] -> float64[T, N] in [0, 2]."""
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]))
+    return np.clip(1.0 - a.astype(np.float64) @ b.astype(np.float64).T, 0.0, 2.0)
+
+
+def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost matching; pairs costing more than ``limit`` (or inf) are never matched.
+
+    Returns (rows, cols) int64[K] of the matched pairs. Most rows in a tracking cost matrix
+    have a single feasible column that no other row wants: those pairs are taken directly
+    (an isolated pair is part of every optimal matching), and only the contested rest goes
+    to the Jonker-Volgenant solver, which keeps its matrices small in crowds.
+    """
+    feasible = cost <= limit          # False for inf and nan
+    if not feasible.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    per_row = feasible.sum(axis=1)
+    per_col = feasible.sum(axis=0)
+    lone_r = np.flatnonzero(per_row == 1)
+    lone_c = feasible[lone_r].argmax(axis=1)
+    iso = per_col[lone_c] == 1
+    rows, cols = lone_r[iso], lone_c[iso]
+    rest_r = np.flatnonzero(per_row > 0)
+    rest_r = rest_r[~np.isin(rest_r, rows)]
+    if rest_r.size:
+        rest_c = np.flatnonzero(feasible[rest_r].any(axis=0))
+        sub = cost[np.ix_(rest_r, rest_c)]
+        sub = np.where(feasible[np.ix_(rest_r, rest_c)], sub, 2.0 * limit + 1.0)
+        _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
+        r = np.flatnonzero(x >= 0)
+        c = x[r]
+        ok = sub[r, c] <= limit
+        rows = np.concatenate([rows, rest_r[r[ok]]])
+        cols = np.concatenate([cols, rest_c[c[ok]]])
+    return rows.astype(np.int64), cols.astype(np.int64)

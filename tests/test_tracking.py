@@ -1,0 +1,378 @@
+"""Behaviour of analytics.tracking.Tracker on small hand-made scenes (real tracker, no mocks)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.tracking import Tracker, TrackerConfig, Tracks
+from analytics.tracking import kalman as kf
+from analytics.tracking.matching import assign, iou_matrix
+
+FPS = 25.0
+
+
+def box(cx: float, cy: float, w: float = 40.0, h: float = 100.0) -> list[float]:
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def dets(*boxes, scores=None):
+    xyxy = np.array(boxes, np.float32).reshape(-1, 4)
+    sc = np.full(len(xyxy), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+    return xyxy, sc
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def ids_of(out: Tracks) -> list[int]:
+    return sorted(out.track_ids.tolist())
+
+
+def test_output_types_and_first_frame_is_never_output():
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    out = t.update(*dets(box(100, 100)))
+    assert len(out) == 0            # one sighting: tentative, not confirmed
+    out = t.update(*dets(box(102, 100)))
+    assert out.track_ids.dtype == np.int64 and out.xyxy.dtype == np.float32
+    assert out.scores.dtype == np.float32 and out.class_ids.dtype == np.int32
+    assert out.det_index.dtype == np.int64
+    assert out.xyxy.shape == (1, 4) and out.det_index.tolist() == [0]
+    assert np.abs(out.xyxy[0] - np.array(box(102, 100))).max() < 3
+
+
+def test_single_frame_false_positive_never_gets_an_id():
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    seen = set()
+    for f in range(20):
+        b = [box(100 + 2 * f, 100)]
+        if f % 5 == 2:
+            b.append(box(400 + 37 * f, 300))   # flicker: one frame each, far apart
+        seen.update(t.update(*dets(*b)).track_ids.tolist())
+    assert seen == {1}
+
+
+def test_ids_persist_through_short_misses():
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    ids = []
+    for f in range(40):
+        a, b = box(100 + 3 * f, 200), box(500 - 3 * f, 400)
+        frame = [b] if 10 <= f < 18 else [a, b]    # A missed for 8 frames (0.32 s) while moving
+        out = t.update(*dets(*frame))
+        if f >= 1:
+            ids.append(ids_of(out))
+    assert ids[-1] == [1, 2]
+    assert all(set(i) <= {1, 2} for i in ids)
+    # and during the miss only B is output (no coasting by default)
+    assert ids[12] == [2]
+
+
+def test_ids_are_never_reused_even_after_reset():
+    t = Tracker(TrackerConfig(frame_rate=FPS, max_lost_s=0.2))
+    all_ids: list[int] = []
+    for person in range(4):                    # people come one after another and leave
+        for f in range(8):
+            out = t.update(*dets(box(100 + 50 * person + f, 100)))
+            all_ids += out.track_ids.tolist()
+        for _ in range(10):                     # 0.4 s of nobody: the track expires
+            t.update(*dets())
+    assert len(set(all_ids)) == 4
+    t.reset()
+    t.update(*dets(box(100, 100)))
+    out = t.update(*dets(box(101, 100)))
+    assert out.track_ids.tolist() == [5]
+
+
+def test_low_score_detections_extend_tracks_but_never_start_them():
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    for f in range(5):
+        t.update(*dets(box(100 + 2 * f, 100)))
+    # partly occluded: the detector is unsure (0.3 < high_thresh) for 10 frames
+    for f in range(5, 15):
+        out = t.update(*dets(box(100 + 2 * f, 100), box(600, 300), scores=[0.3, 0.3]))
+        assert out.track_ids.tolist() == [1]      # recovered by the second stage
+        assert out.det_index.tolist() == [0]      # the low-score box at (600, 300) starts nothing
+        assert out.scores[0] == pytest.approx(0.3)
+    out = t.update(*dets(box(130, 100)))
+    assert out.track_ids.tolist() == [1]
+
+
+def test_coasting_output_marks_predicted_boxes():
+    t = Tracker(TrackerConfig(frame_rate=FPS, coast_output_s=0.2))
+    for f in range(10):
+        t.update(*dets(box(100 + 4 * f, 100)))
+    out = t.update(*dets())                       # missed: predicted box, det_index -1
+    assert out.track_ids.tolist() == [1] and out.det_index.tolist() == [-1]
+    assert abs((out.xyxy[0, 0] + out.xyxy[0, 2]) / 2 - 140) < 3   # moved on at ~4 px/frame
+    for _ in range(6):
+        out = t.update(*dets())
+    assert len(out) == 0                          # past coast_output_s (0.28 s > 0.2 s)
+
+
+def _occlusion_scene(t: Tracker, emb_a, emb_b, gap_frames: int, reappear_at: float, emb_back=None):
+    """A walks right, is hidden for gap_frames, comes back at x=reappear_at; B stands still."""
+    ids_before = ids_after = None
+    for f in range(20):
+        out = t.update(*dets(box(100 + 2 * f, 200), box(600, 200)), embeddings=np.stack([emb_a, emb_b]))
+        ids_before = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
+    for f in range(gap_frames):
+        t.update(*dets(box(600, 200)), embeddings=emb_b[None])
+    back = emb_a if emb_back is None else emb_back
+    for f in range(3):
+        out = t.update(*dets(box(reappear_at + 2 * f, 200), box(600, 200)), embeddings=np.stack([back, emb_b]))
+        ids_after = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
+    return ids_before, ids_after
+
+
+def test_reidentification_after_long_occlusion():
+    rng = np.random.default_rng(0)
+    emb_a, emb_b = unit(rng.normal(size=64)), unit(rng.normal(size=64))
+    # hidden 3 s (> max_lost_s = 1.2 s: motion alone has given up), reappears 60 px further on
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    before, after = _occlusion_scene(t, emb_a, emb_b, gap_frames=75, reappear_at=200)
+    assert after[0] == before[0] and after[1] == before[1]
+    # without embeddings the same scene gives A a new id
+    t2 = Tracker(TrackerConfig(frame_rate=FPS))
+    before2 = after2 = None
+    for f in range(20):
+        out = t2.update(*dets(box(100 + 2 * f, 200), box(600, 200)))
+        before2 = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
+    for f in range(75):
+        t2.update(*dets(box(600, 200)))
+    for f in range(3):
+        out = t2.update(*dets(box(200 + 2 * f, 200), box(600, 200)))
+        after2 = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
+    assert after2[0] != before2[0]
+
+
+def test_reid_rejects_other_identity_and_expired_window():
+    rng = np.random.default_rng(1)
+    emb_a, emb_b, emb_c = (unit(rng.normal(size=64)) for _ in range(3))
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    before, after = _occlusion_scene(t, emb_a, emb_b, 75, 200, emb_back=emb_c)   # someone else
+    assert after[0] != before[0] and after[1] == before[1]
+    t = Tracker(TrackerConfig(frame_rate=FPS, reid_window_s=2.0))
+    before, after = _occlusion_scene(t, emb_a, emb_b, 75, 200)                     # 3 s > 2 s window
+    assert after[0] != before[0]
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    before, after = _occlusion_scene(t, emb_a, emb_b, 10, 1200)                    # too far to walk
+    assert after[0] != before[0]
+
+
+def test_appearance_keeps_ids_when_two_people_cross():
+    rng = np.random.default_rng(2)
+    e = unit(rng.normal(size=(2, 32)))
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    first = last = None
+    for f in range(40):
+        # A goes right, B goes left on the same row; they overlap around f = 20 and the
+        # detector reports them in alternating order
+        a, b = box(100 + 10 * f, 200), box(500 - 10 * f, 205)
+        order = [0, 1] if f % 2 else [1, 0]
+        bs = np.array([a, b], np.float32)[order]
+        out = t.update(bs, np.full(2, 0.9, np.float32), embeddings=e[order])
+        m = {order[d]: i for d, i in zip(out.det_index.tolist(), out.track_ids.tolist())}
+        if len(m) == 2:
+            first = first or m
+            last = m
+    assert first == last == {0: 1, 1: 2} or first == last == {0: 2, 1: 1}
+
+
+def test_classes_are_tracked_separately():
+    PERSON, CART = 0, 1
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    for f in range(10):
+        out = t.update(*dets(box(100 + f, 100)), class_ids=[PERSON])
+    person_id = out.track_ids.tolist()
+    # the person detection vanishes and a cart is detected exactly where the person was
+    for f in range(10, 20):
+        out = t.update(*dets(box(100 + f, 100)), class_ids=[CART])
+        assert person_id[0] not in out.track_ids.tolist()
+        assert set(out.class_ids.tolist()) <= {CART}
+    # a person and a cart overlapping heavily keep their own ids and classes
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    for f in range(15):
+        out = t.update(*dets(box(100 + f, 100), box(102 + f, 110, 44, 80)), class_ids=[CART, PERSON] if f % 2 else [PERSON, CART])
+    by_cls = dict(zip(out.class_ids.tolist(), out.track_ids.tolist()))
+    assert len(by_cls) == 2 and len(set(by_cls.values())) == 2
+    assert out.class_ids.tolist() != [] and all(c in (PERSON, CART) for c in out.class_ids.tolist())
+
+
+def test_uneven_timestamps_drive_prediction_and_expiry():
+    rng = np.random.default_rng(3)
+    speed = 100.0                                 # px per second, whatever the frame rate
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    ts = np.cumsum(rng.uniform(0.01, 0.12, size=40)) + 1_700_000_000.0
+    for k, now in enumerate(ts):
+        if 20 <= k < 24:                          # a dropped stretch: nothing arrives
+            continue
+        out = t.update(*dets(box(100 + speed * (now - ts[0]), 200)), timestamp=now)
+        if k > 1:
+            assert out.track_ids.tolist() == [1]
+    # velocity was learnt in px/s: a 0.5 s gap is bridged by prediction (box moved 50 px,
+    # wider than itself: IoU with the old position would be 0)
+    now = ts[-1] + 0.5
+    out = t.update(*dets(box(100 + speed * (now - ts[0]), 200)), timestamp=now)
+    assert out.track_ids.tolist() == [1]
+    # expiry is in seconds: 2 s of silence (> max_lost_s) ends the track
+    now += 2.0
+    t.update(*dets(), timestamp=now)
+    t.update(*dets(box(100 + speed * (now - ts[0]), 200)), timestamp=now + 0.04)
+    out = t.update(*dets(box(100 + speed * (now - ts[0]) + 4, 200)), timestamp=now + 0.08)
+    assert out.track_ids.tolist() == [2]
+
+
+def test_same_motion_at_different_frame_rates():
+    # 10 fps stream, tracker configured for 25 fps: timestamps make it right anyway
+    for fps in (5.0, 10.0, 30.0):
+        t = Tracker(TrackerConfig(frame_rate=25.0))
+        seen = set()
+        for k in range(int(fps * 3)):
+            now = k / fps
+            seen.update(t.update(*dets(box(100 + 60 * now, 200)), timestamp=now).track_ids.tolist())
+        assert seen == {1}, fps
+
+
+def test_timestamp_going_backwards_is_an_error():
+    t = Tracker()
+    t.update(*dets(box(1, 1)), timestamp=10.0)
+    t.update(*dets(box(1, 1)), timestamp=10.0)   # duplicate time is fine
+    with pytest.raises(ValueError, match="timestamp.*earlier"):
+        t.update(*dets(box(1, 1)), timestamp=9.5)
+    with pytest.raises(ValueError, match="timestamp"):
+        t.update(*dets(box(1, 1)), timestamp=float("nan"))
+
+
+@pytest.mark.parametrize("empty", [
+    (np.zeros((0, 4), np.float32), np.zeros(0, np.float32)),
+    ([], []),
+    (None, None),
+])
+def test_empty_frames(empty):
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    out = t.update(*empty)
+    assert len(out) == 0 and out.xyxy.shape == (0, 4) and out.track_ids.dtype == np.int64
+    out = t.update(*empty, class_ids=np.zeros(0, np.int32), embeddings=np.zeros((0, 16), np.float32))
+    assert len(out) == 0
+    for f in range(5):
+        t.update(*dets(box(100 + f, 100)))
+    for _ in range(5):                            # 0.2 s of empty frames: track survives
+        assert len(t.update(*empty)) == 0
+    assert t.update(*dets(box(110, 100))).track_ids.tolist() == [1]
+
+
+@pytest.mark.parametrize("xyxy, scores, kwargs, match", [
+    ([[0, 0, 10, 10], [0, np.nan, 10, 10]], [0.9, 0.9], {}, r"xyxy\[1\].*non-finite"),
+    ([[0, 0, np.inf, 10]], [0.9], {}, r"xyxy\[0\].*non-finite"),
+    ([[0, 0, 10, 10], [5, 0, 4, 10]], [0.9, 0.9], {}, r"xyxy\[1\].*negative width or height"),
+    ([[0, 10, 10, 0]], [0.9], {}, r"xyxy\[0\].*negative"),
+    ([[0, 0, 10, 10]], [0.9, 0.8], {}, r"scores: expected 1"),
+    ([[0, 0, 10, 10], [1, 1, 5, 5]], [0.9, np.nan], {}, r"scores\[1\].*non-finite"),
+    ([[0, 0, 10, 10]], [0.9], {"class_ids": [0, 1]}, r"class_ids: expected 1"),
+    ([[0, 0, 10, 10]], [0.9], {"class_ids": [0.5]}, r"class_ids\[0\]"),
+    ([[0, 0, 10, 10]], [0.9], {"embeddings": np.ones((2, 8))}, r"embeddings: expected shape \[1, D\]"),
+    ([[0, 0, 10, 10]], [0.9], {"embeddings": np.full((1, 8), np.nan)}, r"embeddings\[0\]"),
+    ([0, 0, 10], [0.9], {}, r"xyxy: expected shape \[N, 4\]"),
+])
+def test_bad_input_is_rejected_with_field_and_index(xyxy, scores, kwargs, match):
+    t = Tracker()
+    with pytest.raises(ValueError, match=match):
+        t.update(np.array(xyxy, np.float64), np.array(scores, np.float64), **kwargs)
+    # the tracker is still usable after a rejected frame
+    t.update(*dets(box(10, 10)))
+    assert t.update(*dets(box(11, 10))).track_ids.tolist() == [1]
+
+
+def test_zero_area_boxes_and_zero_embeddings_are_tolerated():
+    t = Tracker()
+    e = np.zeros((2, 8), np.float32)              # zero rows: classes without re-id
+    for f in range(3):
+        out = t.update(*dets(box(50 + f, 50), [5, 5, 5, 9]), embeddings=e)
+    assert out.track_ids.tolist() == [1] and out.det_index.tolist() == [0]
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="frame_rate"):
+        TrackerConfig(frame_rate=0)
+    with pytest.raises(ValueError, match="low_thresh"):
+        TrackerConfig(low_thresh=0.7, high_thresh=0.5)
+    with pytest.raises(ValueError, match="min_hits"):
+        TrackerConfig(min_hits=0)
+    with pytest.raises(ValueError, match="max_lost_s"):
+        TrackerConfig(max_lost_s=-1)
+
+
+def _full_kalman_reference(z0, dt, z1, fps):
+    """Textbook 8x8 Kalman filter, one box at a time, with the same noise model."""
+    out = []
+    for a, b in zip(z0, z1):
+        s = np.array([a[2], a[3], a[2], a[3]])
+        x = np.concatenate([a, np.zeros(4)])
+        P = np.diag(np.concatenate([(2 * kf.STD_POS * s) ** 2, (10 * kf.STD_VEL * fps * s) ** 2]))
+        F = np.eye(8)
+        F[:4, 4:] = dt * np.eye(4)
+        x = F @ x
+        frames = dt * fps
+        Q = np.diag(np.concatenate([(kf.STD_POS * s) ** 2 * frames, (kf.STD_VEL * fps * s) ** 2 * frames]))
+        P = F @ P @ F.T + Q
+        sb = np.array([b[2], b[3], b[2], b[3]])
+        H = np.eye(4, 8)
+        R = np.diag((kf.STD_POS * sb) ** 2)
+        K = P @ H.T @ np.linalg.inv(H @ P @ H.T + R)
+        x = x + K @ (b - H @ x)
+        P = (np.eye(8) - K @ H) @ P
+        out.append((x, P))
+    return out
+
+
+def test_batched_kalman_equals_the_full_matrix_filter():
+    # the per-coordinate 2x2 blocks are exact, not an approximation of the 8x8 filter
+    rng = np.random.default_rng(4)
+    fps, dt = 25.0, 0.07
+    z0 = np.abs(rng.normal(100, 30, size=(6, 4))) + 5
+    z1 = z0 + rng.normal(0, 2, size=z0.shape)
+    p, v, p00, p01, p11 = kf.initiate(z0, fps)
+    kf.predict(p, v, p00, p01, p11, dt, fps)
+    prior = p.copy(), p00.copy()
+    kf.update(p, v, p00, p01, p11, z1)
+    for i, (x, P) in enumerate(_full_kalman_reference(z0, dt, z1, fps)):
+        np.testing.assert_allclose(p[i], x[:4], rtol=1e-9)
+        np.testing.assert_allclose(v[i], x[4:], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(p00[i], np.diag(P[:4, :4]), rtol=1e-9)
+        np.testing.assert_allclose(p01[i], np.diag(P[:4, 4:]), rtol=1e-9)
+        np.testing.assert_allclose(p11[i], np.diag(P[4:, 4:]), rtol=1e-9)
+    # the update pulls the state towards the measurement and shrinks the uncertainty
+    assert np.all(np.abs(p - z1) <= np.abs(prior[0] - z1) + 1e-9)
+    assert np.all(p00 < prior[1])
+
+
+def test_assign_is_optimal_with_the_lone_pair_shortcut():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n, m = rng.integers(1, 12, size=2)
+        cost = rng.uniform(0, 1, size=(n, m))
+        cost[rng.uniform(size=(n, m)) < 0.7] = np.inf          # sparse, like IoU gating
+        limit = 0.8
+        rows, cols = assign(cost, limit)
+        assert len(set(rows.tolist())) == rows.size and len(set(cols.tolist())) == cols.size
+        assert np.all(cost[rows, cols] <= limit)
+        # reference: unmatched costs limit/2 per side, so a pair is worth taking iff <= limit
+        big = np.where(cost <= limit, cost, 1e6)
+        ext = np.full((n + m, m + n), 1e6)
+        ext[:n, :m] = big
+        ext[:n, m:] = np.where(np.eye(n) > 0, limit / 2, 1e6)
+        ext[n:, :m] = np.where(np.eye(m) > 0, limit / 2, 1e6)
+        ext[n:, m:] = 0
+        r, c = linear_sum_assignment(ext)
+        ref = ext[r, c].sum()
+        got = cost[rows, cols].sum() + (n - rows.size + m - cols.size) * limit / 2
+        assert got == pytest.approx(ref, abs=1e-9), trial
+
+
+def test_iou_matrix():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], np.float64)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float64)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1, 1 / 3, 0], [0, 0, 0]])
