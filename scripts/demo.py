@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", type=int, default=2)
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--start", default="2024-01-15T12:00:00Z", help="simulated time of the first frame")
+    ap.add_argument("--start", default="2024-01-15T17:30:00Z", help="simulated time of the first frame")
     ap.add_argument("--triton-url", default="localhost:8001")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
     ap.add_argument("--keep-triton", action="store_true", help="leave a Triton this demo started running")
