@@ -293,3 +293,35 @@ def test_stop_while_triton_is_down_does_not_hang(own_triton, tmp_path):
     assert st["frames_lost"] >= 1 and st["frames_dropped"] >= 1
     assert st["frames_read"] == st["frames_processed"] + st["frames_lost"] + st["frames_dropped"] < 30
     assert rec["cam-d"].flushed and sink.flushed >= 1
+
+
+def test_real_wiring_tracker_analytics_and_seed_files(triton_server, tmp_path):
+    """The runner with the real tracker, store analytics (configs/store.yaml) and sinks:
+    analytics are flushed at the end and every seed file is valid JSON."""
+    n = 6
+    w = cv2.VideoWriter(str(tmp_path / "cam.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (640, 360))
+    for i in range(n):
+        w.write(np.full((360, 640, 3), 90 + i, np.uint8))
+    w.release()
+    cfg = write_config(tmp_path, triton_server.grpc_url,
+                       [{"id": "cam-entrance-1", "source": str(tmp_path / "cam.mp4"),
+                         "start_time": "2024-01-15T10:00:00Z"}])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["analytics"] = {"store_config": str(REPO / "configs" / "store.yaml")}
+    cfg.write_text(yaml.safe_dump(raw))
+    config = load_app_config(cfg)
+    sinks = build_sinks(config)
+    runner = Runner(config, build_processor_factory(config), sinks, health_interval_s=60)
+    try:
+        summary = asyncio.run(runner.run())
+    finally:
+        for s in sinks:
+            s.close()
+    proc = runner.pipelines[0].processor
+    assert type(proc).__name__ == "TrackedCamera" and proc.analytics is not None
+    assert summary.streams["cam-entrance-1"]["frames_processed"] == n
+    files = {f.name: json.loads(f.read_text()) for f in (tmp_path / "out").glob("*.json")}
+    assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json"}
+    # the end-of-stream flush reported this camera's heatmap in the seed's schema
+    hm = [h for h in files["heatmap.json"] if h["stream_id"] == "cam-entrance-1"]
+    assert hm and hm[-1]["resolution"] == [96, 54] and len(hm[-1]["data"]) == 54
