@@ -182,19 +182,29 @@ def truth_errors(clips: list[dict], tally: "SummarySink") -> list[str]:
 
 # --------------------------------------------------------------------------- main
 
-def ensure_triton(grpc_url: str):
-    from serving.local_triton import TritonPorts, is_ready, start_triton
+def grpc_ready(grpc_url: str) -> bool:
+    import tritonclient.grpc as grpcclient
 
-    host, port = grpc_url.rsplit(":", 1)
-    grpc = int(port)
-    ports = TritonPorts(grpc - 1, grpc, grpc + 1)
-    if is_ready(ports.http):
+    try:
+        with grpcclient.InferenceServerClient(grpc_url) as c:
+            return bool(c.is_server_ready(client_timeout=2.0))
+    except Exception:  # noqa: BLE001 (not there: any failure means "start one")
+        return False
+
+
+def ensure_triton(grpc_url: str):
+    """None if a Triton answers at ``grpc_url``; else start the local one (HTTP/metrics on -1/+1)."""
+    from serving.local_triton import TritonPorts, start_triton
+
+    if grpc_ready(grpc_url):
         print(f"Triton already running at {grpc_url}")
         return None
+    host, port = grpc_url.rsplit(":", 1)
     if host not in ("localhost", "127.0.0.1"):
         raise SystemExit(f"demo: no Triton ready at {grpc_url}")
+    grpc = int(port)
     print(f"starting the local Triton (CPU configs) on {grpc_url} ...", flush=True)
-    return start_triton(ports)
+    return start_triton(TritonPorts(grpc - 1, grpc, grpc + 1))
 
 
 def run_pipeline(cfg_path: Path, extra_sink: SummarySink):
@@ -275,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", default="2024-01-15T17:30:00Z", help="simulated time of the first frame")
     ap.add_argument("--triton-url", default="localhost:8001")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
+    ap.add_argument("--clips-dir", type=Path, default=DEMO_DATA, help="where the rendered clips go")
     ap.add_argument("--keep-triton", action="store_true", help="leave a Triton this demo started running")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -290,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ensure_triton(a.triton_url)
     try:
         t = time.monotonic()
-        clips = render_clips(DEMO_DATA, a.seconds, a.cameras, a.fps, a.seed, a.start)
+        clips = render_clips(a.clips_dir, a.seconds, a.cameras, a.fps, a.seed, a.start)
         print(f"rendered {len(clips)} camera clip(s) of {a.seconds:g} s in {time.monotonic() - t:.1f} s: "
               + ", ".join(str(c["path"]) for c in clips), flush=True)
         cfg = {
@@ -308,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         summary, _ = run_pipeline(cfg_path, tally)
         save_heatmaps(tally, clips, a.out)
         print_summary(summary, tally, a.out, notice, clips)
+        (a.out / "demo_summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     finally:
         if server is not None and not a.keep_triton:
             server.stop()
