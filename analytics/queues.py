@@ -1,7 +1,8 @@
 """Checkout lanes: queue length, waits, service rate and abandonment per lane.
 
-A person joins the queue when their feet enter the lane's queue zone and is served when
-they enter its service zone: wait = service entry - queue entry (timestamps). Someone who
+A person joins the queue when their feet enter the lane's queue zone and is served once
+they have stayed ``min_service_s`` in its service zone: wait = service-zone entry - queue
+entry (timestamps); the average wait covers the people seen joining the queue. Someone who
 leaves the queue zone for ``abandon_after_s`` without reaching the service zone abandoned.
 Tracker hiccups are handled where they would bias the numbers:
 - a track missing for a frame or two still counts in the queue (``hold_s``);
@@ -24,6 +25,7 @@ from analytics.slots import TrackTable, grow
 class QueueSettings:
     hold_s: float = 1.0
     smooth_s: float = 4.0
+    min_service_s: float = 2.0  # in the service zone this long to count as served (not passing, not a flicker)
     abandon_after_s: float = 3.0
     inherit_within_s: float = 8.0
     inherit_px: float = 80.0
@@ -46,6 +48,7 @@ class CheckoutQueues:
         self.served = np.zeros((c, n), bool)
         self.in_q = np.zeros((c, n), bool)
         self.left_t = np.full((c, n), np.nan)  # when a waiting person was first seen out of both zones
+        self.svc_t = np.full((c, n), np.nan)  # when the person entered the service zone (not yet served)
         self.pos = np.zeros((c, 2))
         table.on_grow(self._grow)
         self._vanished: list[tuple[float, float, float, float, int]] = []  # (last seen, x, y, join, lane)
@@ -53,6 +56,7 @@ class CheckoutQueues:
         self._hist_n = np.zeros((256, n))
         self._hist_i = 0
         self._waits: list[list[float]] = [[] for _ in lanes]
+        self._served = np.zeros(len(lanes), np.int64)
         self._abandoned = np.zeros(n, np.int64)
         self._n_waiting = 0
         self.total_served = np.zeros(n, np.int64)
@@ -62,7 +66,7 @@ class CheckoutQueues:
     def _grow(self, cap: int) -> None:
         self.join_t, self.served = grow(self.join_t, cap, np.nan), grow(self.served, cap, False)
         self.in_q, self.left_t = grow(self.in_q, cap, False), grow(self.left_t, cap, np.nan)
-        self.pos = grow(self.pos, cap, 0.0)
+        self.svc_t, self.pos = grow(self.svc_t, cap, np.nan), grow(self.pos, cap, 0.0)
 
     def _push(self, t: float, n) -> None:
         size = len(self._hist_t)
@@ -87,17 +91,23 @@ class CheckoutQueues:
             self.join_t[nr] = np.nan
             self.served[nr] = False
             self.left_t[nr] = np.nan
+            self.svc_t[nr] = np.nan
             self.in_q[nr] = False
-        jt, sv = self.join_t[rows], self.served[rows]
+        jt, sv, st = self.join_t[rows], self.served[rows], self.svc_t[rows]
         waiting = ~np.isnan(jt) & ~sv
         joins = in_q & ~waiting & ~sv & ~in_s
         jt[joins] = t
-        start = in_s & ~sv
+        # service: entered the service zone and stayed min_service_s; the wait ends at the entry
+        st = np.where(in_s & ~sv, np.where(np.isnan(st), t, st), np.nan)
+        start = ~np.isnan(st) & (t - st >= self.s.min_service_s)
         if start.any():
             for r, lane in zip(*np.nonzero(start)):
                 j = jt[r, lane]
-                self._waits[lane].append(0.0 if np.isnan(j) else t - j)  # straight to the till: no wait
+                self._served[lane] += 1
+                if not np.isnan(j):  # a wait is known only for people seen joining the queue
+                    self._waits[lane].append(st[r, lane] - j)
             sv = sv | start
+            st[start] = np.nan
             self.total_served += start.sum(axis=0)
         # out of both zones while waiting: abandonment once it lasts
         out = ~np.isnan(jt) & ~sv & ~in_q & ~in_s
@@ -110,13 +120,14 @@ class CheckoutQueues:
             self.total_abandoned += g
             jt[gone] = np.nan
         self.join_t[rows], self.served[rows], self.left_t[rows], self.in_q[rows] = jt, sv, lt, in_q
+        self.svc_t[rows] = st
         self.pos[rows] = feet_xy
         if new.any() and joins.any():
             for i, lane in zip(*np.nonzero(joins & new[:, None])):  # a fresh track in a queue: a lost one reborn?
                 self._inherit(int(rows[i]), int(lane), feet_xy[i], t)
         a = self.table.slots._vals
         w = ~np.isnan(self.join_t[a]) & ~self.served[a]
-        self._n_waiting = int(w.sum())
+        self._n_waiting = int(w.sum()) + int((~np.isnan(self.svc_t[a])).sum())
         fresh = self.table.last_t[a] >= t - self.s.hold_s
         self._push(t, (w & self.in_q[a] & fresh[:, None]).sum(axis=0))
 
@@ -154,6 +165,7 @@ class CheckoutQueues:
             self._vanished.append((float(self.table.last_t[r]), float(self.pos[r, 0]), float(self.pos[r, 1]),
                                    float(self.join_t[r, lane]), int(lane)))
         self.join_t[rows] = np.nan
+        self.svc_t[rows] = np.nan
         self.in_q[rows] = False
         self.served[rows] = False
 
@@ -178,9 +190,10 @@ class CheckoutQueues:
             avg = float(np.mean(waits)) if waits else 0.0
             mx = max(max(waits) if waits else 0.0, self.longest_wait(i, t))
             out.append(QueueMetricsRecord(lid, self.stream_id, t, self.length_now(i), avg, mx,
-                                          len(waits) / (window_s / 60.0), int(self._abandoned[i])))
+                                          int(self._served[i]) / (window_s / 60.0), int(self._abandoned[i])))
             self._waits[i] = []
         self._abandoned[:] = 0
+        self._served[:] = 0
         return out
 
 

@@ -79,7 +79,7 @@ def test_queue_length_is_robust_to_missed_frames_and_lost_tracks():
     assert all(n == 3 for n in lengths[50:])
     # 33 inherited 3's join time: its wait, once served, counts from t=0
     out = []
-    for k in range(10):
+    for k in range(25):  # at the till for 2.5 s: served (min_service_s 2)
         out += cam.update(30.0 + k * 0.1, tracks((33, 200, 250)), NAMES)
     out += cam.update(60.0, tracks(), NAMES)
     r = [x for x in out if isinstance(x, QueueMetricsRecord)][-1]

@@ -16,7 +16,11 @@ from scripts.simulator.camera import PERSON, Objects
 
 
 class Truth:
-    def __init__(self, store: Store, cfg: StoreConfig, camera_ids: list[str], fps: float) -> None:
+    def __init__(self, store: Store, cfg: StoreConfig, camera_ids: list[str], fps: float,
+                 visit_gap_s: float = 4.0) -> None:
+        """``visit_gap_s``: unseen longer than this on a camera, a customer's next sighting is a new
+        visit (a new journey for the analytics, whose ``lost_after_s`` is the same)."""
+        self.visit_gap_s = visit_gap_s
         self.store, self.fps = store, fps
         self.t0, self.t1 = store.t0, store.t1
         n = max(len(store.customers), 1)
@@ -31,6 +35,8 @@ class Truth:
                 "dwell": np.zeros((n, len(zs))), "first_in": np.full((n, len(zs)), np.inf),
                 "seen_first": np.full(n, np.inf), "seen_last": np.full(n, -np.inf),
                 "queue": {lid: np.zeros(self.n_sec, np.int16) for lid in lanes},
+                "cur_visit": np.full(n, -1, np.int64), "visit_rows": {},
+                "v_dwell": np.zeros((64, len(zs))), "v_first": np.full(64, np.inf), "v_last": np.full(64, -np.inf),
             }
 
     def add(self, camera_id: str, obj: Objects, times: np.ndarray, frame0: int) -> None:
@@ -41,9 +47,10 @@ class Truth:
         if len(frame) == 0:
             return
         t = times[frame]
+        inside = c["zones"].contains(feet)
+        self._visits(c, cid, t, inside)  # before seen_last moves on
         np.minimum.at(c["seen_first"], cid, t)
         np.maximum.at(c["seen_last"], cid, t)
-        inside = c["zones"].contains(feet)
         r, z = np.nonzero(inside)
         np.add.at(c["dwell"], (cid[r], z), 1.0 / self.fps)
         np.minimum.at(c["first_in"], (cid[r], z), t[r])
@@ -54,6 +61,34 @@ class Truth:
         for lid, (qz, _) in c["lanes"].items():
             m = on_sec & inside[:, qz] & (sec >= 0) & (sec < self.n_sec)
             np.add.at(c["queue"][lid], sec[m], 1)
+
+    def _visits(self, c: dict, cid: np.ndarray, t: np.ndarray, inside: np.ndarray) -> None:
+        """Split each customer's sightings on this camera into visits (gaps > visit_gap_s)."""
+        o = np.lexsort((t, cid))
+        cs, ts = cid[o], t[o]
+        first = np.ones(len(cs), bool)
+        first[1:] = cs[1:] != cs[:-1]
+        prev = np.where(first, c["seen_last"][cs], np.concatenate([[0.0], ts[:-1]]))
+        new = (ts - prev) > self.visit_gap_s
+        run = np.cumsum(new)
+        base = np.maximum.accumulate(np.where(first, run - new, 0))
+        visit = c["cur_visit"][cs] + (run - base)
+        keys = cs * 100_000 + visit
+        uk, inv = np.unique(keys, return_inverse=True)
+        vr = c["visit_rows"]
+        rows = np.array([vr.setdefault(int(k), len(vr)) for k in uk.tolist()], np.int64)[inv]
+        if len(vr) > len(c["v_first"]):
+            cap = max(len(vr), 2 * len(c["v_first"]))
+            c["v_dwell"] = np.concatenate([c["v_dwell"], np.zeros((cap - len(c["v_dwell"]), c["v_dwell"].shape[1]))])
+            c["v_first"] = np.concatenate([c["v_first"], np.full(cap - len(c["v_first"]), np.inf)])
+            c["v_last"] = np.concatenate([c["v_last"], np.full(cap - len(c["v_last"]), -np.inf)])
+        np.minimum.at(c["v_first"], rows, ts)
+        np.maximum.at(c["v_last"], rows, ts)
+        r, z = np.nonzero(inside[o])
+        np.add.at(c["v_dwell"], (rows[r], z), 1.0 / self.fps)
+        last = np.ones(len(cs), bool)
+        last[:-1] = cs[1:] != cs[:-1]
+        c["cur_visit"][cs[last]] = visit[last]
 
     def door_crossings(self) -> tuple[np.ndarray, np.ndarray]:
         """Times of true inward and outward crossings of the door line in [t0, t1)."""
@@ -82,14 +117,24 @@ class Truth:
                 d = {zn[z]: round(float(c["dwell"][cu.cid, z]), 3) for z in range(len(zn)) if c["dwell"][cu.cid, z] > 0}
                 fi = {zn[z]: round(float(c["first_in"][cu.cid, z]), 3) for z in range(len(zn))
                       if np.isfinite(c["first_in"][cu.cid, z])}
+                visits = []
+                for v in range(int(c["cur_visit"][cu.cid]) + 1):
+                    row = c["visit_rows"].get(cu.cid * 100_000 + v)
+                    if row is None:
+                        continue
+                    visits.append({"start": round(float(c["v_first"][row]), 3), "end": round(float(c["v_last"][row]), 3),
+                                   "zone_dwell": {zn[z]: round(float(c["v_dwell"][row, z]), 3) for z in range(len(zn))
+                                                  if c["v_dwell"][row, z] > 0}})
                 rec["cameras"][cam_id] = {"first_seen": round(float(c["seen_first"][cu.cid]), 3),
                                           "last_seen": round(float(c["seen_last"][cu.cid]), 3),
-                                          "zone_dwell": d, "zone_first_in": fi}
+                                          "zone_dwell": d, "zone_first_in": fi, "visits": visits}
                 if cu.lane in c["lanes"]:
                     qz, sz = c["lanes"][cu.lane]
                     q_in, s_in = c["first_in"][cu.cid, qz], c["first_in"][cu.cid, sz]
-                    if np.isfinite(q_in) and np.isfinite(s_in):
-                        rec["queue_join"], rec["service_start"] = round(float(q_in), 3), round(float(s_in), 3)
+                    if np.isfinite(s_in) and cu.served:
+                        rec["service_start"] = round(float(s_in), 3)
+                    if np.isfinite(q_in) and np.isfinite(s_in) and cu.served and q_in > self.t0:
+                        rec["queue_join"] = round(float(q_in), 3)
                         rec["wait_s"] = round(float(s_in - q_in), 3)
             customers.append(rec)
         lanes = {lid: q.tolist() for c in self.cams.values() for lid, q in c["queue"].items()}
