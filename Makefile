@@ -58,13 +58,22 @@ score: setup ## compare data/sample/ analytics with the simulator's ground truth
 perf: setup ## perf_analyzer sweep against the ensemble and each model
 	$(PY) -m benchmarks.perf
 
-bench: setup ## all benchmarks; each appends to docs/benchmarks.md
+# Roboflow trackers/supervision declare numpy>=2; installed without their deps so numpy 1.26 holds.
+BENCH_STAMP := .venv/.bench-peers-stamp
+BENCH_PEERS := defusedxml==0.7.1 matplotlib==3.11.2 pillow==13.0.0 requests==2.34.2 tqdm==4.70.1 \
+               pyDeprecate==0.14.0 rich==14.3.4
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q $(BENCH_PEERS)
+	$(PIP) install -q --no-deps trackers==2.6.1 supervision==0.27.0
+	touch $@
+
+bench: setup $(BENCH_STAMP) ## all benchmarks; each appends to docs/benchmarks.md
 	$(PY) -m benchmarks.tracking
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.analytics
 	$(PY) -m benchmarks.sinks
 
-bench-tracking: setup ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
+bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking
 
 influx-setup: setup ## create buckets / retention policies from configs/app_config.yaml
