@@ -5,7 +5,13 @@ architectures (scripts/architectures.py) with deterministic, untrained weights a
 exported to ONNX with a dynamic batch axis. They have the real shapes and compute cost
 (what serving, batching and perf work need) but **detect nothing**: the manifest's
 source says ``deterministic-placeholder`` and every log says so. Real weights:
-``scripts/download_models.sh``; the trained demo detector: ``data/models/demo/``.
+``scripts/download_models.sh``.
+
+Where ``data/models/demo/yolov8n_demo.onnx`` exists (the detector trained on the store
+simulator's frames, ``scripts/train_demo_detector.py``; classes person and cart), it is
+installed as the newest ``yolov8n`` version through the versioning command
+(``serving.model_repo.add_version``, labels.txt rewritten to its class names), so the
+offline demo sees real detections. Installing it again is a no-op (matched by sha256).
 
     python -m scripts.build_models [--force]
 """
@@ -25,6 +31,9 @@ PLACEHOLDER_SOURCE = "deterministic-placeholder (untrained architecture, seed 0;
 ADAPTER = '"""CPU variant: ONNX Runtime in the python backend (see serving/onnx_model.py)."""\n' \
           "from serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 NETWORKS = ("yolov8n", "osnet_x0_25")
+DEMO_DETECTOR = MODELS_DIR / "demo" / "yolov8n_demo.onnx"
+DEMO_SOURCE = ("demo detector: YOLOv8n trained on the store simulator's rendered frames, classes person/cart "
+               "(data/models/demo/MODEL_CARD.md)")
 
 log = logging.getLogger("build_models")
 
@@ -162,11 +171,48 @@ def build(force: bool = False) -> None:
         if force or not installed_versions(model):
             vdir = install(model, path, PLACEHOLDER_SOURCE, update_labels=True)
             log.info("%s: installed as %s", model, vdir.relative_to(REPO_ROOT))
+    install_demo_detector(force=force)
+
+
+def installed_sha256(model: str, repo: Path = MODEL_REPOSITORY) -> set[str]:
+    import json
+
+    shas = set()
+    for v in installed_versions(model, repo):
+        try:
+            shas.add(json.loads((v / "manifest.json").read_text())["sha256"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return shas
+
+
+def demo_detector_missing(repo: Path = MODEL_REPOSITORY) -> bool:
+    if not DEMO_DETECTOR.exists():
+        return False
+    from serving.model_repo import sha256_file
+
+    return sha256_file(DEMO_DETECTOR) not in installed_sha256("yolov8n", repo)
+
+
+def install_demo_detector(repo: Path = MODEL_REPOSITORY, force: bool = False) -> Path | None:
+    """Add the trained demo detector as the newest yolov8n version unless some version already
+    is it (``force``: add it again, e.g. after ``--force`` rebuilt the placeholder on top)."""
+    if not DEMO_DETECTOR.exists() or not (force or demo_detector_missing(repo)):
+        return None
+    from serving.model_repo import add_version, numeric_versions
+
+    first = not numeric_versions(repo / "yolov8n")
+    vdir = add_version(repo, "yolov8n", DEMO_DETECTOR, source=DEMO_SOURCE, precision="fp16", update_labels=True,
+                       extra_files={"model.py": ADAPTER.encode()} if first else None)
+    log.info("yolov8n: installed the trained demo detector %s as %s", DEMO_DETECTOR.relative_to(REPO_ROOT),
+             vdir.relative_to(REPO_ROOT))
+    return vdir
 
 
 def ensure_models() -> None:
     """Build and install whatever is missing (idempotent; used by fixtures and the demo)."""
-    if all(installed_versions(m) for m in NETWORKS) and (MODEL_REPOSITORY / "yolov8n" / "labels.txt").exists():
+    if (all(installed_versions(m) for m in NETWORKS) and (MODEL_REPOSITORY / "yolov8n" / "labels.txt").exists()
+            and not demo_detector_missing()):
         return
     build()
 
