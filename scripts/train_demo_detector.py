@@ -21,7 +21,7 @@ The heavy training dependencies live in their own environment, not the runtime's
 
     python3 -m venv .venv-train
     .venv-train/bin/pip install torch==2.14.1 torchvision==0.29.1 ultralytics onnx
-    .venv/bin/python scripts/train_demo_detector.py all [--epochs 30] [--tiles 3000]
+    .venv/bin/python scripts/train_demo_detector.py all [--epochs 15] [--tiles 1800]
 
 ``make models`` installs the packed model as the newest ``yolov8n`` version through
 ``serving.model_repo`` (``scripts/build_models.py``).
@@ -280,7 +280,7 @@ def write_card(size: int) -> None:
   held-out: {ds['val_frames']} full 640x360 frames from seed {ds['seed'] + 1000}.
 - **Training**: {tr['epochs']} epochs at imgsz {tr['imgsz']}, batch {tr['batch']}, device `{tr['device']}`,
   {tr['train_seconds'] / 60:.1f} min wall clock.
-- **Reproduce**: `.venv/bin/python scripts/train_demo_detector.py all --epochs {tr['epochs']} --seed {ds['seed']}`.
+- **Reproduce**: `.venv/bin/python scripts/train_demo_detector.py all --tiles {ds['train_tiles']} --val-frames {ds['val_frames']} --epochs {tr['epochs']} --batch {tr['batch']} --seed {ds['seed']}`.
 
 ## Accuracy on held-out rendered frames (served pre/post-processing, ONNX Runtime)
 
@@ -296,11 +296,11 @@ CPU time per frame in this evaluation: {ev['ms_per_frame']} ms (2 cores).
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("step", choices=["all", "dataset", "train", "pack", "evaluate", "card"])
-    ap.add_argument("--tiles", type=int, default=3000)
-    ap.add_argument("--val-frames", type=int, default=150)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--tiles", type=int, default=1800)
+    ap.add_argument("--val-frames", type=int, default=120)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--imgsz", type=int, default=TILE)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-python", default=str(REPO_ROOT / ".venv-train" / "bin" / "python"))
