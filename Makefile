@@ -72,6 +72,7 @@ bench: setup $(BENCH_STAMP) ## all benchmarks; each appends to docs/benchmarks.m
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.analytics
 	$(PY) -m benchmarks.sinks
+	$(PY) -m benchmarks.reid
 
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking
