@@ -285,6 +285,16 @@ def _check_signature(cfg_path: Path, cfg, onnx_sigs: list[TensorSig], kind: str,
             problems.append(f"{rel}: the ONNX has inputs the config does not declare: {extra}")
 
 
+def _config_input_dims(configs: dict, name: str) -> list[int] | None:
+    """The full input shape a config declares (batch axis as -1 when it batches), or None."""
+    for cfg in configs.values():
+        for io in cfg.input:
+            if io.name == name:
+                dims = [int(d) for d in io.dims]
+                return [-1] + dims if cfg.max_batch_size > 0 else dims
+    return None
+
+
 def _smoke_run(onnx_path: Path, configs: dict, info: OnnxInfo, problems: list[str]) -> dict[str, tuple[int, ...]]:
     """Run the ONNX in ONNX Runtime on zeros at batch 2 (1 if unbatched); check output shapes.
 
@@ -298,7 +308,11 @@ def _smoke_run(onnx_path: Path, configs: dict, info: OnnxInfo, problems: list[st
     batch = 2 if batched else None
     feeds = {}
     for sig in info.inputs:
-        dims = [d if isinstance(d, int) and d > 0 else 1 for d in sig.shape]
+        # dynamic axes other than the batch (Ultralytics' dynamic=True also frees H and W) get
+        # the size the config says Triton will send
+        sent = _config_input_dims(configs, sig.name)
+        dims = [d if isinstance(d, int) and d > 0 else
+                (sent[i] if sent is not None and i < len(sent) and sent[i] > 0 else 1) for i, d in enumerate(sig.shape)]
         if batch is not None and dims:
             dims[0] = batch
         np_dtype = _TRITON_TO_NUMPY.get(sig.dtype)

@@ -108,6 +108,14 @@ def det(tmp_path) -> Path:
 # ----------------------------------------------------------------------------- add: the good path
 
 
+def test_dynamic_spatial_axes_are_run_at_the_configured_size(repo, tmp_path):
+    """Ultralytics' ``dynamic=True`` export frees H and W too: the smoke run must feed 640x640
+    (what Triton sends), not 1x1, or a good model is rejected."""
+    det = make_detector(tmp_path / "dyn.onnx", size="height")
+    v = add_version(repo, "yolov8n", det, source="ultralytics dynamic export", extra_files={"model.py": b"#\n"})
+    assert json.loads((v / "manifest.json").read_text())["inputs"][0]["shape"] == ["batch", 3, "height", "height"]
+
+
 def test_real_configs_are_what_these_tests_assume(repo):
     cfgs = model_repo.read_configs(repo, "yolov8n")
     assert {p.name for p in cfgs} == {"config.pbtxt", "cpu.pbtxt"}
