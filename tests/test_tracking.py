@@ -55,17 +55,23 @@ def test_single_frame_false_positive_never_gets_an_id():
 
 def test_ids_persist_through_short_misses():
     t = Tracker(TrackerConfig(frame_rate=FPS))
+    c = box(900, 300, 60, 400)                    # someone standing: the view spans y 100..500
     ids = []
     for f in range(40):
         a, b = box(100 + 3 * f, 200), box(500 - 3 * f, 400)
-        frame = [b] if 10 <= f < 18 else [a, b]    # A missed for 8 frames (0.32 s) while moving
+        frame = [b, c] if 10 <= f < 18 else [a, b, c]   # A missed for 8 frames (0.32 s) while moving
         out = t.update(*dets(*frame))
         if f >= 1:
             ids.append(ids_of(out))
-    assert ids[-1] == [1, 2]
-    assert all(set(i) <= {1, 2} for i in ids)
-    # and during the miss only B is output (no coasting by default)
-    assert ids[12] == [2]
+    assert ids[-1] == [1, 2, 3]
+    assert all(set(i) <= {1, 2, 3} for i in ids)
+    # during the miss A is still output, coasting on its prediction (coast_output_s = 1 s)
+    assert ids[12] == [1, 2, 3]
+    t = Tracker(TrackerConfig(frame_rate=FPS, coast_output_s=0))
+    for f in range(12):
+        a, b = box(100 + 3 * f, 200), box(500 - 3 * f, 400)
+        out = t.update(*dets(*([b, c] if f >= 10 else [a, b, c])))
+    assert ids_of(out) == [2, 3]                   # coasting off: matched tracks only
 
 
 def test_ids_are_never_reused_even_after_reset():
@@ -100,14 +106,38 @@ def test_low_score_detections_extend_tracks_but_never_start_them():
 
 def test_coasting_output_marks_predicted_boxes():
     t = Tracker(TrackerConfig(frame_rate=FPS, coast_output_s=0.2))
+    far = box(600, 250, 60, 440)                  # someone standing: the view spans 80..630 x 30..470
     for f in range(10):
-        t.update(*dets(box(100 + 4 * f, 100)))
-    out = t.update(*dets())                       # missed: predicted box, det_index -1
-    assert out.track_ids.tolist() == [1] and out.det_index.tolist() == [-1]
-    assert abs((out.xyxy[0, 0] + out.xyxy[0, 2]) / 2 - 140) < 3   # moved on at ~4 px/frame
+        t.update(*dets(box(100 + 4 * f, 100), far))
+    out = t.update(*dets(far))                    # A missed: predicted box, det_index -1
+    a = out.track_ids == 1
+    assert a.sum() == 1 and out.det_index[a].tolist() == [-1] and out.coasting.tolist() == (a).tolist()
+    assert abs((out.xyxy[a][0, 0] + out.xyxy[a][0, 2]) / 2 - 140) < 3   # moved on at ~4 px/frame
+    assert out.det_index[~a].tolist() == [0] and not out.coasting[~a].any()
     for _ in range(6):
-        out = t.update(*dets())
-    assert len(out) == 0                          # past coast_output_s (0.28 s > 0.2 s)
+        out = t.update(*dets(far))
+    assert out.track_ids.tolist() == [2]          # A is past coast_output_s (0.28 s > 0.2 s)
+    assert out.track_ids.dtype == np.int64 and out.coasting.dtype == bool
+
+
+def test_coasting_stops_at_the_view_edge_and_for_young_tracks():
+    # A walks right along the far edge of everything detected so far: leaving the view, not
+    # hidden; B stands in the middle and is missed: B coasts
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    c = box(30, 300, 40, 400)                     # standing at the left: the view spans y 100..500
+    for f in range(20):
+        t.update(*dets(box(100 + 10 * f, 300), box(150, 300), c))
+    out = t.update(*dets(c))
+    assert out.track_ids.tolist() == [2, 3] and out.coasting.tolist() == [True, False]
+    # a track seen for 0.12 s coasts at most 0.12 s (3 frames), not coast_output_s
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    for f in range(14):
+        t.update(*dets(box(600, 300, 40, 400), box(50, 300, 40, 400), *([box(300, 300)] if f >= 10 else [])))
+    coasting = []
+    for f in range(10):
+        out = t.update(*dets(box(600, 300, 40, 400), box(50, 300, 40, 400)))
+        coasting.append(3 in out.track_ids.tolist())
+    assert coasting[:2] == [True, True] and not any(coasting[4:])   # seen 0.12 s: coasts ~3 frames
 
 
 def _occlusion_scene(t: Tracker, emb_a, emb_b, gap_frames: int, reappear_at: float, emb_back=None):

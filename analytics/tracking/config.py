@@ -19,23 +19,34 @@ class TrackerConfig:
       new_track_thresh:  an unmatched detection starts a (tentative) track only at or above
                          this score (a little above high_thresh keeps clutter out).
 
-    Association costs (1 - IoU, optionally fused with appearance; a pair is accepted when
-    its cost is <= the threshold):
-      match_thresh:           stage 1, confirmed tracks x high detections (0.8 = IoU >= 0.2
-                              without embeddings).
-      low_match_thresh:       stage 2, still-tracked tracks x low detections, IoU only.
+    Association costs (1 - IoU, adjusted by appearance; a pair is accepted when its cost is
+    <= the stage's threshold). Motion always gates: the IoU alone must pass the threshold, so
+    appearance never matches a detection away from the track's predicted box (that is
+    re-identification, below).
+      match_thresh:           stage 1, tracked + recently lost tracks x high detections (0.8 =
+                              IoU >= 0.2).
+      low_match_thresh:       stage 2, the same tracks still unmatched x the remaining
+                              detections (low-score ones, and high ones whose appearance kept
+                              them out of stage 1), IoU only: ByteTrack's recovery of occluded,
+                              low-confidence boxes, whose crops mostly show the occluder.
+                              Recently lost tracks take part too: someone coming out from
+                              behind a shelf is first detected at a low score.
       tentative_match_thresh: stage 3, tentative tracks x remaining high detections.
       fuse_score:             multiply IoU by the detection score in stages 1 and 3 (a
                               confident box wins a tie against a doubtful one).
-      embedding_weight:       share of the appearance cost (1 - cosine similarity to the
-                              track's EMA embedding) in the stage-1 cost; 0 disables it.
-      appearance_gate:        in stage 1, a pair whose cosine distance exceeds this never
-                              matches, however well the boxes overlap (crossings).
+      appearance_weight:      stages 1 and 3 add weight * (d - appearance_neutral) to the cost,
+                              d = cosine distance (1 - similarity) of the detection's embedding
+                              to the track's EMA embedding, when both have one: a look-alike
+                              pair gets cheaper, a pair that looks like someone else dearer
+                              (it may still match in stage 2 on a clear overlap). 0 disables.
+      appearance_neutral:     the cosine distance that neither helps nor hurts (between the
+                              same person's ~0.3 and different people's ~0.6-0.7 for OSNet-like
+                              embeddings).
       ema_momentum:           track embedding <- m * track + (1 - m) * detection, then
-                              re-normalised; updated only from high-score detections that no
-                              other detection overlaps by more than ema_max_overlap (IoU),
-                              because crops of occluded people describe the occluder.
-      ema_max_overlap:        see ema_momentum.
+                              re-normalised. Only clean detections update it, and the less
+                              confident the detection the closer m gets to 1 (Deep OC-SORT's
+                              dynamic appearance): crops of occluded people describe the occluder.
+      ema_max_overlap:        see ema_momentum (IoU with any other detection).
 
     Track life:
       min_hits:        matches in a row before a track is confirmed and gets an id (>= 2:
@@ -49,8 +60,16 @@ class TrackerConfig:
                        detection further than (1 + reid_max_speed * seconds lost) box heights
                        from where the track was last seen is not the same object.
 
-      coast_output_s:  also output confirmed tracks missed for up to this long, at their
-                       predicted box with det_index -1 (0: only tracks matched this frame).
+    Output:
+      coast_output_s:  a confirmed track missed for up to this long is still output, at its
+                       Kalman-predicted box, with ``coasting`` True and det_index -1 (people
+                       behind a shelf or another shopper for a few frames stay in the
+                       analytics; 0: only tracks matched this frame). A track coasts at most
+                       as long as it had been seen (a two-frame track is not extrapolated for
+                       a second), and not once its predicted box reaches the edge of the area
+                       detections have covered so far (someone walking out of view is gone,
+                       not hidden). Never longer than max_lost_s in effect: a track no longer
+                       matched by motion is not output.
 
       frame_rate:      frames per second assumed between calls when no timestamp is given.
     """
@@ -63,16 +82,16 @@ class TrackerConfig:
     low_match_thresh: float = 0.5
     tentative_match_thresh: float = 0.7
     fuse_score: bool = True
-    embedding_weight: float = 0.5
-    appearance_gate: float = 0.6
+    appearance_weight: float = 0.5
+    appearance_neutral: float = 0.45
     ema_momentum: float = 0.9
     ema_max_overlap: float = 0.3
     min_hits: int = 2
     max_lost_s: float = 1.0
     reid_window_s: float = 10.0
-    reid_thresh: float = 0.3
+    reid_thresh: float = 0.45
     reid_max_speed: float = 2.0
-    coast_output_s: float = 0.0
+    coast_output_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.fuse_score, bool):
@@ -91,8 +110,8 @@ class TrackerConfig:
             ("match_thresh", 0 < self.match_thresh <= 1, "must be in (0, 1]"),
             ("low_match_thresh", 0 < self.low_match_thresh <= 1, "must be in (0, 1]"),
             ("tentative_match_thresh", 0 < self.tentative_match_thresh <= 1, "must be in (0, 1]"),
-            ("embedding_weight", 0 <= self.embedding_weight <= 1, "must be in [0, 1]"),
-            ("appearance_gate", 0 <= self.appearance_gate <= 2, "must be in [0, 2]"),
+            ("appearance_weight", self.appearance_weight >= 0, "must be >= 0"),
+            ("appearance_neutral", 0 <= self.appearance_neutral <= 2, "must be in [0, 2]"),
             ("ema_momentum", 0 <= self.ema_momentum < 1, "must be in [0, 1)"),
             ("ema_max_overlap", 0 <= self.ema_max_overlap <= 1, "must be in [0, 1]"),
             ("min_hits", self.min_hits >= 2 and int(self.min_hits) == self.min_hits,

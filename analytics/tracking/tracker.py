@@ -7,9 +7,11 @@ per track.
 
 Per update:
   1. predict every track by dt (timestamps) or 1 / frame_rate;
-  2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score), fused with
-     the cosine distance to the track's EMA embedding when both have one;
-  3. low-score detections vs still-unmatched tracked tracks, by IoU only (ByteTrack's
+  2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score), lowered to
+     the cosine distance to the track's EMA embedding when that is small (appearance vouches
+     for an overlapping pair, never makes it dearer), vetoed when a clean crop clearly shows
+     someone else; motion always gates;
+  3. low-score detections vs the same tracks still unmatched, by IoU only (ByteTrack's
      recovery of occluded, low-confidence boxes);
   4. tentative tracks (seen once) vs the remaining high-score detections;
   5. re-identification: remaining confident detections vs lost tracks (up to reid_window_s),
@@ -18,6 +20,8 @@ Per update:
      min_hits times in a row, and then either takes the id of a lost track it matches by
      appearance (re-id of someone whose first frames back were ambiguous) or a new id.
      Ids are never reused.
+Confirmed tracks missed for a moment are output at their predicted box (``coasting``), see
+``TrackerConfig.coast_output_s``.
 A detection and a track of different classes never match (a cart never takes a person's id).
 """
 from __future__ import annotations
@@ -33,6 +37,9 @@ from analytics.tracking.matching import assign, cosine_distance, iou_matrix
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 INF = np.inf
+# a coasting box stops being output once it comes within this share of its own size of the
+# edge of the area detections have covered (someone leaving the view, not hidden)
+EDGE_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +51,9 @@ class Tracks:
     scores:    float32[M]    score of the matched detection (the last one when coasting)
     class_ids: int32[M]
     det_index: int64[M]      row of the input detection matched this frame, -1 when the
-                             track is coasting on its prediction (see coast_output_s)
+                             track is coasting
+    coasting:  bool[M]       True: not detected this frame, xyxy is the motion prediction
+                             (for up to TrackerConfig.coast_output_s)
     """
 
     track_ids: np.ndarray
@@ -52,6 +61,7 @@ class Tracks:
     scores: np.ndarray
     class_ids: np.ndarray
     det_index: np.ndarray
+    coasting: np.ndarray
 
     def __len__(self) -> int:
         return int(self.track_ids.shape[0])
@@ -59,7 +69,7 @@ class Tracks:
 
 # per-track arrays, all with the track as first axis
 _FIELDS = ("pos", "vel", "p00", "p01", "p11", "cls", "status", "hits", "tid",
-           "last_seen", "score", "last_box", "emb", "has_emb")
+           "last_seen", "born", "score", "last_box", "emb", "has_emb")
 
 
 def _centres(b: np.ndarray) -> np.ndarray:
@@ -77,6 +87,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks and the clock (a new stream). Ids keep counting up: never reused."""
         self._now: float | None = None
+        self._view: np.ndarray | None = None   # extent of the detections seen so far (xyxy)
         self._dim = 0
         self.pos = np.zeros((0, 4))          # cx, cy, w, h (pixels)
         self.vel = np.zeros((0, 4))          # pixels per second
@@ -88,6 +99,7 @@ class Tracker:
         self.hits = np.zeros(0, np.int32)    # matches in a row while tentative
         self.tid = np.zeros(0, np.int64)     # -1 until confirmed
         self.last_seen = np.zeros(0)         # seconds
+        self.born = np.zeros(0)              # seconds, first detection
         self.score = np.zeros(0)
         self.last_box = np.zeros((0, 4))     # last matched detection, xyxy
         self.emb = np.zeros((0, 0), np.float32)
@@ -108,7 +120,7 @@ class Tracker:
         pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
         new = dict(pos=pos, vel=vel, p00=p00, p01=p01, p11=p11, cls=cls,
                    status=np.full(k, TENTATIVE, np.int8), hits=np.ones(k, np.int32),
-                   tid=np.full(k, -1, np.int64), last_seen=np.full(k, self._now), score=scores,
+                   tid=np.full(k, -1, np.int64), last_seen=np.full(k, self._now), born=np.full(k, self._now), score=scores,
                    last_box=boxes, emb=emb if emb is not None else np.zeros((k, self._dim), np.float32),
                    has_emb=has_emb)
         for f in _FIELDS:
@@ -168,6 +180,12 @@ class Tracker:
             self._set_dim(emb.shape[1])
         dt = 0.0 if self._now is None else now - self._now
         self._now = now
+        if n_in:
+            ext = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+            if self._view is None:
+                self._view = ext
+            else:
+                self._view = np.concatenate([np.minimum(self._view[:2], ext[:2]), np.maximum(self._view[2:], ext[2:])])
 
         # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
         lost = self.status == LOST
@@ -180,15 +198,16 @@ class Tracker:
         det_free = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (scores >= cfg.low_thresh)
         high = scores >= cfg.high_thresh
         track_free = np.ones(n_tr, bool)
-        iou = None
-        emb_d = None
-        emb_pair = None
+        # only tracks still followed by motion take part in stages 2-4: one IoU row each
+        motion = (self.status != LOST) | (lost_for <= cfg.max_lost_s)
+        use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
+        clean = self._clean(boxes, high & emb_ok) if emb is not None else None
+        iou = np.zeros((n_tr, n_in))
         if n_tr and n_in:
-            iou = iou_matrix(kf.cxcywh_to_xyxy(self.pos), boxes)
-            iou[self.cls[:, None] != cls[None, :]] = 0.0    # classes never mix
-            if emb is not None and emb_ok.any() and self.has_emb.any():
-                emb_d = cosine_distance(self.emb, emb)
-                emb_pair = self.has_emb[:, None] & emb_ok[None, :]
+            m_rows = np.flatnonzero(motion)
+            sub = iou_matrix(kf.cxcywh_to_xyxy(self.pos[m_rows]), boxes)
+            sub[self.cls[m_rows][:, None] != cls[None, :]] = 0.0    # classes never mix
+            iou[m_rows] = sub
 
         def match(t_mask, d_mask, cost_fn, limit):
             ti = np.flatnonzero(t_mask & track_free)
@@ -202,44 +221,49 @@ class Tracker:
             match_det[t] = d
             return t, d
 
-        def iou_cost(ti, di, fuse):
-            i = iou[np.ix_(ti, di)]
-            return 1.0 - (i * scores[di][None, :] if fuse else i)
+        def emb_dist(ti, di):
+            """Cosine distance track EMA x detection, NaN where either has no embedding."""
+            e = cosine_distance(self.emb[ti], emb[di])
+            e[~(self.has_emb[ti][:, None] & emb_ok[di][None, :])] = np.nan
+            return e
 
-        def stage1_cost(ti, di):
-            cost = iou_cost(ti, di, cfg.fuse_score)
-            if emb_d is not None and cfg.embedding_weight > 0:
-                e = emb_d[np.ix_(ti, di)]
-                both = emb_pair[np.ix_(ti, di)]
-                w = cfg.embedding_weight
-                cost = np.where(both, (1.0 - w) * cost + w * e, cost)
-                cost[both & (e > cfg.appearance_gate)] = INF
-            # appearance refines overlap-based matches here; alone it only re-identifies (5.)
-            cost[iou[np.ix_(ti, di)] <= 1.0 - cfg.match_thresh] = INF
+        def overlap_cost(ti, di, fuse, appearance, limit):
+            i = iou[np.ix_(ti, di)]
+            cost = 1.0 - (i * scores[di][None, :] if fuse else i)
+            if appearance and use_emb and cfg.appearance_weight > 0:
+                delta = emb_dist(ti, di) - cfg.appearance_neutral
+                cost += cfg.appearance_weight * np.nan_to_num(delta, nan=0.0)
+            # appearance refines overlap-based matches, never replaces them: the overlap alone
+            # must pass the stage's limit (alone, appearance only re-identifies, in 5.)
+            cost[i < 1.0 - limit] = INF
             return cost
 
         if n_tr and n_in:
-            # 2. high-score detections vs tracked + recently lost tracks (by their prediction)
-            pool1 = (self.status == TRACKED) | (lost & (lost_for <= cfg.max_lost_s))
-            match(pool1, high, stage1_cost, cfg.match_thresh)
-            # 3. low-score detections vs tracked tracks still unmatched: overlap only
-            match(self.status == TRACKED, ~high, lambda ti, di: iou_cost(ti, di, False), cfg.low_match_thresh)
+            pool = motion & (self.status != TENTATIVE)
+            # 2. high-score detections vs tracked + recently lost tracks (by their prediction),
+            #    appearance-weighted
+            match(pool, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.match_thresh),
+                  cfg.match_thresh)
+            # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
+            #    occluded person's crop shows the occluder) vs the same tracks: overlap only
+            match(pool, det_free, lambda ti, di: overlap_cost(ti, di, False, False, cfg.low_match_thresh),
+                  cfg.low_match_thresh)
             # 4. tentative tracks vs remaining high-score detections
-            match(self.status == TENTATIVE, high,
-                  lambda ti, di: iou_cost(ti, di, cfg.fuse_score), cfg.tentative_match_thresh)
+            match(self.status == TENTATIVE, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.tentative_match_thresh),
+                  cfg.tentative_match_thresh)
 
         # 5. re-identification of lost tracks by appearance (motion has lost them)
         t_reid = np.zeros(0, np.int64)
-        if emb_d is not None:
+        if use_emb:
             confident = (scores >= cfg.new_track_thresh) & emb_ok
-            pool = lost & self.has_emb & (lost_for <= cfg.reid_window_s)
+            reid_pool = (self.status == LOST) & self.has_emb & (lost_for <= cfg.reid_window_s)
 
             def reid_cost(ti, di):
-                cost = self._reid_cost(ti, boxes[di], emb_d[np.ix_(ti, di)], now)
+                cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di), now)
                 cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
                 return cost
 
-            t_reid, _ = match(pool, confident, reid_cost, cfg.reid_thresh)
+            t_reid, _ = match(reid_pool, confident, reid_cost, cfg.reid_thresh)
 
         # -- apply matches ----------------------------------------------------------------
         rows = np.flatnonzero(match_det >= 0)
@@ -256,7 +280,7 @@ class Tracker:
         self.hits[rows] += 1
         self.status[rows[self.status[rows] == LOST]] = TRACKED
         if emb is not None:
-            self._update_embeddings(rows, d, boxes, high, emb, emb_ok)
+            self._update_embeddings(rows, d, clean, scores, emb)
         unmatched = match_det < 0
         self.status[(self.status == TRACKED) & unmatched] = LOST
 
@@ -282,19 +306,26 @@ class Tracker:
                 match_det = match_det[kept]
         return self._output(match_det)
 
-    def _update_embeddings(self, rows, d, boxes, high, emb, emb_ok) -> None:
-        """EMA of the track's embedding from clean crops only: a confident box that no other
-        detection overlaps much (an occluded person's crop mostly shows the occluder)."""
-        cfg = self.config
-        ok = emb_ok[d] & high[d]
-        if ok.any():
-            dd = d[ok]
+    def _clean(self, boxes: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """bool[N]: candidate detections that no other detection overlaps by more than
+        ema_max_overlap IoU (an occluded person's crop mostly shows the occluder)."""
+        clean = cand.copy()
+        if clean.any() and boxes.shape[0] > 1:
+            dd = np.flatnonzero(clean)
             ov = iou_matrix(boxes[dd], boxes)
             ov[np.arange(dd.size), dd] = 0.0
-            ok[ok] = ov.max(axis=1) <= cfg.ema_max_overlap
+            clean[dd] = ov.max(axis=1) <= self.config.ema_max_overlap
+        return clean
+
+    def _update_embeddings(self, rows, d, clean, scores, emb) -> None:
+        """EMA of the track's embedding from clean crops only; a less confident detection
+        moves it less (momentum -> 1 as the score falls to high_thresh)."""
+        cfg = self.config
+        ok = clean[d]
         upd, dd = rows[ok], d[ok]
-        fresh = ~self.has_emb[upd]
-        m = np.where(fresh, 0.0, cfg.ema_momentum)[:, None]
+        trust = np.clip((scores[dd] - cfg.high_thresh) / max(1.0 - cfg.high_thresh, 1e-6), 0.0, 1.0)
+        m = cfg.ema_momentum + (1.0 - cfg.ema_momentum) * (1.0 - trust)
+        m = np.where(self.has_emb[upd], m, 0.0)[:, None]
         mixed = m * self.emb[upd] + (1.0 - m) * emb[dd]
         self.emb[upd] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
         self.has_emb[upd] = True
@@ -331,13 +362,24 @@ class Tracker:
         cfg = self.config
         confirmed = self.tid >= 0
         out = confirmed & (match_det >= 0)
+        boxes = kf.cxcywh_to_xyxy(self.pos)
         if cfg.coast_output_s > 0:
-            out |= confirmed & (self.status == LOST) & (self._now - self.last_seen <= cfg.coast_output_s)
+            lost_for = self._now - self.last_seen
+            limit = np.minimum(min(cfg.coast_output_s, cfg.max_lost_s), self.last_seen - self.born)
+            coast = confirmed & (self.status == LOST) & (lost_for <= limit)
+            if self._view is not None and coast.any():
+                wh = boxes[:, 2:] - boxes[:, :2]
+                m = EDGE_MARGIN * wh
+                v = self._view
+                coast &= ((boxes[:, :2] - m >= v[:2]) & (boxes[:, 2:] + m <= v[2:])).all(axis=1)
+            out |= coast
         rows = np.flatnonzero(out)
+        det_index = match_det[rows].copy()
         return Tracks(
             track_ids=self.tid[rows].copy(),
-            xyxy=kf.cxcywh_to_xyxy(self.pos[rows]).astype(np.float32),
+            xyxy=boxes[rows].astype(np.float32),
             scores=self.score[rows].astype(np.float32),
             class_ids=self.cls[rows].astype(np.int32),
-            det_index=match_det[rows].copy(),
+            det_index=det_index,
+            coasting=det_index < 0,
         )
