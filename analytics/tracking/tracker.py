@@ -7,13 +7,13 @@ per track.
 
 Per update:
   1. predict every track by dt (timestamps) or 1 / frame_rate;
-  2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score), lowered to
-     the cosine distance to the track's EMA embedding when that is small (appearance vouches
-     for an overlapping pair, never makes it dearer), vetoed when a clean crop clearly shows
-     someone else; motion always gates;
-  3. low-score detections vs the same tracks still unmatched, by IoU only (ByteTrack's
-     recovery of occluded, low-confidence boxes);
-  4. tentative tracks (seen once) vs the remaining high-score detections;
+  2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score) plus
+     appearance_weight * (cosine distance to the track's EMA embedding - appearance_neutral)
+     when both have an embedding; motion always gates (the IoU alone must pass the limit);
+  3. the remaining detections (low-score ones, and high ones appearance kept out of 2.) vs
+     the same tracks still unmatched, by IoU only (ByteTrack's recovery of occluded,
+     low-confidence boxes, whose crops show the occluder);
+  4. tentative tracks (seen once) vs the remaining high-score detections, costed as in 2.;
   5. re-identification: remaining confident detections vs lost tracks (up to reid_window_s),
      by appearance with a loose motion gate from where the track was last seen;
   6. unmatched confident detections start tentative tracks; a track is confirmed once seen
