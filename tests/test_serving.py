@@ -158,3 +158,32 @@ def test_wrong_shape_or_dtype_is_rejected_by_triton(triton_server, shape, dtype)
     with pytest.raises(InferenceServerException, match="(?i)shape|dims|data.?type|datatype|expected"):
         infer(triton_server.grpc_url, data, dtype)
     assert grpcclient.InferenceServerClient(triton_server.grpc_url).is_server_ready()
+
+
+def test_demo_detector_finds_the_rendered_people_through_triton(triton_server):
+    """Issue 8's detector, as `make demo` serves it: rendered store frames through the ensemble,
+    person boxes matched to the simulator's ground truth (IoU >= 0.5)."""
+    from scripts.demo import detector_source
+    from scripts.simulator.render import render_camera
+    def iou_matrix(a, b):
+        lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+        area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
+        return inter / (area(a)[:, None] + area(b)[None, :] - inter)
+
+    source, _ = detector_source()
+    if "demo detector" not in source:
+        pytest.skip(f"newest yolov8n is not the trained demo detector ({source!r})")
+    tp = n_pred = n_true = 0
+    for k, (img, _, boxes, cls, _) in enumerate(render_camera("cam-checkout-1", seconds=40.0, fps=0.5,
+                                                               start="2024-01-15T18:00:00Z")):
+        out = infer(triton_server.grpc_url, jpeg(img))
+        pred = out["boxes"][[n.decode() == "person" for n in out["class_names"]]]
+        true = boxes[cls == 0]
+        n_pred, n_true = n_pred + len(pred), n_true + len(true)
+        if len(pred) and len(true):
+            iou = iou_matrix(true.astype(np.float32), pred.astype(np.float32))
+            tp += int(((iou >= 0.5).any(axis=1)).sum())
+        assert (out["embeddings"][[n.decode() == "person" for n in out["class_names"]]] != 0).any(axis=1).all()
+    assert n_true >= 10, "the clip should show people"
+    assert tp / n_true >= 0.9 and tp / max(n_pred, 1) >= 0.85, (tp, n_pred, n_true)
