@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.config import CountingLine
-from analytics.geometry import line_normal, projection_on_segment
+from analytics.geometry import line_normal
 from analytics.records import FootfallRecord
 from analytics.slots import TrackTable, grow
 
@@ -21,6 +21,11 @@ class LineCounter:
         self.line = line
         self.normal = line_normal(line.a, line.b)
         self.in_sign = 1 if float(self.normal @ line.in_direction) > 0 else -1
+        # one matmul gives both the signed distance from the line and the position along it
+        d = np.asarray(line.b, np.float64) - np.asarray(line.a, np.float64)
+        self._proj = np.stack([self.normal, d / float(d @ d)], axis=1)  # [2, 2]
+        self._off = np.asarray(line.a, np.float64) @ self._proj
+        self._band = float(line.band_px)
         self.side = np.zeros(table.capacity, np.int8)
         table.on_grow(self._grow)
         self.count_in = self.count_out = 0  # since the last report
@@ -33,22 +38,25 @@ class LineCounter:
         """Crossings (in, out) on this frame (rows/new from ``TrackTable.observe``)."""
         if len(rows) == 0:
             return 0, 0
-        self.side[rows[new]] = 0
-        d = (feet_xy - self.line.a) @ self.normal
-        now = np.where(d > self.line.band_px, 1, np.where(d < -self.line.band_px, -1, 0)).astype(np.int8)
+        du = feet_xy @ self._proj - self._off
+        d, u = du[:, 0], du[:, 1]
+        now = (d > self._band).view(np.int8) - (d < -self._band).view(np.int8)  # -1, 0 (in the band), 1
+        inseg = (u >= 0.0) & (u <= 1.0)
         prev = self.side[rows]
-        u = projection_on_segment(feet_xy, self.line.a, self.line.b)
-        beyond = (u < 0.0) | (u > 1.0)
-        crossed = (prev != 0) & (now != 0) & (now != prev) & ~beyond
-        n_in = int((crossed & (now == self.in_sign)).sum())
-        n_out = int(crossed.sum()) - n_in
+        if np.count_nonzero(new):
+            prev[new] = 0  # a track's first sighting only sets its side
+        crossed = (prev * now < 0) & inseg  # definite sides, opposite, within the segment's ends
+        n_in = n_out = 0
+        if np.count_nonzero(crossed):
+            n_in = int((crossed & (now == self.in_sign)).sum())
+            n_out = int(crossed.sum()) - n_in
+            self.count_in += n_in
+            self.count_out += n_out
+            self.total_in += n_in
+            self.total_out += n_out
         # a definite side sticks; beyond the segment's ends the side is forgotten, so walking
         # around the end of the line and back is not a crossing
-        self.side[rows] = np.where(beyond, 0, np.where(now != 0, now, prev))
-        self.count_in += n_in
-        self.count_out += n_out
-        self.total_in += n_in
-        self.total_out += n_out
+        self.side[rows] = (now + prev * (now == 0)) * inseg
         return n_in, n_out
 
     @property

@@ -64,6 +64,7 @@ class CameraAnalytics:
         self._frame_no = 0
         self._lut_key: Any = object()
         self._lut = np.zeros((0, 2), bool)
+        self._kind_cache: dict = {}
         self._build()
 
     def _build(self) -> None:
@@ -89,14 +90,23 @@ class CameraAnalytics:
         self.last_timestamp: float | None = None
 
     # ------------------------------------------------------------------ classes
-    def _kind_of(self, class_ids: np.ndarray, class_names: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(is_person bool[M], is_cart bool[M]) from class ids and the model's labels."""
+    def _kind_of(self, class_ids: np.ndarray, class_names: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(is_person bool[M], is_cart bool[M], all persons) from class ids and the model's labels.
+
+        Frames repeat the same few class-id sequences, so results are cached by the ids' bytes
+        (the arrays returned are shared: callers must not write to them)."""
         if len(class_ids) == 0:
-            return np.zeros(0, bool), np.zeros(0, bool)
+            return np.zeros(0, bool), np.zeros(0, bool), True
+        key = (id(class_names), _size(class_names))
+        bkey = (class_ids.dtype.char, class_ids.tobytes())
+        if key == self._lut_key:
+            hit = self._kind_cache.get(bkey)
+            if hit is not None:
+                return hit
         ids = class_ids.astype(np.int64)
         hi = int(ids.max())
-        key = (id(class_names), _size(class_names))
         if key != self._lut_key or hi >= len(self._lut) or int(ids.min()) < 0:
+            self._kind_cache.clear()
             if int(ids.min()) < 0:
                 raise ValueError(f"{self.stream_id}: negative class id {int(ids.min())}")
             n = max(hi + 1, _size(class_names) if not isinstance(class_names, Mapping) else
@@ -111,7 +121,11 @@ class CameraAnalytics:
                     lut[c] = (nm in PERSON_LABELS, nm in CART_LABELS)
             self._lut, self._lut_key = lut, key
         k = self._lut[ids]
-        return k[:, 0], k[:, 1]
+        res = (k[:, 0], k[:, 1], bool(k[:, 0].all()))
+        if len(self._kind_cache) >= 4096:
+            self._kind_cache.clear()
+        self._kind_cache[bkey] = res
+        return res
 
     # ------------------------------------------------------------------ frames
     def update(self, frame: Any, tracks: Any, class_names: Any = None) -> list[Any]:
@@ -149,19 +163,25 @@ class CameraAnalytics:
             return out + self._maybe_alerts(t)
         xyxy = np.asarray(tr.xyxy, np.float32).reshape(-1, 4)
         class_ids = np.asarray(tr.class_ids).reshape(-1)
-        is_person, is_cart = self._kind_of(class_ids, class_names)
+        is_person, is_cart, all_person = self._kind_of(class_ids, class_names)
 
         if t >= self._next_detections:
             if self.detections_every_s > 0:
                 self._next_detections = (math.floor(t / self.detections_every_s) + 1) * self.detections_every_s
-            out += self._detections(t, frame_no, ids, xyxy, tr.scores, class_ids, class_names)
+            out += self._detections(t, frame_no, ids, xyxy, tr.scores, class_ids, class_names,
+                                    getattr(tr, "coasting", None))
 
-        p_ids, p_box = ids[is_person], xyxy[is_person].astype(np.float64)
+        if all_person:
+            p_ids, p_box = ids, xyxy.astype(np.float64)
+        else:
+            p_ids, p_box = ids[is_person], xyxy[is_person].astype(np.float64)
         p_feet = np.empty((len(p_ids), 2))
         p_feet[:, 0] = (p_box[:, 0] + p_box[:, 2]) * 0.5
         p_feet[:, 1] = p_box[:, 3]
         inside = self.zones.contains(p_feet)
-        cart_near = self._cart_near(p_box, p_feet, xyxy[is_cart]) if is_cart.any() else None
+        cart_near = None
+        if not all_person and np.count_nonzero(is_cart):
+            cart_near = self._cart_near(p_box, p_feet, xyxy[is_cart])
         rows, new, dt = self.table.observe(t, p_ids)
         self.journeys.update(t, rows, new, dt, inside, cart_near)
         if self.lanes:
@@ -171,8 +191,16 @@ class CameraAnalytics:
         self.heatmap.update(t, p_feet)
         return out + self._maybe_alerts(t)
 
-    def _detections(self, t, frame_no, ids, xyxy, scores, class_ids, class_names) -> list[DetectionRecord]:
+    def _detections(self, t, frame_no, ids, xyxy, scores, class_ids, class_names,
+                    coasting=None) -> list[DetectionRecord]:
+        """Detection records of the tracks detected this frame (a tracker's coasting tracks, which
+        are motion predictions of someone missed for a moment, are no detections)."""
         scores = np.asarray(scores, np.float32).reshape(-1)
+        if coasting is not None:
+            c = np.asarray(coasting, bool).reshape(-1)
+            if len(c) == len(ids) and np.count_nonzero(c):
+                keep = ~c
+                ids, xyxy, scores, class_ids = ids[keep], xyxy[keep], scores[keep], class_ids[keep]
         names = [_label(class_names, c) or str(c) for c in class_ids.tolist()]
         wh = xyxy[:, 2:4] - xyxy[:, 0:2]
         return [DetectionRecord(self.stream_id, frame_no, t, n, s, x, y, w, h, i)

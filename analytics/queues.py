@@ -83,10 +83,11 @@ class CheckoutQueues:
         """One frame's person tracks (rows/new from ``TrackTable.observe``), feet float[M, 2] and
         zone membership bool[M, Z]."""
         in_q, in_s = inside[:, self.qz], inside[:, self.sz]
-        if self._n_waiting == 0 and not (in_q.any() or in_s.any()):
+        if self._n_waiting == 0 and not (np.count_nonzero(in_q) or np.count_nonzero(in_s)):
             self._push(t, 0)  # nobody at any lane: the common case, kept cheap
             return
-        if new.any():
+        any_new = bool(np.count_nonzero(new))
+        if any_new:
             nr = rows[new]
             self.join_t[nr] = np.nan
             self.served[nr] = False
@@ -94,42 +95,53 @@ class CheckoutQueues:
             self.svc_t[nr] = np.nan
             self.in_q[nr] = False
         jt, sv, st = self.join_t[rows], self.served[rows], self.svc_t[rows]
-        waiting = ~np.isnan(jt) & ~sv
-        joins = in_q & ~waiting & ~sv & ~in_s
-        jt[joins] = t
+        open_ = ~sv
+        joined = ~np.isnan(jt)
+        joins = in_q & ~in_s & open_ & ~joined
+        if np.count_nonzero(joins):
+            jt[joins] = t
+            joined |= joins
         # service: entered the service zone and stayed min_service_s; the wait ends at the entry
-        st = np.where(in_s & ~sv, np.where(np.isnan(st), t, st), np.nan)
-        start = ~np.isnan(st) & (t - st >= self.s.min_service_s)
-        if start.any():
+        svc = in_s & open_
+        st[~svc] = np.nan
+        st[svc & np.isnan(st)] = t
+        start = svc & (t - st >= self.s.min_service_s)
+        if np.count_nonzero(start):
             for r, lane in zip(*np.nonzero(start)):
                 j = jt[r, lane]
                 self._served[lane] += 1
                 if not np.isnan(j):  # a wait is known only for people seen joining the queue
                     self._waits[lane].append(st[r, lane] - j)
-            sv = sv | start
+            sv |= start
+            open_ &= ~start
             st[start] = np.nan
             self.total_served += start.sum(axis=0)
         # out of both zones while waiting: abandonment once it lasts
-        out = ~np.isnan(jt) & ~sv & ~in_q & ~in_s
+        out = joined & open_ & ~in_q & ~in_s
         lt = self.left_t[rows]
-        lt = np.where(out, np.where(np.isnan(lt), t, lt), np.nan)
-        gone = out & (t - lt >= self.s.abandon_after_s)
-        if gone.any():
-            g = gone.sum(axis=0)
-            self._abandoned += g
-            self.total_abandoned += g
-            jt[gone] = np.nan
+        if np.count_nonzero(out):
+            lt[~out] = np.nan
+            lt[out & np.isnan(lt)] = t
+            gone = out & (t - lt >= self.s.abandon_after_s)
+            if np.count_nonzero(gone):
+                g = gone.sum(axis=0)
+                self._abandoned += g
+                self.total_abandoned += g
+                jt[gone] = np.nan
+        else:
+            lt[:] = np.nan
         self.join_t[rows], self.served[rows], self.left_t[rows], self.in_q[rows] = jt, sv, lt, in_q
         self.svc_t[rows] = st
         self.pos[rows] = feet_xy
-        if new.any() and joins.any():
+        if any_new and np.count_nonzero(joins):
             for i, lane in zip(*np.nonzero(joins & new[:, None])):  # a fresh track in a queue: a lost one reborn?
                 self._inherit(int(rows[i]), int(lane), feet_xy[i], t)
         a = self.table.slots._vals
-        w = ~np.isnan(self.join_t[a]) & ~self.served[a]
-        self._n_waiting = int(w.sum()) + int((~np.isnan(self.svc_t[a])).sum())
-        fresh = self.table.last_t[a] >= t - self.s.hold_s
-        self._push(t, (w & self.in_q[a] & fresh[:, None]).sum(axis=0))
+        w = ~(np.isnan(self.join_t[a]) | self.served[a])
+        self._n_waiting = int(np.count_nonzero(w)) + int(np.count_nonzero(~np.isnan(self.svc_t[a])))
+        w &= self.in_q[a]
+        w &= (self.table.last_t[a] >= t - self.s.hold_s)[:, None]
+        self._push(t, w.sum(axis=0))
 
     def _inherit(self, row: int, lane: int, xy: np.ndarray, t: float) -> None:
         rows = self.table.slots._vals

@@ -39,6 +39,7 @@ class ZoneSet:
                 self.raster.ravel()[inside] |= np.uint32(1 << i)
         self._padded = np.zeros((h + 2, w + 2), np.uint32)
         self._padded[1:-1, 1:-1] = self.raster
+        self._hi = np.array([w + 1.0, h + 1.0])
         self._bits = (np.uint32(1) << np.arange(len(zl), dtype=np.uint32))
 
     def __len__(self) -> int:
@@ -46,12 +47,11 @@ class ZoneSet:
 
     def bits(self, points: np.ndarray) -> np.ndarray:
         """uint32[N]: zone bit set of each point (0 outside every zone or outside the frame)."""
-        p = np.asarray(points, np.float64).reshape(-1, 2)
-        w, h = self.size
         # the padded raster has a zero border: anything outside the frame lands on it
-        xi = np.clip(p[:, 0] + 1.0, 0.0, w + 1.0).astype(np.int64)
-        yi = np.clip(p[:, 1] + 1.0, 0.0, h + 1.0).astype(np.int64)
-        return self._padded[yi, xi]
+        q = np.asarray(points, np.float64).reshape(-1, 2) + 1.0
+        np.clip(q, 0.0, self._hi, out=q)
+        qi = q.astype(np.intp)
+        return self._padded[qi[:, 1], qi[:, 0]]
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """bool[N, Z]."""
