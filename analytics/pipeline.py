@@ -63,6 +63,7 @@ class CameraAnalytics:
         self._alert_rules = list(alert_rules)
         self._frame_no = 0
         self._lut_key: Any = object()
+        self._lut_names: Any = None
         self._lut = np.zeros((0, 2), bool)
         self._kind_cache: dict = {}
         self._build()
@@ -119,7 +120,8 @@ class CameraAnalytics:
                 else:
                     nm = name.strip().lower()
                     lut[c] = (nm in PERSON_LABELS, nm in CART_LABELS)
-            self._lut, self._lut_key = lut, key
+            # the labels object is kept: while it lives no other object can take its id()
+            self._lut, self._lut_key, self._lut_names = lut, key, class_names
         k = self._lut[ids]
         res = (k[:, 0], k[:, 1], bool(k[:, 0].all()))
         if len(self._kind_cache) >= 4096:

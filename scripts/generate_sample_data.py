@@ -315,6 +315,14 @@ def _merge(tmp: Path, cameras: list[str], output: Path) -> dict[str, int]:
                                    "alerts.json")}
 
 
+def _busiest_first(store, cameras: list[str], t0: float, t1: float) -> list[str]:
+    """Cameras in decreasing order of people in view (sampled every 30 s): the busiest start
+    first, so no worker is left alone with a heavy camera at the end."""
+    times = np.arange(t0, max(t1, t0 + 1.0), 30.0)
+    xy = positions(store, times).xy
+    return sorted(cameras, key=lambda c: -int(W.CAMERAS[c].sees(xy).sum()))
+
+
 def default_workers(n_cameras: int) -> int:
     return max(1, min(n_cameras, os.cpu_count() or 1))
 
@@ -348,7 +356,9 @@ def generate(output: Path, hours: float, seed: int = 42, start: str = DEFAULT_ST
             else:
                 ctx = mp.get_context("fork")
                 with ctx.Pool(min(workers, len(cameras))) as pool:
-                    results = pool.map(_run_camera, cameras, chunksize=1)
+                    done = {r["camera"]: r for r in pool.imap_unordered(_run_camera, _busiest_first(store, cameras,
+                                                                                                  t0, t1))}
+                results = [done[c] for c in cameras]
         finally:
             _JOB = None
         c0 = _cpu()

@@ -138,3 +138,33 @@ def test_zone_occupancy_records_and_store_wrapper():
     assert (occ[0].occupancy, occ[0].entries, occ[0].exits) == (1, 2, 1)
     with pytest.raises(Exception, match="unknown camera"):
         multi.for_stream("cam-x")
+
+
+def test_coasting_tracks_count_in_zones_but_are_no_detection_records():
+    """The tracker may output a track missed for a moment at its predicted box (``coasting``):
+    it keeps the person's dwell and journey whole, but it is no detection."""
+    s = store(zones={"a": square(0, 0, 640, 360)}, journeys={"min_duration_s": 1})
+    cam = CameraAnalytics(s.camera("cam"), detections_every_s=0)
+    out = []
+    for k in range(30):  # 3 s; frames 10-14: track 1 coasting
+        tr = tracks((1, 100, 100), (2, 300, 100))
+        tr.coasting = np.array([10 <= k < 15, False])
+        out += cam.update(k * 0.1, tr, NAMES)
+    out += cam.flush()
+    dets = [r for r in out if isinstance(r, DetectionRecord)]
+    assert sum(d.track_id == 1 for d in dets) == 25 and sum(d.track_id == 2 for d in dets) == 30
+    js = {j.track_id: j for j in out if isinstance(j, JourneyRecord)}
+    assert js[1].zone_dwell_times["a"] == pytest.approx(2.9) and js[1].zones_visited == ("a",)
+
+
+def test_class_labels_can_change_between_frames():
+    """Kinds (person / cart) are cached per class-id sequence: new labels must not reuse them."""
+    s = store(zones={"a": square(0, 0, 640, 360)})
+    cam = CameraAnalytics(s.camera("cam"))
+    tr = tracks((1, 100, 100, 0), (2, 110, 110, 1))
+    cam.update(0.0, tr, {0: "person", 1: "cart"})
+    assert len(cam.table.slots) == 1
+    cam.update(0.1, tr, {0: "person", 1: "person"})  # a different model's labels
+    assert len(cam.table.slots) == 2
+    cam.update(0.2, tracks((1, 100, 100, 0), (2, 110, 110, 0)), ["cart", "person"])
+    assert cam.journeys.frames[cam.table.slots.lookup(np.array([1]))[0]][0] == 2  # 1 was a cart in frame 3
