@@ -107,7 +107,7 @@ def synthetic_frames(n_tracks: int, frames: int, fps: float = 15.0, seed: int = 
     return out
 
 
-STAGES = [("table + journeys", "journeys", "update"), ("zones", "zones", "contains"), ("queues", "queues", "update"),
+STAGES = [("journeys", "journeys", "update"), ("zones", "zones", "contains"), ("queues", "queues", "update"),
           ("footfall", "lines", "update"), ("heatmap", "heatmap", "update"), ("alerts", None, "_maybe_alerts"),
           ("detection records", None, "_detections"), ("track expiry + journey records", None, "_expire"),
           ("reports", None, "_report_metrics")]
@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hours", type=float, default=1.0, help="generator run (4 cameras, 15 fps)")
     ap.add_argument("--workers", type=int, default=None, help="generator worker processes (default: CPU cores)")
     ap.add_argument("--no-generator", action="store_true")
+    ap.add_argument("--also", type=Path, nargs="*", default=[],
+                    help="generation_summary.json files of earlier generator runs (e.g. data/sample/ after "
+                         "`make sample-data`, 24 h) to list as further rows")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
@@ -201,23 +204,25 @@ def main(argv: list[str] | None = None) -> int:
              "20 % push a cart, 3 % missed per frame, ids end after ~60 s) through one CameraAnalytics with the "
              "sample store's checkout zones + lanes, the entrance door line, an entrance zone and all 5 alert "
              "rules; detection records once a second. Stage columns: µs of CPU per frame inside that stage "
-             "(table + journeys includes the track-id lookup). `python -m benchmarks.analytics`.")
+             "(the rest of a frame's cost: class lookup, feet, track-id rows, cart proximity). "
+             "`python -m benchmarks.analytics`.")
     out = {"analytics": dict(zip(map(str, a.sizes), rows))}
     if not a.no_generator:
         g = run_generator(a.hours, a.workers)
         out["generator"] = g
-        sp = g["cpu_split_s"]
         gtab = ["| simulated | cameras × fps | workers | wall s | CPU s | peak RSS MB (largest process) | "
                 "plan | simulation + detector noise | tracker | analytics | writing + merge |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-                f"| {a.hours:g} h from {g['start']} | {len(g['cameras'])} × {g['fps']:g} | {g['workers']} | "
-                f"{g['wall_s']:.1f} | {g['cpu_s']:.1f} | {g['peak_rss_mb']:.0f} | {sp['plan_s']:.1f} | "
-                f"{sp['sim_s']:.1f} | {sp['tracker_s']:.1f} | {sp['analytics_s']:.1f} | {sp['write_s']:.1f} |"]
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in [g] + [json.loads(p.read_text()) for p in a.also if p.exists()]:
+            sp = r["cpu_split_s"]
+            gtab.append(f"| {r['hours']:g} h from {r['start']} | {len(r['cameras'])} × {r['fps']:g} | {r['workers']} | "
+                        f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} | {sp['plan_s']:.1f} | "
+                        f"{sp['sim_s']:.1f} | {sp['tracker_s']:.1f} | {sp['analytics_s']:.1f} | {sp['write_s']:.1f} |")
         gtext = "\n".join(gtab)
         print()
         print(gtext)
         text += "\n\nSample-data generator (`scripts/generate_sample_data.py`):\n\n" + gtext
-        notes += (f"\n\nGenerator: {g['frames']:,} camera frames, {g['customers']} customers, "
+        notes += (f"\n\nGenerator (first row): {g['frames']:,} camera frames, {g['customers']} customers, "
                   f"{g['tracker_calls']:,} tracker calls (frames with nothing detected and nothing tracked skip "
                   "the tracker). The split columns are CPU seconds summed over the worker processes; wall time "
                   "depends on what else the machine runs (its cores were shared with other jobs).")
