@@ -59,7 +59,7 @@ class JourneyTracker:
         ``cart_near`` bool[M]."""
         if len(rows) == 0:
             return
-        if new.any():
+        if np.count_nonzero(new):
             nr = rows[new]
             self.dwell[nr] = 0.0
             self.stay_start[nr] = np.nan
@@ -70,7 +70,7 @@ class JourneyTracker:
         self.dwell[rows] += inside * dt[:, None]
         was = self.inside[rows]
         changed = was != inside
-        if changed.any():
+        if np.count_nonzero(changed):
             started, ended = inside & ~was, was & ~inside
             self.entries += started.sum(axis=0)
             self.exits += ended.sum(axis=0)
