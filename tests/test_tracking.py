@@ -6,7 +6,7 @@ import pytest
 
 from analytics.tracking import Tracker, TrackerConfig, Tracks
 from analytics.tracking import kalman as kf
-from analytics.tracking.matching import assign, iou_matrix
+from analytics.tracking.matching import assign, iou_matrix, unambiguous
 
 FPS = 25.0
 
@@ -188,6 +188,45 @@ def test_reid_rejects_other_identity_and_expired_window():
     t = Tracker(TrackerConfig(frame_rate=FPS))
     before, after = _occlusion_scene(t, emb_a, emb_b, 10, 1200)                    # too far to walk
     assert after[0] != before[0]
+
+
+def test_reid_margin_refuses_an_ambiguous_match():
+    rng = np.random.default_rng(3)
+    emb_a = unit(rng.normal(size=64))
+    look = unit(emb_a + 0.6 * unit(rng.normal(size=64)))        # a look-alike of A
+    look2 = unit(emb_a + 0.6 * unit(rng.normal(size=64)))       # another, about as close
+
+    def scene(cfg):
+        t = Tracker(cfg)
+        for f in range(20):
+            out = t.update(*dets(box(100 + 2 * f, 200)), embeddings=emb_a[None])
+        a = out.track_ids.tolist()
+        for f in range(40):                                      # A gone 1.6 s: motion gave up
+            t.update(*dets())
+        for f in range(3):                                       # two similar people come back
+            out = t.update(*dets(box(160, 200), box(240, 200)), embeddings=np.stack([look, look2]))
+        return a, out.track_ids.tolist()
+
+    d = 1 - np.array([emb_a @ look, emb_a @ look2])
+    assert abs(d[0] - d[1]) < 0.05 and d.max() < 0.45
+    a, back = scene(TrackerConfig(frame_rate=FPS))               # margin off: one takes A's id
+    assert a[0] in back
+    a, back = scene(TrackerConfig(frame_rate=FPS, reid_margin=0.1))
+    assert a[0] not in back and len(back) == 2                   # refused: both are new ids
+
+
+def test_unambiguous_keeps_only_clear_mutual_best_pairs():
+    inf = np.inf
+    cost = np.array([[0.10, 0.50, inf],
+                     [0.30, 0.32, inf],
+                     [inf, inf, 0.20]])
+    got = unambiguous(cost, 0.1)
+    # row 0: best 0.10, runner-up 0.50 in the row, 0.30 in the column: kept
+    # row 1: 0.30 vs 0.32 in its row, and column 0's best is row 0: refused
+    # row 2: its only candidate, alone in its column: kept
+    assert np.isfinite(got).sum() == 2 and got[0, 0] == 0.10 and got[2, 2] == 0.20
+    assert np.isinf(unambiguous(np.full((2, 2), inf), 0.1)).all()
+    assert unambiguous(np.zeros((0, 3)), 0.1).shape == (0, 3)
 
 
 def test_appearance_keeps_ids_when_two_people_cross():

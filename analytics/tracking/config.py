@@ -58,6 +58,13 @@ class TrackerConfig:
       reid_window_s:   a lost track with an embedding is kept this long for re-identification
                        by appearance alone (>= max_lost_s).
       reid_thresh:     largest cosine distance (1 - similarity) accepted for re-identification.
+      reid_margin:     re-identification takes a pair only when it is the best of both its
+                       track's and its detection's candidates by at least this cosine distance
+                       (a near tie in a crowd is more often a look-alike than the lost person;
+                       ambiguous matches are refused and the detection starts a new track).
+                       0 (default): off, the optimal assignment under reid_thresh. Measured
+                       neutral on the benchmark's crowd-200 (IDsw 413 at 0.05 and 0.1 vs 413
+                       off, seed 0): re-id decides few switches there.
       reid_max_speed:  spatial gate for re-identification, in box heights per second: a
                        detection further than (1 + reid_max_speed * seconds lost) box heights
                        from where the track was last seen is not the same object.
@@ -93,6 +100,7 @@ class TrackerConfig:
     reid_window_s: float = 10.0
     reid_thresh: float = 0.45
     reid_max_speed: float = 2.0
+    reid_margin: float = 0.0
     coast_output_s: float = 1.0
 
     def __post_init__(self) -> None:
@@ -122,6 +130,7 @@ class TrackerConfig:
             ("reid_window_s", self.reid_window_s >= self.max_lost_s, "must be >= max_lost_s"),
             ("reid_thresh", 0 <= self.reid_thresh <= 2, "must be in [0, 2]"),
             ("reid_max_speed", self.reid_max_speed >= 0, "must be >= 0"),
+            ("reid_margin", 0 <= self.reid_margin <= 2, "must be in [0, 2]"),
             ("coast_output_s", self.coast_output_s >= 0, "must be >= 0"),
         ]
         for name, ok, why in checks:

@@ -58,3 +58,33 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
         rows = np.concatenate([rows, rest_r[r[ok]]])
         cols = np.concatenate([cols, rest_c[c[ok]]])
     return rows.astype(np.int64), cols.astype(np.int64)
+
+
+def unambiguous(cost: np.ndarray, margin: float) -> np.ndarray:
+    """Copy of ``cost`` with inf for every pair that is not clearly the best of both its row
+    and its column: the second-best finite cost in that row and in that column must be at least
+    ``margin`` dearer. Used for re-identification by appearance alone, where a crowd holds many
+    look-alikes and a near tie is more often a stranger than the lost person."""
+    out = np.full_like(cost, np.inf, dtype=np.float64)
+    t, n = cost.shape
+    if t == 0 or n == 0:
+        return out
+    c = np.where(np.isfinite(cost), cost, np.inf)
+    r_best = c.argmin(axis=1)
+    ok = np.isfinite(c[np.arange(t), r_best])
+    col_best = c.argmin(axis=0)
+    ok &= col_best[r_best] == np.arange(t)          # also its column's best
+    if n > 1:
+        r2 = np.partition(c, 1, axis=1)[:, 1]
+    else:
+        r2 = np.full(t, np.inf)
+    if t > 1:
+        c2 = np.partition(c, 1, axis=0)[1]
+    else:
+        c2 = np.full(n, np.inf)
+    best = c[np.arange(t), r_best]
+    with np.errstate(invalid="ignore"):           # inf - inf: no finite runner-up, fine
+        ok &= ~((r2 - best < margin) | (c2[r_best] - best < margin))
+    rows = np.flatnonzero(ok)
+    out[rows, r_best[rows]] = c[rows, r_best[rows]]
+    return out

@@ -33,7 +33,7 @@ import numpy as np
 from analytics.tracking import kalman as kf
 from analytics.tracking.config import TrackerConfig
 from analytics.tracking.inputs import check_detections, check_timestamp
-from analytics.tracking.matching import assign, cosine_distance, iou_matrix
+from analytics.tracking.matching import assign, cosine_distance, iou_matrix, unambiguous
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 INF = np.inf
@@ -261,7 +261,7 @@ class Tracker:
             def reid_cost(ti, di):
                 cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di), now)
                 cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
-                return cost
+                return unambiguous(cost, cfg.reid_margin) if cfg.reid_margin > 0 else cost
 
             t_reid, _ = match(reid_pool, confident, reid_cost, cfg.reid_thresh)
 
@@ -342,6 +342,8 @@ class Tracker:
         if lost.size and cand.size:
             cost = self._reid_cost(lost, self.last_box[cand], cosine_distance(self.emb[lost], self.emb[cand]), now)
             cost[self.cls[lost][:, None] != self.cls[cand][None, :]] = INF
+            if cfg.reid_margin > 0:
+                cost = unambiguous(cost, cfg.reid_margin)
             r, c = assign(cost, cfg.reid_thresh)
             pos = np.searchsorted(rows, cand[c])
             inherit[pos] = lost[r]
