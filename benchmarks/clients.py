@@ -1,6 +1,9 @@
 """``python -m benchmarks.clients``: the stream runner end to end vs perf_analyzer.
 
-For 1, 4 and 8 streams (video files of real photos, read as fast as possible) it measures:
+For 1, 4 and 8 streams (``--clip store``, the default: the simulator's checkout camera at
+the evening peak, 640x360, so the served demo detector finds people and carts and the
+tracker and store analytics do their real per-frame work; ``--clip photos``: real photos
+at ``--size``), read as fast as possible, it measures:
 - end-to-end frames/s: decode -> JPEG -> gRPC ensemble -> reorder -> tracker -> analytics
   -> sinks, all streams together, in steady state (first to last completed frame);
 - perf_analyzer's throughput for the same ensemble, the same JPEG frames (``--input-data``)
@@ -9,20 +12,17 @@ For 1, 4 and 8 streams (video files of real photos, read as fast as possible) it
 - client CPU time per frame: the runner process's CPU time (it runs no model) / frames.
 
 The runner and perf_analyzer alternate level by level so that load from other work on
-the machine hits both alike. Appends a section to docs/benchmarks.md.
+the machine hits both alike. Writes its section of docs/benchmarks.md.
 
-    python -m benchmarks.clients [--url host:port] [--streams 1,4,8] [--frames 40] [--in-flight 2]
+    python -m benchmarks.clients [--url host:port] [--streams 1,4,8] [--frames 40] [--in-flight 2] [--clip store]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import csv
-import datetime as dt
 import json
 import logging
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,9 +34,8 @@ import numpy as np
 import yaml
 
 from benchmarks.perf import input_data, perf_analyzer_cmd, sample_frames
-from serving.local_triton import REPO_ROOT, TritonPorts, is_ready, start_triton
+from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
 
-DOCS = REPO_ROOT / "docs"
 
 
 def write_clip(path: Path, frames: list[np.ndarray], n: int, fps: float = 10.0) -> Path:
@@ -60,13 +59,48 @@ def jpeg_table(frames: list[np.ndarray], qualities=(70, 80, 90, 95)) -> list[tup
     return rows
 
 
-def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: int, workdir: Path) -> dict:
+STORE_CAMERA = "cam-checkout-1"
+STORE_START = "2024-01-15T18:00:00Z"
+
+
+def store_clip(path: Path, n: int, fps: float = 5.0) -> tuple[Path, list[np.ndarray]]:
+    """The simulator's checkout camera at the evening peak; also 4 of its frames for perf_analyzer."""
+    from scripts.simulator.render import render_camera_video
+
+    render_camera_video(STORE_CAMERA, path, seconds=n / fps, fps=fps, start=STORE_START)
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    for k in range(n):
+        ok, f = cap.read()
+        if not ok:
+            break
+        if k % max(1, n // 4) == 0 and len(frames) < 4:
+            frames.append(f)
+    cap.release()
+    return path, frames
+
+
+def bench_store_config(workdir: Path, n_streams: int) -> Path:
+    """configs/store.yaml with cameras bench-0..N-1, each the checkout camera's zones and lanes."""
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "store.yaml").read_text())
+    cam = cfg["cameras"][STORE_CAMERA]
+    cfg["cameras"] = {f"bench-{k}": cam for k in range(n_streams)}
+    cfg["alerts"] = [r for r in cfg.get("alerts", []) if "cameras" not in r]  # rules for other cameras
+    path = workdir / f"store-{n_streams}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: int, workdir: Path,
+                analytics: bool = False) -> dict:
     from clients.config import load_app_config
     from clients.run import Runner, build_processor_factory, build_sinks
 
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": in_flight, "jpeg_quality": quality},
            "streams": [{"id": f"bench-{k}", "source": str(clip), "start_time": 1_700_000_000} for k in range(n_streams)],
            "sinks": {"json": {"output_dir": str(workdir / f"out-{n_streams}")}, "influxdb": {"enabled": False}}}
+    if analytics:
+        cfg["analytics"] = {"store_config": str(bench_store_config(workdir, n_streams))}
     path = workdir / f"app-{n_streams}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     config = load_app_config(path)
@@ -119,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", default="1,4,8")
     ap.add_argument("--frames", type=int, default=40, help="frames per stream")
     ap.add_argument("--in-flight", type=int, default=2, help="max_in_flight_per_stream")
-    ap.add_argument("--size", default="960x540", help="frame size WxH")
+    ap.add_argument("--clip", choices=("store", "photos"), default="store",
+                    help="store: rendered checkout camera (detections, tracking, analytics); photos: real photos")
+    ap.add_argument("--size", default="960x540", help="frame size WxH (--clip photos)")
     ap.add_argument("--jpeg-quality", type=int, default=90)
     ap.add_argument("--window-ms", type=int, default=5000)
     ap.add_argument("--stability", type=int, default=60, help="perf_analyzer --stability-percentage (shared CPUs are noisy)")
@@ -128,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     w, h = (int(v) for v in a.size.split("x"))
-    frames = sample_frames(4, (w, h))
     server = None
     url = a.url
     if url is None:
@@ -142,16 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            clip = write_clip(work / "clip.mp4", frames, a.frames)
+            store = a.clip == "store"
+            if store:
+                clip, frames = store_clip(work / "clip.mp4", a.frames)
+                h, w = frames[0].shape[:2]
+            else:
+                frames = sample_frames(4, (w, h))
+                clip = write_clip(work / "clip.mp4", frames, a.frames)
             # warm-up: first requests pay for lazy init inside the models
-            run_clients(url, clip, 1, a.in_flight, a.jpeg_quality, work)
+            run_clients(url, clip, 1, a.in_flight, a.jpeg_quality, work, store)
             for n in (int(s) for s in a.streams.split(",")):
                 conc = n * a.in_flight
                 # Alternate runner and perf_analyzer and keep the best of each: on a shared
                 # machine the least-disturbed run is the closest to the true capacity.
                 runs, pas = [], []
                 for _ in range(a.repeats):
-                    runs.append(run_clients(url, clip, n, a.in_flight, a.jpeg_quality, work))
+                    runs.append(run_clients(url, clip, n, a.in_flight, a.jpeg_quality, work, store))
                     pas.append(run_perf_analyzer(url, frames, conc, a.jpeg_quality, a.window_ms, work, a.stability))
                 e2e = max(runs, key=lambda r: r["fps"])
                 good = [p for p in pas if p == p]
@@ -167,45 +208,43 @@ def main(argv: list[str] | None = None) -> int:
         if server:
             server.stop()
     if not a.no_doc:
-        lines = [
-            f"\n## Stream clients end to end vs perf_analyzer ({dt.date.today()})\n",
-            f"`python -m benchmarks.clients --streams {a.streams} --frames {a.frames} --in-flight {a.in_flight} "
-            f"--size {a.size}` on {platform.machine()}, {os.cpu_count()} CPU cores (shared with the CPU Triton), "
-            f"Python {platform.python_version()}, server {'private local CPU Triton' if server else url}. "
-            f"Streams: mp4 files of real photos at {w}x{h}, read as fast as possible; JPEG q{a.jpeg_quality}; "
-            f"per-frame processing: {rows[0]['processor'] if rows else '?'}. perf_analyzer gets the same JPEG frames "
-            f"(`--input-data`) at the same number of requests in flight (streams x in-flight per stream).\n",
-            f"Each level alternates the runner and perf_analyzer {a.repeats} times and keeps the best of each "
-            "(the machine is shared; all runs are listed).\n",
+        from benchmarks._report import append_section
+        from scripts.demo import detector_source
+
+        source = detector_source()[0]
+        what = (f"the simulator's {STORE_CAMERA} at {STORE_START} (640x360, 5 fps clip), tracker + store analytics "
+                "(zones, journeys, queues, heatmap, footfall) + JSON sink per stream" if a.clip == "store"
+                else f"mp4 files of real photos at {w}x{h}")
+        table = [
             "| streams | in flight | end-to-end frames/s | perf_analyzer infer/s | efficiency | client CPU ms/frame "
-            "| e2e latency p50 / p95 ms | bytes/frame | frames lost | all runs e2e / perf_analyzer |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| e2e latency p50 / p95 ms | bytes/frame | boxes/frame | frames lost | all runs e2e / perf_analyzer |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
-            lines.append(f"| {r['streams']} | {r['concurrency']} | {r['fps']:.2f} | {r['perf_analyzer_fps']:.2f} | "
+            table.append(f"| {r['streams']} | {r['concurrency']} | {r['fps']:.2f} | {r['perf_analyzer_fps']:.2f} | "
                          f"{r['efficiency']:.2f} | {r['cpu_ms_per_frame']:.1f} | {r['p50_ms']:.0f} / {r['p95_ms']:.0f} | "
-                         f"{r['bytes_per_frame']:.0f} | {r['lost']} | {r['all_fps']} / {r['all_pa']} |")
+                         f"{r['bytes_per_frame']:.0f} | {r['detections'] / max(r['frames'], 1):.1f} | {r['lost']} | "
+                         f"{r['all_fps']} / {r['all_pa']} |")
         raw = w * h * 3
-        lines.append(f"\nFrames on the wire (same {w}x{h} photos; raw BGR is {raw} bytes): "
-                     + "; ".join(f"JPEG q{q}: {b / 1024:.0f} KiB ({raw / b:.0f}x smaller), encode {ms:.1f} ms"
-                                 for q, b, ms in jpeg_table(frames))
-                     + ". JPEG is sent (the ensemble decodes it in `preprocess`): an order of magnitude fewer "
-                       "bytes per frame for ~2 ms of client CPU; `triton.jpeg_quality` sets the trade-off.")
-        boxes = sum(r.get("detections", 0) for r in rows)
-        lines.append(
-            "\nClient CPU per frame is the runner process's CPU time divided by frames: it never runs a model, so "
-            "this is video decode + JPEG encode + gRPC + reorder + tracking + analytics + sinks. Efficiency near 1 "
-            "means the Triton server, not the Python client, sets the pace: the async client keeps the same number "
-            "of requests in flight as perf_analyzer does, and its CPU (a few ms per frame) is small next to the "
-            "~100+ ms of CPU the ensemble spends per frame on these 2 cores. Latency runs from frame read to "
-            "analytics done; files are read as fast as possible, so it includes the wait in the per-stream queue "
-            "(in-flight x streams / throughput)."
-            + (f" The detector here produced {boxes} boxes in all runs (placeholder weights detect nothing), so "
-               "tracking and analytics ran on empty frames: their per-box cost is measured by their own "
-               "benchmarks." if boxes == 0 else "") + "\n")
-        with open(DOCS / "benchmarks.md", "a") as fh:
-            fh.write("\n".join(lines) + "\n")
-        print(f"appended to {DOCS / 'benchmarks.md'}")
+        notes = [
+            f"`python -m benchmarks.clients --clip {a.clip} --streams {a.streams} --frames {a.frames} --in-flight "
+            f"{a.in_flight}`; server: {'private local CPU Triton' if server else url} (shares the 2 cores with the "
+            f"client); detector: {source}. Streams: {what}, read as fast as possible; JPEG q{a.jpeg_quality}; "
+            f"per-frame processing: {rows[0]['processor'] if rows else '?'}. perf_analyzer gets the same JPEG frames "
+            "(`--input-data`) at the same number of requests in flight (streams x in-flight per stream). Each level "
+            f"alternates the runner and perf_analyzer {a.repeats} times and keeps the best of each (all runs listed).",
+            f"Frames on the wire ({w}x{h}; raw BGR is {raw} bytes): "
+            + "; ".join(f"JPEG q{q}: {b / 1024:.0f} KiB ({raw / b:.0f}x smaller), encode {ms:.1f} ms"
+                        for q, b, ms in jpeg_table(frames))
+            + ". JPEG is sent (the ensemble decodes it in `preprocess`); `triton.jpeg_quality` sets the trade-off.",
+            "Client CPU per frame is the runner process's CPU time divided by frames: it never runs a model, so this "
+            "is video decode + JPEG encode + gRPC + reorder + tracking + analytics + sinks. Efficiency near 1 means "
+            "the Triton server, not the Python client, sets the pace. Latency runs from frame read to analytics done; "
+            "files are read as fast as possible, so it includes the wait in the per-stream queue "
+            "(in-flight x streams / throughput).",
+        ]
+        append_section("Stream clients end to end vs perf_analyzer (python -m benchmarks.clients)", "\n".join(table),
+                       "\n\n".join(notes))
     return 0
 
 
