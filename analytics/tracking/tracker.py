@@ -67,13 +67,33 @@ class Tracks:
         return int(self.track_ids.shape[0])
 
 
-# per-track arrays, all with the track as first axis
-_FIELDS = ("pos", "vel", "p00", "p01", "p11", "cls", "status", "hits", "tid",
-           "last_seen", "born", "score", "last_box", "emb", "has_emb")
+def _empty_tracks() -> Tracks:
+    return Tracks(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                  np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, bool))
+
+
+# per-track state, stacked so that keeping, appending and gathering tracks is one indexing
+# operation per block: float64 columns of _f, int64 columns of _i (named views are rebound by
+# _bind after every reallocation), and the embeddings
+_F_COLS = 27        # pos 0:4, vel 4:8, p00 8:12, p01 12:16, p11 16:20, last_box 20:24,
+                    # last_seen 24, born 25, score 26
+_I_COLS = 4         # cls, status, hits, tid
 
 
 def _centres(b: np.ndarray) -> np.ndarray:
     return (b[:, :2] + b[:, 2:]) * 0.5
+
+
+def _iou(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """``matching.iou_matrix`` (same arithmetic, so the same bits) for non-empty a, b with their
+    areas already known."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    np.subtract(rb, lt, out=rb)
+    np.maximum(rb, 0.0, out=rb)
+    inter = rb[..., 0] * rb[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 class Tracker:
@@ -89,51 +109,68 @@ class Tracker:
         self._now: float | None = None
         self._view: np.ndarray | None = None   # extent of the detections seen so far (xyxy)
         self._dim = 0
-        self.pos = np.zeros((0, 4))          # cx, cy, w, h (pixels)
-        self.vel = np.zeros((0, 4))          # pixels per second
-        self.p00 = np.zeros((0, 4))          # per-coordinate 2x2 covariance blocks
-        self.p01 = np.zeros((0, 4))
-        self.p11 = np.zeros((0, 4))
-        self.cls = np.zeros(0, np.int64)
-        self.status = np.zeros(0, np.int8)
-        self.hits = np.zeros(0, np.int32)    # matches in a row while tentative
-        self.tid = np.zeros(0, np.int64)     # -1 until confirmed
-        self.last_seen = np.zeros(0)         # seconds
-        self.born = np.zeros(0)              # seconds, first detection
-        self.score = np.zeros(0)
-        self.last_box = np.zeros((0, 4))     # last matched detection, xyxy
+        self._f = np.zeros((0, _F_COLS))
+        self._i = np.zeros((0, _I_COLS), np.int64)
         self.emb = np.zeros((0, 0), np.float32)
         self.has_emb = np.zeros(0, bool)
+        self._bind()
+
+    def _bind(self) -> None:
+        f, i = self._f, self._i
+        self.pos = f[:, 0:4]           # cx, cy, w, h (pixels)
+        self.vel = f[:, 4:8]           # pixels per second
+        self.p00 = f[:, 8:12]          # per-coordinate 2x2 covariance blocks
+        self.p01 = f[:, 12:16]
+        self.p11 = f[:, 16:20]
+        self.last_box = f[:, 20:24]    # last matched detection, xyxy
+        self.last_seen = f[:, 24]      # seconds
+        self.born = f[:, 25]           # seconds, first detection
+        self.score = f[:, 26]
+        self.cls = i[:, 0]
+        self.status = i[:, 1]
+        self.hits = i[:, 2]            # matches in a row while tentative
+        self.tid = i[:, 3]             # -1 until confirmed
 
     @property
     def num_tracks(self) -> int:
         """Live tracks of any state (tentative, tracked, lost)."""
-        return int(self.pos.shape[0])
+        return int(self._f.shape[0])
 
     # -- state helpers -------------------------------------------------------------------
     def _keep(self, keep: np.ndarray) -> None:
-        for f in _FIELDS:
-            setattr(self, f, getattr(self, f)[keep])
+        self._f = self._f[keep]
+        self._i = self._i[keep]
+        self.emb = self.emb[keep]
+        self.has_emb = self.has_emb[keep]
+        self._bind()
 
     def _append(self, boxes, scores, cls, emb, has_emb) -> None:
         k = boxes.shape[0]
         pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
-        new = dict(pos=pos, vel=vel, p00=p00, p01=p01, p11=p11, cls=cls,
-                   status=np.full(k, TENTATIVE, np.int8), hits=np.ones(k, np.int32),
-                   tid=np.full(k, -1, np.int64), last_seen=np.full(k, self._now), born=np.full(k, self._now), score=scores,
-                   last_box=boxes, emb=emb if emb is not None else np.zeros((k, self._dim), np.float32),
-                   has_emb=has_emb)
-        for f in _FIELDS:
-            setattr(self, f, np.concatenate([getattr(self, f), new[f]]))
+        f = np.empty((k, _F_COLS))
+        f[:, 0:4], f[:, 4:8], f[:, 8:12], f[:, 12:16], f[:, 16:20] = pos, vel, p00, p01, p11
+        f[:, 20:24] = boxes
+        f[:, 24:26] = self._now
+        f[:, 26] = scores
+        i = np.empty((k, _I_COLS), np.int64)
+        i[:, 0] = cls
+        i[:, 1] = TENTATIVE
+        i[:, 2] = 1
+        i[:, 3] = -1
+        self._f = np.concatenate([self._f, f])
+        self._i = np.concatenate([self._i, i])
+        self.emb = np.concatenate([self.emb, emb if emb is not None else np.zeros((k, self._dim), np.float32)])
+        self.has_emb = np.concatenate([self.has_emb, has_emb])
+        self._bind()
 
     def _restart_motion(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
         self.pos[rows], self.vel[rows], self.p00[rows], self.p01[rows], self.p11[rows] = pos, vel, p00, p01, p11
 
     def _kalman_update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
-        st = [self.pos[rows], self.vel[rows], self.p00[rows], self.p01[rows], self.p11[rows]]
-        kf.update(*st, kf.xyxy_to_cxcywh(boxes))
-        self.pos[rows], self.vel[rows], self.p00[rows], self.p01[rows], self.p11[rows] = st
+        st = self._f[rows, :20]
+        kf.update(st[:, 0:4], st[:, 4:8], st[:, 8:12], st[:, 12:16], st[:, 16:20], kf.xyxy_to_cxcywh(boxes))
+        self._f[rows, :20] = st
 
     def _set_dim(self, d: int) -> None:
         if self._dim == d:
@@ -168,6 +205,10 @@ class Tracker:
         embeddings float[N, D] L2-normalised (None: motion only; zero rows: no embedding),
         timestamp seconds (None: 1 / frame_rate after the previous call). N may be 0.
         Raises ValueError naming the field and row of bad input; the state is unchanged then.
+
+        Cost is dominated by NumPy's per-call overhead at the sizes of a retail camera (0-20
+        tracks), so stages with nothing to do are skipped and per-track state is stacked
+        (one indexing operation keeps, appends or gathers every field).
         """
         cfg = self.config
         boxes, scores, cls, emb, emb_ok = check_detections(xyxy, scores, class_ids, embeddings)
@@ -181,124 +222,166 @@ class Tracker:
         dt = 0.0 if self._now is None else now - self._now
         self._now = now
         if n_in:
-            ext = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+            lo = boxes[:, :2].min(axis=0)
+            hi = boxes[:, 2:].max(axis=0)
             if self._view is None:
-                self._view = ext
+                self._view = np.concatenate([lo, hi])
             else:
-                self._view = np.concatenate([np.minimum(self._view[:2], ext[:2]), np.maximum(self._view[2:], ext[2:])])
+                v = self._view
+                np.minimum(v[:2], lo, out=v[:2])
+                np.maximum(v[2:], hi, out=v[2:])
 
-        # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
-        lost = self.status == LOST
-        self.vel[lost, 2:4] = 0.0
-        kf.predict(self.pos, self.vel, self.p00, self.p01, self.p11, dt, cfg.frame_rate)
-        n_tr = self.num_tracks
-        lost_for = now - self.last_seen
+        n_tr = self._f.shape[0]
+        status = self.status
         match_det = np.full(n_tr, -1, np.int64)        # detection row matched per track
-        # zero-area boxes cannot be matched by overlap: legal input, never tracked
-        det_free = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]) & (scores >= cfg.low_thresh)
-        high = scores >= cfg.high_thresh
-        track_free = np.ones(n_tr, bool)
-        # only tracks still followed by motion take part in stages 2-4: one IoU row each
-        motion = (self.status != LOST) | (lost_for <= cfg.max_lost_s)
-        use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
-        clean = self._clean(boxes, high & emb_ok) if emb is not None else None
-        iou = np.zeros((n_tr, n_in))
+        if n_tr:
+            # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
+            lost = status == LOST
+            self.vel[lost, 2:4] = 0.0
+            kf.predict(self.pos, self.vel, self.p00, self.p01, self.p11, dt, cfg.frame_rate)
+            lost_for = now - self.last_seen
+        t_reid = None
+        det_free = None
+        clean = None
         if n_tr and n_in:
-            m_rows = np.flatnonzero(motion)
-            sub = iou_matrix(kf.cxcywh_to_xyxy(self.pos[m_rows]), boxes)
-            sub[self.cls[m_rows][:, None] != cls[None, :]] = 0.0    # classes never mix
-            iou[m_rows] = sub
+            wh = boxes[:, 2:] - boxes[:, :2]
+            # zero-area boxes cannot be matched by overlap: legal input, never tracked
+            det_free = (wh.min(axis=1) > 0) & (scores >= cfg.low_thresh)
+            area = wh[:, 0] * wh[:, 1]
+            high = scores >= cfg.high_thresh
+            track_free = np.ones(n_tr, bool)
+            # only tracks still followed by motion take part in stages 2-4: one IoU row each
+            motion = (status != LOST) | (lost_for <= cfg.max_lost_s)
+            use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
+            if emb is not None:
+                clean = self._clean(boxes, high & emb_ok, area)
+            all_motion = bool(motion.all())
+            m_rows = None if all_motion else np.flatnonzero(motion)
+            pos = self.pos if all_motion else self.pos[m_rows]
+            tb = kf.cxcywh_to_xyxy(pos)
+            sub = _iou(tb, (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1]), boxes, area)
+            t_cls = self.cls if all_motion else self.cls[m_rows]
+            sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix
+            if all_motion:
+                iou = sub
+            else:
+                iou = np.zeros((n_tr, n_in))
+                iou[m_rows] = sub
 
-        def match(t_mask, d_mask, cost_fn, limit):
-            ti = np.flatnonzero(t_mask & track_free)
-            di = np.flatnonzero(d_mask & det_free)
-            if ti.size == 0 or di.size == 0:
-                return ti[:0], di[:0]
-            r, c = assign(cost_fn(ti, di), limit)
-            t, d = ti[r], di[c]
-            track_free[t] = False
-            det_free[d] = False
-            match_det[t] = d
-            return t, d
+            def match(t_mask, d_mask, cost_fn, limit):
+                ti = np.flatnonzero(t_mask & track_free)
+                if ti.size == 0:
+                    return ti
+                di = np.flatnonzero(d_mask & det_free)
+                if di.size == 0:
+                    return ti[:0]
+                r, c = assign(cost_fn(ti, di), limit)
+                if r.size:
+                    t, d = ti[r], di[c]
+                    track_free[t] = False
+                    det_free[d] = False
+                    match_det[t] = d
+                    return t
+                return ti[:0]
 
-        def emb_dist(ti, di):
-            """Cosine distance track EMA x detection, NaN where either has no embedding."""
-            e = cosine_distance(self.emb[ti], emb[di])
-            e[~(self.has_emb[ti][:, None] & emb_ok[di][None, :])] = np.nan
-            return e
+            def emb_dist(ti, di, missing):
+                """Cosine distance track EMA x detection; ``missing`` where either has none."""
+                e = cosine_distance(self.emb[ti], emb[di])
+                e[~(self.has_emb[ti][:, None] & emb_ok[di][None, :])] = missing
+                return e
 
-        def overlap_cost(ti, di, fuse, appearance, limit):
-            i = iou[np.ix_(ti, di)]
-            cost = 1.0 - (i * scores[di][None, :] if fuse else i)
-            if appearance and use_emb and cfg.appearance_weight > 0:
-                delta = emb_dist(ti, di) - cfg.appearance_neutral
-                cost += cfg.appearance_weight * np.nan_to_num(delta, nan=0.0)
-            # appearance refines overlap-based matches, never replaces them: the overlap alone
-            # must pass the stage's limit (alone, appearance only re-identifies, in 5.)
-            cost[i < 1.0 - limit] = INF
-            return cost
+            def overlap_cost(ti, di, fuse, appearance, limit):
+                i = iou[ti][:, di]
+                cost = 1.0 - (i * scores[di][None, :] if fuse else i)
+                if appearance and use_emb and cfg.appearance_weight > 0:
+                    # pairs without both embeddings: no appearance term (adds exactly 0.0)
+                    delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
+                    cost += cfg.appearance_weight * delta
+                # appearance refines overlap-based matches, never replaces them: the overlap alone
+                # must pass the stage's limit (alone, appearance only re-identifies, in 5.)
+                cost[i < 1.0 - limit] = INF
+                return cost
 
-        if n_tr and n_in:
-            pool = motion & (self.status != TENTATIVE)
-            # 2. high-score detections vs tracked + recently lost tracks (by their prediction),
-            #    appearance-weighted
-            match(pool, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.match_thresh),
-                  cfg.match_thresh)
-            # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
-            #    occluded person's crop shows the occluder) vs the same tracks: overlap only
-            match(pool, det_free, lambda ti, di: overlap_cost(ti, di, False, False, cfg.low_match_thresh),
-                  cfg.low_match_thresh)
+            tentative = status == TENTATIVE
+            pool = motion & ~tentative
+            if pool.any():
+                # 2. high-score detections vs tracked + recently lost tracks (by their
+                #    prediction), appearance-weighted
+                match(pool, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.match_thresh),
+                      cfg.match_thresh)
+                # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
+                #    occluded person's crop shows the occluder) vs the same tracks: overlap only
+                match(pool, det_free, lambda ti, di: overlap_cost(ti, di, False, False, cfg.low_match_thresh),
+                      cfg.low_match_thresh)
             # 4. tentative tracks vs remaining high-score detections
-            match(self.status == TENTATIVE, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.tentative_match_thresh),
+            match(tentative, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.tentative_match_thresh),
                   cfg.tentative_match_thresh)
 
-        # 5. re-identification of lost tracks by appearance (motion has lost them)
-        t_reid = np.zeros(0, np.int64)
-        if use_emb:
-            confident = (scores >= cfg.new_track_thresh) & emb_ok
-            reid_pool = (self.status == LOST) & self.has_emb & (lost_for <= cfg.reid_window_s)
+            # 5. re-identification of lost tracks by appearance (motion has lost them)
+            if use_emb:
+                confident = (scores >= cfg.new_track_thresh) & emb_ok
+                reid_pool = (status == LOST) & self.has_emb & (lost_for <= cfg.reid_window_s)
 
-            def reid_cost(ti, di):
-                cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di), now)
-                cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
-                return unambiguous(cost, cfg.reid_margin) if cfg.reid_margin > 0 else cost
+                def reid_cost(ti, di):
+                    cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di, np.nan), now)
+                    cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
+                    return unambiguous(cost, cfg.reid_margin) if cfg.reid_margin > 0 else cost
 
-            t_reid, _ = match(reid_pool, confident, reid_cost, cfg.reid_thresh)
+                t_reid = match(reid_pool, confident, reid_cost, cfg.reid_thresh)
+                if t_reid.size == 0:
+                    t_reid = None
+        elif n_in:
+            det_free = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+                        & (scores >= cfg.low_thresh))
+            if emb is not None:
+                clean = np.zeros(n_in, bool)     # only needed for matched rows: none
 
-        # -- apply matches ----------------------------------------------------------------
-        rows = np.flatnonzero(match_det >= 0)
-        is_reid = np.zeros(n_tr, bool)
-        is_reid[t_reid] = True
-        kal = rows[~is_reid[rows]]
-        self._kalman_update(kal, boxes[match_det[kal]])
-        if t_reid.size:     # the prediction drifted through a long gap: restart at the detection
-            self._restart_motion(t_reid, boxes[match_det[t_reid]])
-        d = match_det[rows]
-        self.last_seen[rows] = now
-        self.score[rows] = scores[d]
-        self.last_box[rows] = boxes[d]
-        self.hits[rows] += 1
-        self.status[rows[self.status[rows] == LOST]] = TRACKED
-        if emb is not None:
-            self._update_embeddings(rows, d, clean, scores, emb)
-        unmatched = match_det < 0
-        self.status[(self.status == TRACKED) & unmatched] = LOST
+        if n_tr:
+            # -- apply matches ----------------------------------------------------------------
+            matched = match_det >= 0
+            rows = np.flatnonzero(matched)
+            if rows.size:
+                if t_reid is None:
+                    kal = rows
+                else:
+                    is_reid = np.zeros(n_tr, bool)
+                    is_reid[t_reid] = True
+                    kal = rows[~is_reid[rows]]
+                if kal.size:
+                    self._kalman_update(kal, boxes[match_det[kal]])
+                if t_reid is not None:  # the prediction drifted through a long gap: restart at the detection
+                    self._restart_motion(t_reid, boxes[match_det[t_reid]])
+                d = match_det[rows]
+                self.last_seen[rows] = now
+                self.score[rows] = scores[d]
+                self.last_box[rows] = boxes[d]
+                self.hits[rows] += 1
+                if emb is not None:
+                    self._update_embeddings(rows, d, clean, scores, emb)
+            # matched lost tracks are tracked again, unmatched tracked ones lost
+            status[matched & (status == LOST)] = TRACKED
+            unmatched = ~matched
+            status[(status == TRACKED) & unmatched] = LOST
 
-        # drop tentative tracks that missed a frame and lost tracks past their horizon
-        horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
-        dead = ((self.status == TENTATIVE) & unmatched) | (
-            (self.status == LOST) & (now - self.last_seen > horizon))
-        keep = ~dead
+            # drop tentative tracks that missed a frame and lost tracks past their horizon
+            horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
+            dead = ((status == TENTATIVE) & unmatched) | (
+                (status == LOST) & (now - self.last_seen > horizon))
+            if dead.any():
+                keep = ~dead
+                self._keep(keep)
+                match_det = match_det[keep]
 
         # 6. new tentative tracks from unmatched confident detections
-        new_d = np.flatnonzero(det_free & (scores >= cfg.new_track_thresh))
-        self._keep(keep)
-        match_det = match_det[keep]
-        if new_d.size:
-            self._append(boxes[new_d], scores[new_d], cls[new_d],
-                         emb[new_d] if emb is not None else None, emb_ok[new_d])
-            match_det = np.concatenate([match_det, new_d])
+        if n_in:
+            new_d = np.flatnonzero(det_free & (scores >= cfg.new_track_thresh))
+            if new_d.size:
+                self._append(boxes[new_d], scores[new_d], cls[new_d],
+                             emb[new_d] if emb is not None else None, emb_ok[new_d])
+                match_det = np.concatenate([match_det, new_d])
 
+        if self._f.shape[0] == 0:
+            return _empty_tracks()
         confirm = np.flatnonzero((self.status == TENTATIVE) & (self.hits >= cfg.min_hits))
         if confirm.size:
             kept = self._confirm(confirm, now)
@@ -306,13 +389,13 @@ class Tracker:
                 match_det = match_det[kept]
         return self._output(match_det)
 
-    def _clean(self, boxes: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray) -> np.ndarray:
         """bool[N]: candidate detections that no other detection overlaps by more than
         ema_max_overlap IoU (an occluded person's crop mostly shows the occluder)."""
         clean = cand.copy()
-        if clean.any() and boxes.shape[0] > 1:
+        if boxes.shape[0] > 1 and clean.any():
             dd = np.flatnonzero(clean)
-            ov = iou_matrix(boxes[dd], boxes)
+            ov = _iou(boxes[dd], area[dd], boxes, area)
             ov[np.arange(dd.size), dd] = 0.0
             clean[dd] = ov.max(axis=1) <= self.config.ema_max_overlap
         return clean
