@@ -39,33 +39,40 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
         elif cls_in.dtype.kind not in "iub" and n:
             raise ValueError(f"class_ids: expected integers, got dtype {cls_in.dtype}")
         cls = cls_in.astype(np.int64)
-    bad = ~np.isfinite(boxes)
-    if bad.any():
-        i = _first_bad(bad)
-        raise ValueError(f"xyxy[{i}]: non-finite coordinate in {boxes[i].tolist()}")
-    neg = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-    if neg.any():
-        i = _first_bad(neg)
-        raise ValueError(f"xyxy[{i}]: negative width or height (x1, y1, x2, y2) = {boxes[i].tolist()}")
-    bad = ~np.isfinite(sc)
-    if bad.any():
-        i = _first_bad(bad)
-        raise ValueError(f"scores[{i}]: non-finite score {sc[i]!r}")
+    # one cheap test each for the common all-good case; the row-by-row search only on failure
+    # (a sum is finite exactly when every term is, barring overflow, which the search clears)
+    if n and not (np.isfinite(boxes.sum()) and (boxes[:, 2:] - boxes[:, :2]).min() >= 0):
+        bad = ~np.isfinite(boxes)
+        if bad.any():
+            i = _first_bad(bad)
+            raise ValueError(f"xyxy[{i}]: non-finite coordinate in {boxes[i].tolist()}")
+        neg = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if neg.any():
+            i = _first_bad(neg)
+            raise ValueError(f"xyxy[{i}]: negative width or height (x1, y1, x2, y2) = {boxes[i].tolist()}")
+    if n and not np.isfinite(sc.sum()):
+        bad = ~np.isfinite(sc)
+        if bad.any():
+            i = _first_bad(bad)
+            raise ValueError(f"scores[{i}]: non-finite score {sc[i]!r}")
     emb = None
-    has_emb = np.zeros(n, bool)
+    has_emb = None
     if embeddings is not None:
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 or emb.shape[0] != n:
             raise ValueError(f"embeddings: expected shape [{n}, D] (one row per box in xyxy), "
                              f"got {list(emb.shape)}")
-        bad = ~np.isfinite(emb)
-        if bad.any():
-            i = _first_bad(bad)
-            raise ValueError(f"embeddings[{i}]: non-finite value")
+        if not np.isfinite(emb.sum()):
+            bad = ~np.isfinite(emb)
+            if bad.any():
+                i = _first_bad(bad)
+                raise ValueError(f"embeddings[{i}]: non-finite value")
         norm = np.linalg.norm(emb, axis=1)
         has_emb = norm > 1e-6
         # renormalise defensively: cosine distance assumes unit rows
         emb = np.divide(emb, norm[:, None], out=np.zeros_like(emb), where=has_emb[:, None])
+    if has_emb is None:
+        has_emb = np.zeros(n, bool)
     return boxes, sc, cls, emb, has_emb
 
 

@@ -22,16 +22,19 @@ MIN_SIDE = 1.0         # pixels; predictions never shrink a box below this
 
 def xyxy_to_cxcywh(b: np.ndarray) -> np.ndarray:
     out = np.empty(b.shape, np.float64)
-    out[:, 0] = (b[:, 0] + b[:, 2]) * 0.5
-    out[:, 1] = (b[:, 1] + b[:, 3]) * 0.5
-    out[:, 2] = b[:, 2] - b[:, 0]
-    out[:, 3] = b[:, 3] - b[:, 1]
+    np.add(b[:, :2], b[:, 2:], out=out[:, :2])
+    out[:, :2] *= 0.5
+    np.subtract(b[:, 2:], b[:, :2], out=out[:, 2:])
     return out
 
 
 def cxcywh_to_xyxy(p: np.ndarray) -> np.ndarray:
-    half = np.maximum(p[:, 2:4], MIN_SIDE) * 0.5
-    return np.concatenate([p[:, 0:2] - half, p[:, 0:2] + half], axis=1)
+    half = np.maximum(p[:, 2:4], MIN_SIDE)
+    half *= 0.5
+    out = np.empty(p.shape, np.float64)
+    np.subtract(p[:, 0:2], half, out=out[:, :2])
+    np.add(p[:, 0:2], half, out=out[:, 2:])
+    return out
 
 
 def _scale(p: np.ndarray) -> np.ndarray:
@@ -53,25 +56,38 @@ def predict(p, v, p00, p01, p11, dt: float, frame_rate: float) -> None:
     if p.shape[0] == 0 or dt <= 0:
         return
     frames = dt * frame_rate
-    s = _scale(p)
-    q_pos = (STD_POS * s) ** 2 * frames
-    q_vel = (STD_VEL * frame_rate * s) ** 2 * frames
+    s = np.maximum(p[:, 2:4], MIN_SIDE)     # the noise scale of _scale, per half
+    q_pos = STD_POS * s
+    q_pos *= q_pos
+    q_pos *= frames
+    q_vel = (STD_VEL * frame_rate) * s
+    q_vel *= q_vel
+    q_vel *= frames
     p += v * dt
     np.maximum(p[:, 2:4], MIN_SIDE, out=p[:, 2:4])
-    p00 += dt * (2.0 * p01 + dt * p11) + q_pos
-    p01 += dt * p11
-    p11 += q_vel
+    t = dt * p11
+    a = 2.0 * p01
+    a += t
+    a *= dt
+    p01 += t
+    a.reshape(-1, 2, 2)[:] += q_pos[:, None, :]
+    p00 += a
+    p11.reshape(-1, 2, 2)[:] += q_vel[:, None, :]
 
 
 def update(p, v, p00, p01, p11, z: np.ndarray) -> None:
     """In place on rows already selected (fancy-indexed copies are written back by the caller)."""
-    r = (STD_POS * _scale(z)) ** 2
+    r = _scale(z)
+    r *= STD_POS
+    r *= r
     s = p00 + r
     k0 = p00 / s
-    k1 = p01 / s
+    k1 = np.divide(p01, s, out=s)
     y = z - p
     p += k0 * y
-    v += k1 * y
+    y *= k1
+    v += y
     p11 -= k1 * p01
-    p00 *= 1.0 - k0
-    p01 *= 1.0 - k0
+    np.subtract(1.0, k0, out=k0)
+    p00 *= k0
+    p01 *= k0

@@ -37,27 +37,29 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     to the Jonker-Volgenant solver, which keeps its matrices small in crowds.
     """
     feasible = cost <= limit          # False for inf and nan
-    if not feasible.any():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     per_row = feasible.sum(axis=1)
+    n_rows = np.count_nonzero(per_row)
+    if n_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     per_col = feasible.sum(axis=0)
-    lone_r = np.flatnonzero(per_row == 1)
+    lone_r = (per_row == 1).nonzero()[0]
     lone_c = feasible[lone_r].argmax(axis=1)
     iso = per_col[lone_c] == 1
     rows, cols = lone_r[iso], lone_c[iso]
-    rest_r = np.flatnonzero(per_row > 0)
-    rest_r = rest_r[~np.isin(rest_r, rows)]
-    if rest_r.size:
-        rest_c = np.flatnonzero(feasible[rest_r].any(axis=0))
-        sub = cost[np.ix_(rest_r, rest_c)]
-        sub = np.where(feasible[np.ix_(rest_r, rest_c)], sub, 2.0 * limit + 1.0)
+    if rows.size < n_rows:            # contested rows left: the solver decides those
+        rest = per_row > 0
+        rest[rows] = False
+        rest_r = rest.nonzero()[0]
+        rest_c = feasible[rest_r].any(axis=0).nonzero()[0]
+        sub = cost[rest_r][:, rest_c]
+        sub = np.where(feasible[rest_r][:, rest_c], sub, 2.0 * limit + 1.0)
         _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
-        r = np.flatnonzero(x >= 0)
+        r = (x >= 0).nonzero()[0]
         c = x[r]
         ok = sub[r, c] <= limit
         rows = np.concatenate([rows, rest_r[r[ok]]])
         cols = np.concatenate([cols, rest_c[c[ok]]])
-    return rows.astype(np.int64), cols.astype(np.int64)
+    return rows.astype(np.int64, copy=False), cols.astype(np.int64, copy=False)
 
 
 def unambiguous(cost: np.ndarray, margin: float) -> np.ndarray:

@@ -72,12 +72,11 @@ def _empty_tracks() -> Tracks:
                   np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, bool))
 
 
-# per-track state, stacked so that keeping, appending and gathering tracks is one indexing
-# operation per block: float64 columns of _f, int64 columns of _i (named views are rebound by
-# _bind after every reallocation), and the embeddings
-_F_COLS = 27        # pos 0:4, vel 4:8, p00 8:12, p01 12:16, p11 16:20, last_box 20:24,
-                    # last_seen 24, born 25, score 26
-_I_COLS = 4         # cls, status, hits, tid
+# per-track state, stacked by kind so that keeping, appending and gathering tracks is one
+# indexing operation per block, while every named field stays a contiguous array (NumPy's
+# per-call cost is what matters at a retail camera's 0-20 tracks): _k float64[6, T, 4] (pos,
+# vel, p00, p01, p11, last_box), _m float64[3, T] (last_seen, born, score), _i int64[4, T]
+# (cls, status, hits, tid), plus the embeddings. _bind names the views after a reallocation.
 
 
 def _centres(b: np.ndarray) -> np.ndarray:
@@ -109,37 +108,31 @@ class Tracker:
         self._now: float | None = None
         self._view: np.ndarray | None = None   # extent of the detections seen so far (xyxy)
         self._dim = 0
-        self._f = np.zeros((0, _F_COLS))
-        self._i = np.zeros((0, _I_COLS), np.int64)
+        self._k = np.zeros((6, 0, 4))
+        self._m = np.zeros((3, 0))
+        self._i = np.zeros((4, 0), np.int64)
         self.emb = np.zeros((0, 0), np.float32)
         self.has_emb = np.zeros(0, bool)
         self._bind()
 
     def _bind(self) -> None:
-        f, i = self._f, self._i
-        self.pos = f[:, 0:4]           # cx, cy, w, h (pixels)
-        self.vel = f[:, 4:8]           # pixels per second
-        self.p00 = f[:, 8:12]          # per-coordinate 2x2 covariance blocks
-        self.p01 = f[:, 12:16]
-        self.p11 = f[:, 16:20]
-        self.last_box = f[:, 20:24]    # last matched detection, xyxy
-        self.last_seen = f[:, 24]      # seconds
-        self.born = f[:, 25]           # seconds, first detection
-        self.score = f[:, 26]
-        self.cls = i[:, 0]
-        self.status = i[:, 1]
-        self.hits = i[:, 2]            # matches in a row while tentative
-        self.tid = i[:, 3]             # -1 until confirmed
+        self.pos, self.vel, self.p00, self.p01, self.p11, self.last_box = self._k
+        # pos: cx, cy, w, h (pixels); vel: pixels per second; p00, p01, p11: per-coordinate 2x2
+        # covariance blocks; last_box: last matched detection, xyxy
+        self.last_seen, self.born, self.score = self._m        # seconds, seconds (first detection)
+        self.cls, self.status, self.hits, self.tid = self._i   # hits: matches in a row while
+        #                                                        tentative; tid -1 until confirmed
 
     @property
     def num_tracks(self) -> int:
         """Live tracks of any state (tentative, tracked, lost)."""
-        return int(self._f.shape[0])
+        return int(self._m.shape[1])
 
     # -- state helpers -------------------------------------------------------------------
     def _keep(self, keep: np.ndarray) -> None:
-        self._f = self._f[keep]
-        self._i = self._i[keep]
+        self._k = self._k[:, keep]
+        self._m = self._m[:, keep]
+        self._i = self._i[:, keep]
         self.emb = self.emb[keep]
         self.has_emb = self.has_emb[keep]
         self._bind()
@@ -147,30 +140,28 @@ class Tracker:
     def _append(self, boxes, scores, cls, emb, has_emb) -> None:
         k = boxes.shape[0]
         pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
-        f = np.empty((k, _F_COLS))
-        f[:, 0:4], f[:, 4:8], f[:, 8:12], f[:, 12:16], f[:, 16:20] = pos, vel, p00, p01, p11
-        f[:, 20:24] = boxes
-        f[:, 24:26] = self._now
-        f[:, 26] = scores
-        i = np.empty((k, _I_COLS), np.int64)
-        i[:, 0] = cls
-        i[:, 1] = TENTATIVE
-        i[:, 2] = 1
-        i[:, 3] = -1
-        self._f = np.concatenate([self._f, f])
-        self._i = np.concatenate([self._i, i])
+        self._k = np.concatenate([self._k, np.stack([pos, vel, p00, p01, p11, boxes])], axis=1)
+        m = np.empty((3, k))
+        m[0:2] = self._now
+        m[2] = scores
+        self._m = np.concatenate([self._m, m], axis=1)
+        i = np.empty((4, k), np.int64)
+        i[0] = cls
+        i[1] = TENTATIVE
+        i[2] = 1
+        i[3] = -1
+        self._i = np.concatenate([self._i, i], axis=1)
         self.emb = np.concatenate([self.emb, emb if emb is not None else np.zeros((k, self._dim), np.float32)])
         self.has_emb = np.concatenate([self.has_emb, has_emb])
         self._bind()
 
     def _restart_motion(self, rows: np.ndarray, boxes: np.ndarray) -> None:
-        pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
-        self.pos[rows], self.vel[rows], self.p00[rows], self.p01[rows], self.p11[rows] = pos, vel, p00, p01, p11
+        self._k[:5, rows] = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
 
     def _kalman_update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
-        st = self._f[rows, :20]
-        kf.update(st[:, 0:4], st[:, 4:8], st[:, 8:12], st[:, 12:16], st[:, 16:20], kf.xyxy_to_cxcywh(boxes))
-        self._f[rows, :20] = st
+        st = self._k[:5, rows]
+        kf.update(*st, kf.xyxy_to_cxcywh(boxes))
+        self._k[:5, rows] = st
 
     def _set_dim(self, d: int) -> None:
         if self._dim == d:
@@ -231,7 +222,7 @@ class Tracker:
                 np.minimum(v[:2], lo, out=v[:2])
                 np.maximum(v[2:], hi, out=v[2:])
 
-        n_tr = self._f.shape[0]
+        n_tr = self._m.shape[1]
         status = self.status
         match_det = np.full(n_tr, -1, np.int64)        # detection row matched per track
         if n_tr:
@@ -256,7 +247,7 @@ class Tracker:
             if emb is not None:
                 clean = self._clean(boxes, high & emb_ok, area)
             all_motion = bool(motion.all())
-            m_rows = None if all_motion else np.flatnonzero(motion)
+            m_rows = None if all_motion else motion.nonzero()[0]
             pos = self.pos if all_motion else self.pos[m_rows]
             tb = kf.cxcywh_to_xyxy(pos)
             sub = _iou(tb, (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1]), boxes, area)
@@ -269,10 +260,10 @@ class Tracker:
                 iou[m_rows] = sub
 
             def match(t_mask, d_mask, cost_fn, limit):
-                ti = np.flatnonzero(t_mask & track_free)
+                ti = (t_mask & track_free).nonzero()[0]
                 if ti.size == 0:
                     return ti
-                di = np.flatnonzero(d_mask & det_free)
+                di = (d_mask & det_free).nonzero()[0]
                 if di.size == 0:
                     return ti[:0]
                 r, c = assign(cost_fn(ti, di), limit)
@@ -339,7 +330,7 @@ class Tracker:
         if n_tr:
             # -- apply matches ----------------------------------------------------------------
             matched = match_det >= 0
-            rows = np.flatnonzero(matched)
+            rows = matched.nonzero()[0]
             if rows.size:
                 if t_reid is None:
                     kal = rows
@@ -374,15 +365,15 @@ class Tracker:
 
         # 6. new tentative tracks from unmatched confident detections
         if n_in:
-            new_d = np.flatnonzero(det_free & (scores >= cfg.new_track_thresh))
+            new_d = (det_free & (scores >= cfg.new_track_thresh)).nonzero()[0]
             if new_d.size:
                 self._append(boxes[new_d], scores[new_d], cls[new_d],
                              emb[new_d] if emb is not None else None, emb_ok[new_d])
                 match_det = np.concatenate([match_det, new_d])
 
-        if self._f.shape[0] == 0:
+        if self._m.shape[1] == 0:
             return _empty_tracks()
-        confirm = np.flatnonzero((self.status == TENTATIVE) & (self.hits >= cfg.min_hits))
+        confirm = ((self.status == TENTATIVE) & (self.hits >= cfg.min_hits)).nonzero()[0]
         if confirm.size:
             kept = self._confirm(confirm, now)
             if kept is not None:
@@ -394,7 +385,7 @@ class Tracker:
         ema_max_overlap IoU (an occluded person's crop mostly shows the occluder)."""
         clean = cand.copy()
         if boxes.shape[0] > 1 and clean.any():
-            dd = np.flatnonzero(clean)
+            dd = clean.nonzero()[0]
             ov = _iou(boxes[dd], area[dd], boxes, area)
             ov[np.arange(dd.size), dd] = 0.0
             clean[dd] = ov.max(axis=1) <= self.config.ema_max_overlap
@@ -419,8 +410,8 @@ class Tracker:
         keep mask when lost tracks were absorbed (rows removed), else None."""
         cfg = self.config
         inherit = np.full(rows.size, -1, np.int64)
-        lost = np.flatnonzero((self.status == LOST) & self.has_emb & (self.tid >= 0)
-                              & (now - self.last_seen <= cfg.reid_window_s))
+        lost = ((self.status == LOST) & self.has_emb & (self.tid >= 0)
+                              & (now - self.last_seen <= cfg.reid_window_s)).nonzero()[0]
         cand = rows[self.has_emb[rows]]
         if lost.size and cand.size:
             cost = self._reid_cost(lost, self.last_box[cand], cosine_distance(self.emb[lost], self.emb[cand]), now)
@@ -447,22 +438,26 @@ class Tracker:
         cfg = self.config
         confirmed = self.tid >= 0
         out = confirmed & (match_det >= 0)
-        boxes = kf.cxcywh_to_xyxy(self.pos)
         if cfg.coast_output_s > 0:
-            lost_for = self._now - self.last_seen
-            limit = np.minimum(min(cfg.coast_output_s, cfg.max_lost_s), self.last_seen - self.born)
-            coast = confirmed & (self.status == LOST) & (lost_for <= limit)
-            if self._view is not None and coast.any():
-                wh = boxes[:, 2:] - boxes[:, :2]
-                m = EDGE_MARGIN * wh
-                v = self._view
-                coast &= ((boxes[:, :2] - m >= v[:2]) & (boxes[:, 2:] + m <= v[2:])).all(axis=1)
-            out |= coast
-        rows = np.flatnonzero(out)
-        det_index = match_det[rows].copy()
+            coast = confirmed & (self.status == LOST)
+            if coast.any():
+                lost_for = self._now - self.last_seen
+                limit = np.minimum(min(cfg.coast_output_s, cfg.max_lost_s), self.last_seen - self.born)
+                coast &= lost_for <= limit
+                if self._view is not None:
+                    c_rows = coast.nonzero()[0]
+                    if c_rows.size:
+                        boxes = kf.cxcywh_to_xyxy(self.pos[c_rows])
+                        wh = boxes[:, 2:] - boxes[:, :2]
+                        m = EDGE_MARGIN * wh
+                        v = self._view
+                        coast[c_rows] = ((boxes[:, :2] - m >= v[:2]) & (boxes[:, 2:] + m <= v[2:])).all(axis=1)
+                out |= coast
+        rows = out.nonzero()[0]
+        det_index = match_det[rows]
         return Tracks(
-            track_ids=self.tid[rows].copy(),
-            xyxy=boxes[rows].astype(np.float32),
+            track_ids=self.tid[rows],
+            xyxy=kf.cxcywh_to_xyxy(self.pos[rows]).astype(np.float32),
             scores=self.score[rows].astype(np.float32),
             class_ids=self.cls[rows].astype(np.int32),
             det_index=det_index,
