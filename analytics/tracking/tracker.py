@@ -79,19 +79,27 @@ def _empty_tracks() -> Tracks:
 # (cls, status, hits, tid), plus the embeddings. _bind names the views after a reallocation.
 
 
+_ZERO = np.float64(0.0)
+
+
 def _centres(b: np.ndarray) -> np.ndarray:
     return (b[:, :2] + b[:, 2:]) * 0.5
 
 
 def _iou(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
-    """``matching.iou_matrix`` (same arithmetic, so the same bits) for non-empty a, b with their
+    """``matching.iou_matrix`` (same arithmetic, so the same bits) for non-empty b, with the
     areas already known."""
+    if a.shape[0] == 0:
+        return np.zeros((0, b.shape[0]))
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     np.subtract(rb, lt, out=rb)
-    np.maximum(rb, 0.0, out=rb)
+    np.maximum(rb, _ZERO, out=rb)
     inter = rb[..., 0] * rb[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = area_a[:, None] + area_b[None, :]
+    union -= inter
+    if union.min() > 0:           # always, unless boxes of no area meet
+        return np.divide(inter, union, out=inter)
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -228,7 +236,8 @@ class Tracker:
         if n_tr:
             # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
             lost = status == LOST
-            self.vel[lost, 2:4] = 0.0
+            if lost.any():
+                self.vel[lost, 2:4] = 0.0
             kf.predict(self.pos, self.vel, self.p00, self.p01, self.p11, dt, cfg.frame_rate)
             lost_for = now - self.last_seen
         t_reid = None
@@ -250,7 +259,8 @@ class Tracker:
             m_rows = None if all_motion else motion.nonzero()[0]
             pos = self.pos if all_motion else self.pos[m_rows]
             tb = kf.cxcywh_to_xyxy(pos)
-            sub = _iou(tb, (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1]), boxes, area)
+            tw = tb[:, 2:] - tb[:, :2]
+            sub = _iou(tb, tw[:, 0] * tw[:, 1], boxes, area)
             t_cls = self.cls if all_motion else self.cls[m_rows]
             sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix
             if all_motion:
@@ -259,21 +269,12 @@ class Tracker:
                 iou = np.zeros((n_tr, n_in))
                 iou[m_rows] = sub
 
-            def match(t_mask, d_mask, cost_fn, limit):
-                ti = (t_mask & track_free).nonzero()[0]
-                if ti.size == 0:
-                    return ti
-                di = (d_mask & det_free).nonzero()[0]
-                if di.size == 0:
-                    return ti[:0]
-                r, c = assign(cost_fn(ti, di), limit)
-                if r.size:
-                    t, d = ti[r], di[c]
-                    track_free[t] = False
-                    det_free[d] = False
-                    match_det[t] = d
-                    return t
-                return ti[:0]
+            def take(ti, di, r, c):
+                t, d = ti[r], di[c]
+                track_free[t] = False
+                det_free[d] = False
+                match_det[t] = d
+                return t
 
             def emb_dist(ti, di, missing):
                 """Cosine distance track EMA x detection; ``missing`` where either has none."""
@@ -281,46 +282,58 @@ class Tracker:
                 e[~(self.has_emb[ti][:, None] & emb_ok[di][None, :])] = missing
                 return e
 
-            def overlap_cost(ti, di, fuse, appearance, limit):
+            def overlap_match(t_mask, d_mask, fuse, appearance, limit):
+                """One overlap stage: cost 1 - IoU (x score), plus the appearance term; the
+                overlap alone must pass the stage's limit (appearance refines overlap-based
+                matches, never replaces them; alone it only re-identifies, in 5.)."""
+                ti = (t_mask & track_free).nonzero()[0]
+                if ti.size == 0:
+                    return
+                di = (d_mask & det_free).nonzero()[0]
+                if di.size == 0:
+                    return
                 i = iou[ti][:, di]
+                gate = i >= 1.0 - limit
+                if not gate.any():          # nothing overlaps enough: no pair can match
+                    return
                 cost = 1.0 - (i * scores[di][None, :] if fuse else i)
                 if appearance and use_emb and cfg.appearance_weight > 0:
                     # pairs without both embeddings: no appearance term (adds exactly 0.0)
                     delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
                     cost += cfg.appearance_weight * delta
-                # appearance refines overlap-based matches, never replaces them: the overlap alone
-                # must pass the stage's limit (alone, appearance only re-identifies, in 5.)
-                cost[i < 1.0 - limit] = INF
-                return cost
+                cost[~gate] = INF
+                r, c = assign(cost, limit)
+                if r.size:
+                    take(ti, di, r, c)
 
             tentative = status == TENTATIVE
             pool = motion & ~tentative
             if pool.any():
                 # 2. high-score detections vs tracked + recently lost tracks (by their
                 #    prediction), appearance-weighted
-                match(pool, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.match_thresh),
-                      cfg.match_thresh)
+                overlap_match(pool, high, cfg.fuse_score, True, cfg.match_thresh)
                 # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
                 #    occluded person's crop shows the occluder) vs the same tracks: overlap only
-                match(pool, det_free, lambda ti, di: overlap_cost(ti, di, False, False, cfg.low_match_thresh),
-                      cfg.low_match_thresh)
+                overlap_match(pool, det_free, False, False, cfg.low_match_thresh)
             # 4. tentative tracks vs remaining high-score detections
-            match(tentative, high, lambda ti, di: overlap_cost(ti, di, cfg.fuse_score, True, cfg.tentative_match_thresh),
-                  cfg.tentative_match_thresh)
+            if tentative.any():
+                overlap_match(tentative, high, cfg.fuse_score, True, cfg.tentative_match_thresh)
 
             # 5. re-identification of lost tracks by appearance (motion has lost them)
             if use_emb:
                 confident = (scores >= cfg.new_track_thresh) & emb_ok
                 reid_pool = (status == LOST) & self.has_emb & (lost_for <= cfg.reid_window_s)
 
-                def reid_cost(ti, di):
+                ti = (reid_pool & track_free).nonzero()[0]
+                di = (confident & det_free).nonzero()[0] if ti.size else ti
+                if ti.size and di.size:
                     cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di, np.nan), now)
                     cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
-                    return unambiguous(cost, cfg.reid_margin) if cfg.reid_margin > 0 else cost
-
-                t_reid = match(reid_pool, confident, reid_cost, cfg.reid_thresh)
-                if t_reid.size == 0:
-                    t_reid = None
+                    if cfg.reid_margin > 0:
+                        cost = unambiguous(cost, cfg.reid_margin)
+                    r, c = assign(cost, cfg.reid_thresh)
+                    if r.size:
+                        t_reid = take(ti, di, r, c)
         elif n_in:
             det_free = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
                         & (scores >= cfg.low_thresh))
@@ -355,9 +368,11 @@ class Tracker:
             status[(status == TRACKED) & unmatched] = LOST
 
             # drop tentative tracks that missed a frame and lost tracks past their horizon
-            horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
-            dead = ((status == TENTATIVE) & unmatched) | (
-                (status == LOST) & (now - self.last_seen > horizon))
+            dead = (status == TENTATIVE) & unmatched
+            lost = status == LOST
+            if lost.any():
+                horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
+                dead |= lost & (now - self.last_seen > horizon)
             if dead.any():
                 keep = ~dead
                 self._keep(keep)
