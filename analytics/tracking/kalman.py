@@ -20,27 +20,33 @@ STD_VEL = 1.0 / 160.0  # velocity process noise per frame, fraction of box side
 MIN_SIDE = 1.0         # pixels; predictions never shrink a box below this
 
 
+# Box conversions as one small matrix product each (NumPy's per-call cost dominates at a few
+# tracks; strided column slices are the slowest case). Exact: every output is one rounded sum
+# of at most two products by 0.5 or 1, the other terms are exact zeros, so the bits equal the
+# element-wise (x1 + x2) * 0.5, x2 - x1, cx -/+ max(w, MIN_SIDE) * 0.5.
+_X2C = np.array([[0.5, 0.0, -1.0, 0.0],
+                 [0.0, 0.5, 0.0, -1.0],
+                 [0.5, 0.0, 1.0, 0.0],
+                 [0.0, 0.5, 0.0, 1.0]])
+_C2X = np.array([[1.0, 0.0, 1.0, 0.0],
+                 [0.0, 1.0, 0.0, 1.0],
+                 [-0.5, 0.0, 0.5, 0.0],
+                 [0.0, -0.5, 0.0, 0.5]])
+_LOW = np.array([-np.inf, -np.inf, MIN_SIDE, MIN_SIDE])   # floor of (cx, cy, w, h)
+_WHWH = np.array([2, 3, 2, 3])                            # noise scale column per coordinate
+
+
 def xyxy_to_cxcywh(b: np.ndarray) -> np.ndarray:
-    out = np.empty(b.shape, np.float64)
-    np.add(b[:, :2], b[:, 2:], out=out[:, :2])
-    out[:, :2] *= 0.5
-    np.subtract(b[:, 2:], b[:, :2], out=out[:, 2:])
-    return out
+    return np.dot(np.asarray(b, np.float64), _X2C)
 
 
 def cxcywh_to_xyxy(p: np.ndarray) -> np.ndarray:
-    half = np.maximum(p[:, 2:4], MIN_SIDE)
-    half *= 0.5
-    out = np.empty(p.shape, np.float64)
-    np.subtract(p[:, 0:2], half, out=out[:, :2])
-    np.add(p[:, 0:2], half, out=out[:, 2:])
-    return out
+    return np.dot(np.maximum(p, _LOW), _C2X)
 
 
 def _scale(p: np.ndarray) -> np.ndarray:
     """Per-coordinate noise scale [T, 4]: width for x and w, height for y and h."""
-    s = np.maximum(p[:, 2:4], MIN_SIDE)
-    return np.concatenate([s, s], axis=1)
+    return np.maximum(p.take(_WHWH, axis=1), MIN_SIDE)
 
 
 def initiate(z: np.ndarray, frame_rate: float):
@@ -56,23 +62,23 @@ def predict(p, v, p00, p01, p11, dt: float, frame_rate: float) -> None:
     if p.shape[0] == 0 or dt <= 0:
         return
     frames = dt * frame_rate
-    s = np.maximum(p[:, 2:4], MIN_SIDE)     # the noise scale of _scale, per half
+    s = _scale(p)
     q_pos = STD_POS * s
     q_pos *= q_pos
     q_pos *= frames
-    q_vel = (STD_VEL * frame_rate) * s
+    q_vel = np.multiply(STD_VEL * frame_rate, s, out=s)
     q_vel *= q_vel
     q_vel *= frames
     p += v * dt
-    np.maximum(p[:, 2:4], MIN_SIDE, out=p[:, 2:4])
+    np.maximum(p, _LOW, out=p)
     t = dt * p11
     a = 2.0 * p01
     a += t
     a *= dt
-    p01 += t
-    a.reshape(-1, 2, 2)[:] += q_pos[:, None, :]
+    a += q_pos
     p00 += a
-    p11.reshape(-1, 2, 2)[:] += q_vel[:, None, :]
+    p01 += t
+    p11 += q_vel
 
 
 def update(p, v, p00, p01, p11, z: np.ndarray) -> None:
