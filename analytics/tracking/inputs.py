@@ -1,6 +1,8 @@
 """Input checks for ``Tracker.update``: bad detections fail loudly, naming the field and row."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -39,9 +41,10 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
         elif cls_in.dtype.kind not in "iub" and n:
             raise ValueError(f"class_ids: expected integers, got dtype {cls_in.dtype}")
         cls = cls_in.astype(np.int64)
-    # one cheap test each for the common all-good case; the row-by-row search only on failure
-    # (a sum is finite exactly when every term is, barring overflow, which the search clears)
-    if n and not (np.isfinite(boxes.sum()) and (boxes[:, 2:] - boxes[:, :2]).min() >= 0):
+    # one cheap test for the common all-good case (a sum is finite exactly when every term is,
+    # barring overflow); the row-by-row search, in the order of its messages, only on failure
+    if n and not (math.isfinite(np.add.reduce(boxes, None) + np.add.reduce(sc))
+                  and not (boxes[:, 2:] < boxes[:, :2]).any()):
         bad = ~np.isfinite(boxes)
         if bad.any():
             i = _first_bad(bad)
@@ -50,7 +53,6 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
         if neg.any():
             i = _first_bad(neg)
             raise ValueError(f"xyxy[{i}]: negative width or height (x1, y1, x2, y2) = {boxes[i].tolist()}")
-    if n and not np.isfinite(sc.sum()):
         bad = ~np.isfinite(sc)
         if bad.any():
             i = _first_bad(bad)
@@ -62,7 +64,7 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
         if emb.ndim != 2 or emb.shape[0] != n:
             raise ValueError(f"embeddings: expected shape [{n}, D] (one row per box in xyxy), "
                              f"got {list(emb.shape)}")
-        if not np.isfinite(emb.sum()):
+        if not math.isfinite(np.add.reduce(emb, None)):
             bad = ~np.isfinite(emb)
             if bad.any():
                 i = _first_bad(bad)

@@ -97,3 +97,42 @@ def update(p, v, p00, p01, p11, z: np.ndarray) -> None:
     np.subtract(1.0, k0, out=k0)
     p00 *= k0
     p01 *= k0
+
+
+# -- stacked forms used by the tracker: state st = float64[5, T, 4] (p, v, p00, p01, p11), the
+# same arithmetic per element as predict / update above (so the same bits), in fewer NumPy calls
+
+def predict_stacked(st: np.ndarray, dt: float, frame_rate: float) -> None:
+    """In place: ``predict(*st, dt, frame_rate)``."""
+    if st.shape[1] == 0 or dt <= 0:
+        return
+    p, v, p00, p01, p11 = st
+    frames = dt * frame_rate
+    q = _scale(p)[None] * np.array([[[STD_POS]], [[STD_VEL * frame_rate]]])   # q_pos, q_vel
+    q *= q
+    q *= frames
+    p += v * dt
+    np.maximum(p, _LOW, out=p)
+    t = dt * p11
+    a = 2.0 * p01
+    a += t
+    a *= dt
+    a += q[0]
+    p00 += a
+    p01 += t
+    p11 += q[1]
+
+
+def update_stacked(st: np.ndarray, z: np.ndarray) -> None:
+    """In place: ``update(*st, z)`` on a gathered copy (the caller writes it back)."""
+    r = _scale(z)
+    r *= STD_POS
+    r *= r
+    r += st[2]                     # s = p00 + r
+    k = st[2:4] / r                # k0, k1
+    y = z - st[0]
+    y = k * y
+    st[0:2] += y                   # p += k0 * y, v += k1 * y
+    st[4] -= k[1] * st[3]          # p11 -= k1 * p01
+    np.subtract(1.0, k[0], out=k[0])
+    st[2:4] *= k[0]                # p00, p01 *= 1 - k0

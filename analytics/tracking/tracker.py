@@ -166,9 +166,9 @@ class Tracker:
     def _restart_motion(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         self._k[:5, rows] = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
 
-    def _kalman_update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+    def _kalman_update(self, rows: np.ndarray, z: np.ndarray) -> None:
         st = self._k[:5, rows]
-        kf.update(*st, kf.xyxy_to_cxcywh(boxes))
+        kf.update_stacked(st, z)
         self._k[:5, rows] = st
 
     def _set_dim(self, d: int) -> None:
@@ -238,16 +238,17 @@ class Tracker:
             lost = status == LOST
             if lost.any():
                 self.vel[lost, 2:4] = 0.0
-            kf.predict(self.pos, self.vel, self.p00, self.p01, self.p11, dt, cfg.frame_rate)
+            kf.predict_stacked(self._k[:5], dt, cfg.frame_rate)
             lost_for = now - self.last_seen
         t_reid = None
         det_free = None
         clean = None
         if n_tr and n_in:
-            wh = boxes[:, 2:] - boxes[:, :2]
+            det_c = kf.xyxy_to_cxcywh(boxes)        # cx, cy, w, h
+            w, h = det_c[:, 2], det_c[:, 3]
             # zero-area boxes cannot be matched by overlap: legal input, never tracked
-            det_free = (wh.min(axis=1) > 0) & (scores >= cfg.low_thresh)
-            area = wh[:, 0] * wh[:, 1]
+            det_free = (np.minimum(w, h) > 0) & (scores >= cfg.low_thresh)
+            area = w * h
             high = scores >= cfg.high_thresh
             track_free = np.ones(n_tr, bool)
             # only tracks still followed by motion take part in stages 2-4: one IoU row each
@@ -301,7 +302,7 @@ class Tracker:
                     # pairs without both embeddings: no appearance term (adds exactly 0.0)
                     delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
                     cost += cfg.appearance_weight * delta
-                cost[~gate] = INF
+                cost = np.where(gate, cost, INF)
                 r, c = assign(cost, limit)
                 if r.size:
                     take(ti, di, r, c)
@@ -352,7 +353,7 @@ class Tracker:
                     is_reid[t_reid] = True
                     kal = rows[~is_reid[rows]]
                 if kal.size:
-                    self._kalman_update(kal, boxes[match_det[kal]])
+                    self._kalman_update(kal, det_c[match_det[kal]])
                 if t_reid is not None:  # the prediction drifted through a long gap: restart at the detection
                     self._restart_motion(t_reid, boxes[match_det[t_reid]])
                 d = match_det[rows]
