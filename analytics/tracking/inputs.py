@@ -83,7 +83,7 @@ def check_timestamp(timestamp, previous: float | None) -> float:
         t = float(timestamp)
     except (TypeError, ValueError):
         raise ValueError(f"timestamp: expected seconds as a number, got {timestamp!r}") from None
-    if not np.isfinite(t):
+    if not math.isfinite(t):
         raise ValueError(f"timestamp: non-finite value {timestamp!r}")
     if previous is not None and t < previous:
         raise ValueError(f"timestamp: {t!r} is earlier than the previous update's {previous!r}; "

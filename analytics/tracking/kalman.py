@@ -102,13 +102,19 @@ def update(p, v, p00, p01, p11, z: np.ndarray) -> None:
 # -- stacked forms used by the tracker: state st = float64[5, T, 4] (p, v, p00, p01, p11), the
 # same arithmetic per element as predict / update above (so the same bits), in fewer NumPy calls
 
+_Q_FACTORS: dict[float, np.ndarray] = {}
+
+
 def predict_stacked(st: np.ndarray, dt: float, frame_rate: float) -> None:
     """In place: ``predict(*st, dt, frame_rate)``."""
     if st.shape[1] == 0 or dt <= 0:
         return
-    p, v, p00, p01, p11 = st
+    p, v, p00, p01, p11 = st[0], st[1], st[2], st[3], st[4]
     frames = dt * frame_rate
-    q = _scale(p)[None] * np.array([[[STD_POS]], [[STD_VEL * frame_rate]]])   # q_pos, q_vel
+    k = _Q_FACTORS.get(frame_rate)
+    if k is None:
+        k = _Q_FACTORS[frame_rate] = np.array([[[STD_POS]], [[STD_VEL * frame_rate]]])
+    q = _scale(p)[None] * k        # q_pos, q_vel
     q *= q
     q *= frames
     p += v * dt

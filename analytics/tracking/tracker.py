@@ -114,7 +114,8 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks and the clock (a new stream). Ids keep counting up: never reused."""
         self._now: float | None = None
-        self._view: np.ndarray | None = None   # extent of the detections seen so far (xyxy)
+        self._lo: np.ndarray | None = None     # extent of the detections seen so far: x1, y1 of
+        self._hi: np.ndarray | None = None     # _lo and x2, y2 of _hi
         self._dim = 0
         self._k = np.zeros((6, 0, 4))
         self._m = np.zeros((3, 0))
@@ -221,22 +222,24 @@ class Tracker:
         dt = 0.0 if self._now is None else now - self._now
         self._now = now
         if n_in:
-            lo = boxes[:, :2].min(axis=0)
-            hi = boxes[:, 2:].max(axis=0)
-            if self._view is None:
-                self._view = np.concatenate([lo, hi])
+            # extent of all detections so far: x1, y1 of the running minimum, x2, y2 of the maximum
+            lo = np.minimum.reduce(boxes, 0)
+            hi = np.maximum.reduce(boxes, 0)
+            if self._lo is None:
+                self._lo, self._hi = lo, hi
             else:
-                v = self._view
-                np.minimum(v[:2], lo, out=v[:2])
-                np.maximum(v[2:], hi, out=v[2:])
+                np.minimum(self._lo, lo, out=self._lo)
+                np.maximum(self._hi, hi, out=self._hi)
 
         n_tr = self._m.shape[1]
         status = self.status
-        match_det = np.full(n_tr, -1, np.int64)        # detection row matched per track
+        match_det = np.empty(n_tr, np.int64)           # detection row matched per track
+        match_det.fill(-1)
         if n_tr:
             # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
             lost = status == LOST
-            if lost.any():
+            any_lost = bool(lost.any())
+            if any_lost:
                 self.vel[lost, 2:4] = 0.0
             kf.predict_stacked(self._k[:5], dt, cfg.frame_rate)
             lost_for = now - self.last_seen
@@ -250,13 +253,14 @@ class Tracker:
             det_free = (np.minimum(w, h) > 0) & (scores >= cfg.low_thresh)
             area = w * h
             high = scores >= cfg.high_thresh
-            track_free = np.ones(n_tr, bool)
+            track_free = np.empty(n_tr, bool)
+            track_free.fill(True)
             # only tracks still followed by motion take part in stages 2-4: one IoU row each
-            motion = (status != LOST) | (lost_for <= cfg.max_lost_s)
+            motion = ((status != LOST) | (lost_for <= cfg.max_lost_s)) if any_lost else None
             use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
             if emb is not None:
                 clean = self._clean(boxes, high & emb_ok, area)
-            all_motion = bool(motion.all())
+            all_motion = motion is None or bool(motion.all())
             m_rows = None if all_motion else motion.nonzero()[0]
             pos = self.pos if all_motion else self.pos[m_rows]
             tb = kf.cxcywh_to_xyxy(pos)
@@ -308,7 +312,7 @@ class Tracker:
                     take(ti, di, r, c)
 
             tentative = status == TENTATIVE
-            pool = motion & ~tentative
+            pool = ~tentative if motion is None else motion & ~tentative
             if pool.any():
                 # 2. high-score detections vs tracked + recently lost tracks (by their
                 #    prediction), appearance-weighted
@@ -460,13 +464,13 @@ class Tracker:
                 lost_for = self._now - self.last_seen
                 limit = np.minimum(min(cfg.coast_output_s, cfg.max_lost_s), self.last_seen - self.born)
                 coast &= lost_for <= limit
-                if self._view is not None:
+                if self._lo is not None:
                     c_rows = coast.nonzero()[0]
                     if c_rows.size:
                         boxes = kf.cxcywh_to_xyxy(self.pos[c_rows])
                         wh = boxes[:, 2:] - boxes[:, :2]
                         m = EDGE_MARGIN * wh
-                        v = self._view
+                        v = np.concatenate([self._lo[:2], self._hi[2:]])
                         coast[c_rows] = ((boxes[:, :2] - m >= v[:2]) & (boxes[:, 2:] + m <= v[2:])).all(axis=1)
                 out |= coast
         rows = out.nonzero()[0]
