@@ -69,10 +69,13 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
             if bad.any():
                 i = _first_bad(bad)
                 raise ValueError(f"embeddings[{i}]: non-finite value")
-        norm = np.linalg.norm(emb, axis=1)
+        norm = np.sqrt(np.add.reduce(emb * emb, axis=1))     # np.linalg.norm(emb, axis=1)
         has_emb = norm > 1e-6
         # renormalise defensively: cosine distance assumes unit rows
-        emb = np.divide(emb, norm[:, None], out=np.zeros_like(emb), where=has_emb[:, None])
+        if has_emb.all():
+            emb = emb / norm[:, None]
+        else:
+            emb = np.divide(emb, norm[:, None], out=np.zeros_like(emb), where=has_emb[:, None])
     if has_emb is None:
         has_emb = np.zeros(n, bool)
     return boxes, sc, cls, emb, has_emb

@@ -25,7 +25,9 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - cos between L2-normalised rows of a [T, D] and b [N, D] -> float64[T, N] in [0, 2]."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]))
-    return np.clip(1.0 - a.astype(np.float64) @ b.astype(np.float64).T, 0.0, 2.0)
+    d = 1.0 - a.astype(np.float64) @ b.astype(np.float64).T
+    np.maximum(d, 0.0, out=d)      # np.clip(d, 0, 2), without its Python wrapper
+    return np.minimum(d, 2.0, out=d)
 
 
 def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:

@@ -417,11 +417,15 @@ class Tracker:
         cfg = self.config
         ok = clean[d]
         upd, dd = rows[ok], d[ok]
-        trust = np.clip((scores[dd] - cfg.high_thresh) / max(1.0 - cfg.high_thresh, 1e-6), 0.0, 1.0)
+        if upd.size == 0:
+            return
+        trust = (scores[dd] - cfg.high_thresh) / max(1.0 - cfg.high_thresh, 1e-6)
+        np.minimum(np.maximum(trust, 0.0, out=trust), 1.0, out=trust)      # clip to [0, 1]
         m = cfg.ema_momentum + (1.0 - cfg.ema_momentum) * (1.0 - trust)
         m = np.where(self.has_emb[upd], m, 0.0)[:, None]
         mixed = m * self.emb[upd] + (1.0 - m) * emb[dd]
-        self.emb[upd] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+        norm = np.sqrt(np.add.reduce(mixed * mixed, axis=1, keepdims=True))   # np.linalg.norm
+        self.emb[upd] = mixed / np.maximum(norm, 1e-12)
         self.has_emb[upd] = True
 
     def _confirm(self, rows: np.ndarray, now: float) -> np.ndarray | None:
