@@ -86,16 +86,17 @@ def _centres(b: np.ndarray) -> np.ndarray:
     return (b[:, :2] + b[:, 2:]) * 0.5
 
 
-def _iou(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
-    """``matching.iou_matrix`` (same arithmetic, so the same bits) for non-empty b, with the
-    areas already known."""
-    if a.shape[0] == 0:
-        return np.zeros((0, b.shape[0]))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+def _iou(at: np.ndarray, area_a: np.ndarray, bt: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """``matching.iou_matrix`` (the same arithmetic, so the same bits) between boxes given by
+    coordinate rows, at [4, T] and bt [4, N] (xyxy; bt contiguous), with their areas already
+    known: every operation runs along the N axis, whole rows at a time."""
+    if at.shape[1] == 0:
+        return np.zeros((0, bt.shape[1]))
+    lt = np.maximum(at[:2, :, None], bt[:2, None, :])
+    rb = np.minimum(at[2:, :, None], bt[2:, None, :])
     np.subtract(rb, lt, out=rb)
     np.maximum(rb, _ZERO, out=rb)
-    inter = rb[..., 0] * rb[..., 1]
+    inter = rb[0] * rb[1]
     union = area_a[:, None] + area_b[None, :]
     union -= inter
     if union.min() > 0:           # always, unless boxes of no area meet
@@ -248,6 +249,7 @@ class Tracker:
         clean = None
         if n_tr and n_in:
             det_c = kf.xyxy_to_cxcywh(boxes)        # cx, cy, w, h
+            boxes_t = np.ascontiguousarray(boxes.T)  # x1, y1, x2, y2 rows
             w, h = det_c[:, 2], det_c[:, 3]
             # zero-area boxes cannot be matched by overlap: legal input, never tracked
             det_free = (np.minimum(w, h) > 0) & (scores >= cfg.low_thresh)
@@ -259,13 +261,13 @@ class Tracker:
             motion = ((status != LOST) | (lost_for <= cfg.max_lost_s)) if any_lost else None
             use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
             if emb is not None:
-                clean = self._clean(boxes, high & emb_ok, area)
+                clean = self._clean(boxes, high & emb_ok, area, boxes_t)
             all_motion = motion is None or bool(motion.all())
             m_rows = None if all_motion else motion.nonzero()[0]
             pos = self.pos if all_motion else self.pos[m_rows]
             tb = kf.cxcywh_to_xyxy(pos)
             tw = tb[:, 2:] - tb[:, :2]
-            sub = _iou(tb, tw[:, 0] * tw[:, 1], boxes, area)
+            sub = _iou(tb.T, tw[:, 0] * tw[:, 1], boxes_t, area)
             t_cls = self.cls if all_motion else self.cls[m_rows]
             sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix
             if all_motion:
@@ -400,13 +402,13 @@ class Tracker:
                 match_det = match_det[kept]
         return self._output(match_det)
 
-    def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray) -> np.ndarray:
+    def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray, boxes_t: np.ndarray) -> np.ndarray:
         """bool[N]: candidate detections that no other detection overlaps by more than
         ema_max_overlap IoU (an occluded person's crop mostly shows the occluder)."""
         clean = cand.copy()
         if boxes.shape[0] > 1 and clean.any():
             dd = clean.nonzero()[0]
-            ov = _iou(boxes[dd], area[dd], boxes, area)
+            ov = _iou(boxes_t[:, dd], area[dd], boxes_t, area)
             ov[np.arange(dd.size), dd] = 0.0
             clean[dd] = ov.max(axis=1) <= self.config.ema_max_overlap
         return clean
