@@ -101,17 +101,25 @@ class Heatmap:
 def overlay(data: np.ndarray | list, background: np.ndarray | None = None, size: tuple[int, int] = (640, 360),
             alpha: float = 0.55, hotspots=()) -> np.ndarray:
     """BGR uint8 image: the normalised grid (rows x cols, [0, 1]) colour-mapped and blended
-    over ``background`` (a camera frame or floor plan, BGR) or a dark canvas of ``size``."""
+    over ``background`` (a camera frame or floor plan, BGR) or a dark canvas of ``size``.
+
+    Shown on a log scale (1 % of the peak -> 0.15): occupancy is heavy-tailed (a till or a
+    queue spot collects far more person-seconds than an aisle), so a linear map would show
+    the one hot cell and hide the walkways."""
     import cv2
 
-    g = np.clip(np.asarray(data, np.float64), 0.0, 1.0)
+    g = np.clip(np.asarray(data, np.float32), 0.0, 1.0)
     if background is None:
         background = np.full((size[1], size[0], 3), 40, np.uint8)
     h, w = background.shape[:2]
-    up = cv2.resize((g * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    up = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR)
     up = cv2.GaussianBlur(up, (0, 0), max(w / g.shape[1], 1.0))
-    colour = cv2.applyColorMap(up, cv2.COLORMAP_JET)
-    a = (up.astype(np.float32) / 255.0)[..., None] * alpha  # cold cells leave the picture visible
+    if up.max() > 0:
+        up *= g.max() / up.max()  # the blur spreads a hot cell over its neighbours: keep its peak
+    disp = np.log1p(99.0 * up) / np.log(100.0)
+    u8 = (disp * 255).astype(np.uint8)
+    colour = cv2.applyColorMap(u8, cv2.COLORMAP_JET)
+    a = np.where(u8 > 0, disp, 0.0)[..., None] * alpha  # cold cells leave the picture untouched
     out = (background.astype(np.float32) * (1 - a) + colour.astype(np.float32) * a).astype(np.uint8)
     for hs in hotspots:
         x, y = (hs.x, hs.y) if hasattr(hs, "x") else (hs["x"], hs["y"])
