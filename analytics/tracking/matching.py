@@ -44,6 +44,9 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     if n_rows == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     per_col = feasible.sum(axis=0)
+    if per_row.max() == 1 and per_col.max() == 1:     # no contest at all (the usual case)
+        rows = per_row.nonzero()[0]
+        return rows, feasible[rows].argmax(axis=1)
     lone_r = (per_row == 1).nonzero()[0]
     lone_c = feasible[lone_r].argmax(axis=1)
     iso = per_col[lone_c] == 1

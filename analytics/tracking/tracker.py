@@ -299,11 +299,14 @@ class Tracker:
                 di = (d_mask & det_free).nonzero()[0]
                 if di.size == 0:
                     return
-                i = iou[ti][:, di]
+                all_d = di.size == n_in
+                i = iou if ti.size == n_tr else iou[ti]
+                if not all_d:
+                    i = i[:, di]
                 gate = i >= 1.0 - limit
                 if not gate.any():          # nothing overlaps enough: no pair can match
                     return
-                cost = 1.0 - (i * scores[di][None, :] if fuse else i)
+                cost = 1.0 - (i * (scores if all_d else scores[di])[None, :] if fuse else i)
                 if appearance and use_emb and cfg.appearance_weight > 0:
                     # pairs without both embeddings: no appearance term (adds exactly 0.0)
                     delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
@@ -464,6 +467,7 @@ class Tracker:
         cfg = self.config
         confirmed = self.tid >= 0
         out = confirmed & (match_det >= 0)
+        boxes = None
         if cfg.coast_output_s > 0:
             coast = confirmed & (self.status == LOST)
             if coast.any():
@@ -473,17 +477,18 @@ class Tracker:
                 if self._lo is not None:
                     c_rows = coast.nonzero()[0]
                     if c_rows.size:
-                        boxes = kf.cxcywh_to_xyxy(self.pos[c_rows])
-                        wh = boxes[:, 2:] - boxes[:, :2]
+                        boxes = kf.cxcywh_to_xyxy(self.pos)     # row by row: the same bits as a subset
+                        b = boxes[c_rows]
+                        wh = b[:, 2:] - b[:, :2]
                         m = EDGE_MARGIN * wh
-                        v = np.concatenate([self._lo[:2], self._hi[2:]])
-                        coast[c_rows] = ((boxes[:, :2] - m >= v[:2]) & (boxes[:, 2:] + m <= v[2:])).all(axis=1)
+                        coast[c_rows] = ((b[:, :2] - m >= self._lo[:2]) & (b[:, 2:] + m <= self._hi[2:])).all(axis=1)
                 out |= coast
         rows = out.nonzero()[0]
         det_index = match_det[rows]
+        xyxy = kf.cxcywh_to_xyxy(self.pos[rows]) if boxes is None else boxes[rows]
         return Tracks(
             track_ids=self.tid[rows],
-            xyxy=kf.cxcywh_to_xyxy(self.pos[rows]).astype(np.float32),
+            xyxy=xyxy.astype(np.float32),
             scores=self.score[rows].astype(np.float32),
             class_ids=self.cls[rows].astype(np.int32),
             det_index=det_index,
