@@ -67,12 +67,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q --no-deps trackers==2.6.1 supervision==0.27.0
 	touch $@
 
-bench: setup $(BENCH_STAMP) ## all benchmarks; each appends to docs/benchmarks.md
+bench: setup $(BENCH_STAMP) ## all benchmarks; each (re)writes its section of docs/benchmarks.md
 	$(PY) -m benchmarks.tracking
 	$(PY) -m benchmarks.serving
 	$(PY) -m benchmarks.analytics
 	$(PY) -m benchmarks.sinks
 	$(PY) -m benchmarks.reid
+	$(PY) -m benchmarks.clients
 
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking
