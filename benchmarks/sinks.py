@@ -109,20 +109,10 @@ def main(argv: list[str] | None = None) -> int:
              f"returning with everything acknowledged; 'read back' is counted with InfluxQL afterwards. "
              f"write() CPU is what the frame path pays (queueing and line encoding; no network).")
     if not a.no_report:
-        append_report("InfluxDB sink throughput (python -m benchmarks.sinks)", table, notes)
-    return 0 if all(r["ok"] and r["arrived"] == r["points"] for r in rows) else 1
-
-
-def append_report(title: str, table: str, notes: str) -> None:
-    try:
         from benchmarks._report import append_section
-    except ImportError:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        path.write_text(text.rstrip("\n") + f"\n\n## {title}\n\n{stamp}\n\n{table}\n\n{notes}\n")
-        return
-    append_section(title, table, notes)
+
+        append_section("InfluxDB sink throughput (python -m benchmarks.sinks)", table, notes)
+    return 0 if all(r["ok"] and r["arrived"] == r["points"] for r in rows) else 1
 
 
 if __name__ == "__main__":
