@@ -24,7 +24,6 @@ from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, PointMapper
 from analytics.sinks.setup import setup_v1
 from tests.fixtures.influx import InfluxServer, pipeline_records
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_points(n_target: int, t0: float) -> list[list]:
