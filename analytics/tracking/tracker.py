@@ -169,6 +169,9 @@ class Tracker:
         self._k[:5, rows] = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
 
     def _kalman_update(self, rows: np.ndarray, z: np.ndarray) -> None:
+        if rows.size == self._k.shape[1]:     # every track matched (rows ascending): in place
+            kf.update_stacked(self._k[:5], z)
+            return
         st = self._k[:5, rows]
         kf.update_stacked(st, z)
         self._k[:5, rows] = st
