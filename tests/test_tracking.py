@@ -445,3 +445,63 @@ def test_iou_matrix():
     a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], np.float64)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float64)
     np.testing.assert_allclose(iou_matrix(a, b), [[1, 1 / 3, 0], [0, 0, 0]])
+
+
+# -- the fast paths compute the same bits as the plain formulas (outputs must not change) --------
+def test_box_conversions_are_exact():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 2000, size=(50, 4))
+    b[:, 2:] += b[:, :2] + rng.uniform(0, 3, size=(50, 2))
+    b[:5, 2] = b[:5, 0]                                    # zero width
+    c = kf.xyxy_to_cxcywh(b)
+    assert np.array_equal(c[:, 0], (b[:, 0] + b[:, 2]) * 0.5) and np.array_equal(c[:, 2], b[:, 2] - b[:, 0])
+    assert np.array_equal(c[:, 1], (b[:, 1] + b[:, 3]) * 0.5) and np.array_equal(c[:, 3], b[:, 3] - b[:, 1])
+    half = np.maximum(c[:, 2:], kf.MIN_SIDE) * 0.5
+    assert np.array_equal(kf.cxcywh_to_xyxy(c), np.concatenate([c[:, :2] - half, c[:, :2] + half], axis=1))
+
+
+def test_stacked_kalman_equals_per_array_functions():
+    rng = np.random.default_rng(1)
+    z0 = np.column_stack([rng.uniform(0, 1000, (7, 2)), rng.uniform(0.5, 300, (7, 2))])
+    a = list(kf.initiate(z0, FPS))
+    a[1] = rng.normal(0, 50, size=(7, 4))
+    st = np.stack([x.copy() for x in a])
+    kf.predict(*a, 0.08, FPS)
+    kf.predict_stacked(st, 0.08, FPS)
+    assert all(np.array_equal(x, y) for x, y in zip(a, st))
+    z1 = z0 + rng.normal(0, 5, size=z0.shape)
+    kf.update(*a, z1)
+    kf.update_stacked(st, z1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, st))
+
+
+def test_tracker_iou_equals_iou_matrix():
+    from analytics.tracking.tracker import _iou
+
+    rng = np.random.default_rng(2)
+    a = rng.uniform(0, 200, size=(6, 4))
+    a[:, 2:] += a[:, :2]
+    b = rng.uniform(0, 200, size=(9, 4))
+    b[:, 2:] += b[:, :2]
+    b[0, 2:] = b[0, :2]                                    # a box of no area
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    assert np.array_equal(_iou(a.T, area(a), np.ascontiguousarray(b.T), area(b)), iou_matrix(a, b))
+    pts = np.array([[5.0, 5, 5, 5]])                       # no area on either side: 0, not nan
+    assert np.array_equal(_iou(pts.T, area(pts), pts.T.copy(), area(pts)), [[0.0]])
+
+
+def test_assign_equals_the_full_solver():
+    import lap
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        t, n = rng.integers(1, 8, size=2)
+        cost = rng.uniform(0, 1, size=(t, n))
+        cost[rng.uniform(size=(t, n)) < 0.6] = np.inf
+        rows, cols = assign(cost, 0.5)
+        ok = cost <= 0.5
+        _, x, _ = lap.lapjv(np.where(ok, cost, 2.0), extend_cost=True, cost_limit=0.5)
+        ref = sorted((r, int(c)) for r, c in enumerate(x) if c >= 0 and ok[r, c])
+        assert sorted(zip(rows.tolist(), cols.tolist())) == ref or np.isclose(
+            cost[rows, cols].sum() + 0.25 * (t + n - 2 * len(rows)),
+            sum(cost[r, c] for r, c in ref) + 0.25 * (t + n - 2 * len(ref)))
