@@ -4,7 +4,7 @@ Every customer's whole path is planned up front as keyframes (time, x, y) on the
 (metres), linear in between; frames are then cut from these paths for any time window
 (``positions``), so memory holds paths, never frames. Checkout lanes are simulated as
 FIFO single-server queues in decision order: a buyer picks the lane with the fewest
-people committed to it, steps up a slot each time someone ahead leaves, walks to the
+people committed to it among the lanes staffed at that hour, steps up a slot each time someone ahead leaves, walks to the
 counter when the cashier is free, and abandons when the wait would exceed their
 patience.
 """
@@ -18,8 +18,13 @@ import numpy as np
 from scripts.simulator import world as W
 
 # customers per minute by hour of day (store open 08:00-22:00)
-ARRIVALS_PER_MIN = {8: 0.6, 9: 1.0, 10: 1.4, 11: 1.8, 12: 2.6, 13: 2.4, 14: 1.6, 15: 1.5, 16: 1.9, 17: 2.8,
-                    18: 3.0, 19: 2.2, 20: 1.4, 21: 0.8}
+# (the 17-19 h rush loads four lanes to ~90 %: queues of 5+ and long waits, so the alerts fire)
+ARRIVALS_PER_MIN = {8: 0.6, 9: 1.0, 10: 1.4, 11: 1.8, 12: 2.6, 13: 2.4, 14: 1.6, 15: 1.5, 16: 1.9, 17: 3.2,
+                    18: 3.6, 19: 2.2, 20: 1.4, 21: 0.8}
+# Staffing: one lane per checkout camera all day, all four at the lunch and evening peaks. A lane
+# closes to newcomers at the end of its shift; customers already in it are still served.
+ALL_LANES_HOURS = frozenset({11, 12, 13, 16, 17, 18, 19})
+OFF_PEAK_LANES = ("checkout-1", "checkout-3")
 P_BUY = 0.72
 P_CART = 0.35
 QUEUE_SPEED = 0.8  # m/s when stepping up in the queue
@@ -129,14 +134,19 @@ def _leave_via_side(c: Customer) -> None:
     p.walk(x, W.DOOR_Y, v).walk(x, W.OUTSIDE_Y, v)
 
 
+def lanes_open(t: float) -> list[str]:
+    """Lanes taking new customers at epoch second ``t``."""
+    return list(W.LANE_X) if int(t % 86400 // 3600) in ALL_LANES_HOURS else list(OFF_PEAK_LANES)
+
+
 def _checkout(rng: np.random.Generator, buyers: list[Customer]) -> None:
     lanes = list(W.LANE_X)
     committed: dict[str, list[tuple[float, Customer]]] = {l: [] for l in lanes}  # (leave time, customer)
     server_free = {l: -math.inf for l in lanes}
     for c in sorted(buyers, key=lambda c: c.path.end):
         t_dec, x_now = c.path.end, c.path.x[-1]
-        counts = [sum(1 for leave, _ in committed[l] if leave > t_dec) for l in lanes]
-        lane = min(lanes, key=lambda l: (counts[lanes.index(l)], abs(W.LANE_X[l] - x_now)))
+        lane = min(lanes_open(t_dec),
+                   key=lambda l: (sum(1 for leave, _ in committed[l] if leave > t_dec), abs(W.LANE_X[l] - x_now)))
         cx = W.LANE_X[lane]
         p, v = c.path, c.speed
         p.walk(cx, W.CROSS_AISLE_Y, v).walk(cx, W.QUEUE_Y[0] - 0.2, v)
