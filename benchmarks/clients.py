@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import yaml
 
-from benchmarks.perf import input_data, perf_analyzer_cmd, sample_frames
+from benchmarks.perf import STORE_CAMERA, STORE_START, input_data, perf_analyzer_cmd, sample_frames
 from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
 
 
@@ -57,10 +57,6 @@ def jpeg_table(frames: list[np.ndarray], qualities=(70, 80, 90, 95)) -> list[tup
                 sizes.append(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1].size)
         rows.append((q, float(np.mean(sizes)), 1000 * (time.perf_counter() - t) / len(sizes)))
     return rows
-
-
-STORE_CAMERA = "cam-checkout-1"
-STORE_START = "2024-01-15T18:00:00Z"
 
 
 def store_clip(path: Path, n: int, fps: float = 5.0) -> tuple[Path, list[np.ndarray]]:

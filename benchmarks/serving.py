@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
-from benchmarks.perf import sample_frames
+from benchmarks.perf import sample_frames, store_frames
 from serving.local_triton import MODEL_REPOSITORY, TritonPorts, start_triton
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, reid_crops, to_original
 from serving.preprocess import decode_image, letterbox
@@ -104,22 +104,6 @@ def _repo_without_batching(dst: Path) -> Path:
     cfg = repo / "yolov8n" / "configs" / "cpu.pbtxt"
     cfg.write_text(re.sub(r"dynamic_batching\s*\{[^}]*\}", "", cfg.read_text()))
     return repo
-
-
-def store_frames(n: int = 8) -> list[np.ndarray]:
-    """``n`` rendered checkout-camera frames with at least two people in view (640x360 BGR)."""
-    from benchmarks.clients import STORE_CAMERA, STORE_START
-    from scripts.simulator.render import render_camera
-
-    frames = []
-    for img, _t, _boxes, cls, _ids in render_camera(STORE_CAMERA, seconds=60.0, fps=1.0, start=STORE_START):
-        if int((cls == 0).sum()) >= 2:
-            frames.append(img)
-        if len(frames) == n:
-            break
-    if not frames:
-        raise RuntimeError(f"no frame of {STORE_CAMERA} from {STORE_START} shows people")
-    return frames
 
 
 def main(argv: list[str] | None = None) -> int:
