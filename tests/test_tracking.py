@@ -505,3 +505,52 @@ def test_assign_equals_the_full_solver():
         assert sorted(zip(rows.tolist(), cols.tolist())) == ref or np.isclose(
             cost[rows, cols].sum() + 0.25 * (t + n - 2 * len(rows)),
             sum(cost[r, c] for r, c in ref) + 0.25 * (t + n - 2 * len(ref)))
+
+
+def _emb_of(t: Tracker, tid: int) -> np.ndarray:
+    return t.emb[t.tid == tid][0].copy()
+
+
+def test_occluded_detection_does_not_overwrite_track_appearance():
+    """A detection half covered by one in front of it (lower bottom edge) shows the occluder:
+    it is still matched, but the track's embedding stays that of its clean views."""
+    rng = np.random.default_rng(0)
+    a, b = unit(rng.normal(size=16)), unit(rng.normal(size=16))
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    for f in range(3):                             # A alone, clean: appearance established
+        t.update(*dets(box(100, 200)), embeddings=a[None])
+    before = _emb_of(t, 1)
+    assert np.dot(before, a) > 0.99
+    for f in range(5):                             # B walks in front, covering half of A
+        out = t.update(*dets(box(100, 200), box(120, 210)), embeddings=np.stack([unit(a + 3 * b), b]))
+        assert 1 in out.track_ids.tolist() and out.det_index[out.track_ids == 1][0] == 0
+    assert np.allclose(_emb_of(t, 1), before)      # A's crops were occluded: no update
+    # the person in front is not hidden by the one behind: B's own crop is clean
+    assert np.dot(_emb_of(t, 2), b) > 0.99 and t.emb_n[t.tid == 2][0] == 5
+    assert t.emb_n[t.tid == 1][0] == 3
+
+
+def test_small_person_covered_by_big_one_is_not_clean_even_at_low_iou():
+    t = Tracker(TrackerConfig(frame_rate=FPS, ema_max_overlap=0.3))
+    boxes = np.array([box(100, 200, 40, 100), box(100, 190, 120, 300)], np.float64)   # big one in front
+    wh = boxes[:, 2:] - boxes[:, :2]
+    assert iou_matrix(boxes[:1], boxes[1:])[0, 0] < 0.3
+    clean = t._clean(boxes, np.array([True, True]), wh[:, 0] * wh[:, 1], np.ascontiguousarray(boxes.T))
+    assert clean.tolist() == [False, True]
+
+
+def test_first_occluded_embedding_is_provisional_and_early_views_are_averaged():
+    rng = np.random.default_rng(1)
+    a, b = unit(rng.normal(size=16)), unit(rng.normal(size=16))
+    t = Tracker(TrackerConfig(frame_rate=FPS))
+    # A first seen behind B (covered): its embedding is provisional (emb_n 0)
+    t.update(*dets(box(100, 200), box(115, 215)), embeddings=np.stack([unit(a + b), b]))
+    assert t.emb_n.tolist() == [0.0, 1.0]
+    noisy = [unit(a + 0.5 * unit(rng.normal(size=16))) for _ in range(4)]
+    t.update(*dets(box(100, 200), box(400, 215)), embeddings=np.stack([noisy[0], b]))
+    assert np.allclose(t.emb[0], noisy[0], atol=1e-6)      # first clean view replaces it
+    for e in noisy[1:]:
+        t.update(*dets(box(100, 200), box(400, 215)), embeddings=np.stack([e, b]))
+    # running mean of the 4 clean views (then the score-dependent EMA): closer to A than any one view
+    assert t.emb_n[0] == 4.0
+    assert np.dot(t.emb[0], a) > max(float(np.dot(e, a)) for e in noisy)

@@ -12,7 +12,8 @@ Per update:
      when both have an embedding; motion always gates (the IoU alone must pass the limit);
   3. the remaining detections (low-score ones, and high ones appearance kept out of 2.) vs
      the same tracks still unmatched, by IoU only (ByteTrack's recovery of occluded,
-     low-confidence boxes, whose crops show the occluder);
+     low-confidence boxes, whose crops show the occluder); a larger overlap is required when
+     embeddings are in use;
   4. tentative tracks (seen once) vs the remaining high-score detections, costed as in 2.;
   5. re-identification: remaining confident detections vs lost tracks (up to reid_window_s),
      by appearance with a loose motion gate from where the track was last seen;
@@ -119,7 +120,7 @@ class Tracker:
         self._hi: np.ndarray | None = None     # _lo and x2, y2 of _hi
         self._dim = 0
         self._k = np.zeros((6, 0, 4))
-        self._m = np.zeros((3, 0))
+        self._m = np.zeros((4, 0))
         self._i = np.zeros((4, 0), np.int64)
         self.emb = np.zeros((0, 0), np.float32)
         self.has_emb = np.zeros(0, bool)
@@ -129,7 +130,8 @@ class Tracker:
         self.pos, self.vel, self.p00, self.p01, self.p11, self.last_box = self._k
         # pos: cx, cy, w, h (pixels); vel: pixels per second; p00, p01, p11: per-coordinate 2x2
         # covariance blocks; last_box: last matched detection, xyxy
-        self.last_seen, self.born, self.score = self._m        # seconds, seconds (first detection)
+        self.last_seen, self.born, self.score, self.emb_n = self._m   # seconds, seconds (first
+        #   detection), score, clean views averaged into emb (0: emb is a provisional, occluded one)
         self.cls, self.status, self.hits, self.tid = self._i   # hits: matches in a row while
         #                                                        tentative; tid -1 until confirmed
 
@@ -147,13 +149,14 @@ class Tracker:
         self.has_emb = self.has_emb[keep]
         self._bind()
 
-    def _append(self, boxes, scores, cls, emb, has_emb) -> None:
+    def _append(self, boxes, scores, cls, emb, has_emb, emb_n) -> None:
         k = boxes.shape[0]
         pos, vel, p00, p01, p11 = kf.initiate(kf.xyxy_to_cxcywh(boxes), self.config.frame_rate)
         self._k = np.concatenate([self._k, np.stack([pos, vel, p00, p01, p11, boxes])], axis=1)
-        m = np.empty((3, k))
+        m = np.empty((4, k))
         m[0:2] = self._now
         m[2] = scores
+        m[3] = emb_n
         self._m = np.concatenate([self._m, m], axis=1)
         i = np.empty((4, k), np.int64)
         i[0] = cls
@@ -185,6 +188,7 @@ class Tracker:
         self._dim = d
         self.emb = np.zeros((self.num_tracks, d), np.float32)
         self.has_emb[:] = False
+        self.emb_n[:] = 0.0
 
     def _reid_cost(self, t_rows: np.ndarray, boxes: np.ndarray, emb_d: np.ndarray, now: float) -> np.ndarray:
         """Cosine distance lost-track x detection, INF outside the motion gate: a person can
@@ -327,7 +331,10 @@ class Tracker:
                 overlap_match(pool, high, cfg.fuse_score, True, cfg.match_thresh)
                 # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
                 #    occluded person's crop shows the occluder) vs the same tracks: overlap only
-                overlap_match(pool, det_free, False, False, cfg.low_match_thresh)
+                #    (stricter with embeddings: a track that lost its person is then lost and
+                #    comes back by appearance, rather than taking a neighbour's box)
+                overlap_match(pool, det_free, False, False,
+                              cfg.appearance_low_match_thresh if use_emb else cfg.low_match_thresh)
             # 4. tentative tracks vs remaining high-score detections
             if tentative.any():
                 overlap_match(tentative, high, cfg.fuse_score, True, cfg.tentative_match_thresh)
@@ -351,7 +358,9 @@ class Tracker:
             det_free = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
                         & (scores >= cfg.low_thresh))
             if emb is not None:
-                clean = np.zeros(n_in, bool)     # only needed for matched rows: none
+                wh = boxes[:, 2:] - boxes[:, :2]
+                clean = self._clean(boxes, (scores >= cfg.high_thresh) & emb_ok, wh[:, 0] * wh[:, 1],
+                                    np.ascontiguousarray(boxes.T))
 
         if n_tr:
             # -- apply matches ----------------------------------------------------------------
@@ -396,7 +405,8 @@ class Tracker:
             new_d = (det_free & (scores >= cfg.new_track_thresh)).nonzero()[0]
             if new_d.size:
                 self._append(boxes[new_d], scores[new_d], cls[new_d],
-                             emb[new_d] if emb is not None else None, emb_ok[new_d])
+                             emb[new_d] if emb is not None else None, emb_ok[new_d],
+                             clean[new_d] if emb is not None else 0.0)
                 match_det = np.concatenate([match_det, new_d])
 
         if self._m.shape[1] == 0:
@@ -409,19 +419,27 @@ class Tracker:
         return self._output(match_det)
 
     def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray, boxes_t: np.ndarray) -> np.ndarray:
-        """bool[N]: candidate detections that no other detection overlaps by more than
-        ema_max_overlap IoU (an occluded person's crop mostly shows the occluder)."""
+        """bool[N]: candidate detections of which no detection in front (lower bottom edge:
+        nearer the camera) covers more than ema_max_overlap of the box (an occluded person's
+        crop partly shows the occluder)."""
         clean = cand.copy()
         if boxes.shape[0] > 1 and clean.any():
             dd = clean.nonzero()[0]
-            ov = _iou(boxes_t[:, dd], area[dd], boxes_t, area)
-            ov[np.arange(dd.size), dd] = 0.0
-            clean[dd] = ov.max(axis=1) <= self.config.ema_max_overlap
+            bt = boxes_t[:, dd]
+            lt = np.maximum(bt[:2, :, None], boxes_t[:2, None, :])
+            rb = np.minimum(bt[2:, :, None], boxes_t[2:, None, :])
+            np.subtract(rb, lt, out=rb)
+            np.maximum(rb, _ZERO, out=rb)
+            inter = rb[0] * rb[1]
+            inter[boxes_t[3][None, :] <= bt[3][:, None]] = 0.0      # behind (or itself)
+            clean[dd] = inter.max(axis=1) <= self.config.ema_max_overlap * area[dd]
         return clean
 
     def _update_embeddings(self, rows, d, clean, scores, emb) -> None:
-        """EMA of the track's embedding from clean crops only; a less confident detection
-        moves it less (momentum -> 1 as the score falls to high_thresh)."""
+        """Average of the track's embedding over clean crops only: a running mean over the first
+        views, then an EMA; a less confident detection moves it less (momentum -> 1 as the
+        score falls to high_thresh). A track seen only occluded so far keeps its first,
+        provisional embedding until its first clean view replaces it."""
         cfg = self.config
         ok = clean[d]
         upd, dd = rows[ok], d[ok]
@@ -430,11 +448,13 @@ class Tracker:
         trust = (scores[dd] - cfg.high_thresh) / max(1.0 - cfg.high_thresh, 1e-6)
         np.minimum(np.maximum(trust, 0.0, out=trust), 1.0, out=trust)      # clip to [0, 1]
         m = cfg.ema_momentum + (1.0 - cfg.ema_momentum) * (1.0 - trust)
-        m = np.where(self.has_emb[upd], m, 0.0)[:, None]
+        n = self.emb_n[upd]
+        m = np.minimum(m, n / (n + 1.0))[:, None]
         mixed = m * self.emb[upd] + (1.0 - m) * emb[dd]
         norm = np.sqrt(np.add.reduce(mixed * mixed, axis=1, keepdims=True))   # np.linalg.norm
         self.emb[upd] = mixed / np.maximum(norm, 1e-12)
         self.has_emb[upd] = True
+        self.emb_n[upd] = n + 1.0
 
     def _confirm(self, rows: np.ndarray, now: float) -> np.ndarray | None:
         """Give newly confirmed tracks an id: a lost track's, when one of the same class matches
