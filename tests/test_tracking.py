@@ -554,3 +554,36 @@ def test_first_occluded_embedding_is_provisional_and_early_views_are_averaged():
     # running mean of the 4 clean views (then the score-dependent EMA): closer to A than any one view
     assert t.emb_n[0] == 4.0
     assert np.dot(t.emb[0], a) > max(float(np.dot(e, a)) for e in noisy)
+
+
+def _contested_scene(cfg: TrackerConfig, with_b: bool) -> tuple[int, Tracks]:
+    """A (and B, side by side, not touching) tracked for a few frames; then A and B are both
+    missed and one detection appears between them, overlapping each by IoU 0.23 and looking
+    only somewhat like A (cosine distance 0.2) and nothing like B. Returns A's id and the last
+    output."""
+    e = np.eye(32, dtype=np.float32)
+    t = Tracker(cfg)
+    a, b = box(100, 200), box(150, 200)
+    for _ in range(4):
+        bs, es = ([a, b], e[[0, 1]]) if with_b else ([a], e[[0]])
+        out = t.update(*dets(*bs), embeddings=es)
+    tid_a = int(out.track_ids[out.det_index == 0][0])
+    doubtful = unit(0.8 * e[0] + 0.6 * e[2])[None, :]
+    return tid_a, t.update(*dets(box(125, 200)), embeddings=doubtful)
+
+
+def test_contested_detection_needs_clear_appearance_evidence():
+    # alone near A, the doubtful detection is A's (appearance only fine-tunes overlap) ...
+    tid_a, out = _contested_scene(TrackerConfig(frame_rate=FPS), with_b=False)
+    assert out.track_ids[out.det_index == 0].tolist() == [tid_a]
+    # ... but when B's track reaches it too, a pair that does not clearly look alike is
+    # refused: A goes lost instead of taking a box that may be its neighbour's
+    tid_a, out = _contested_scene(TrackerConfig(frame_rate=FPS), with_b=True)
+    assert out.track_ids[out.det_index == 0].size == 0
+    assert tid_a not in out.track_ids[out.det_index >= 0].tolist()
+    # contested_neutral = appearance_neutral turns the rule off
+    off = TrackerConfig(frame_rate=FPS, contested_neutral=0.3)
+    tid_a, out = _contested_scene(off, with_b=True)
+    assert out.track_ids[out.det_index == 0].tolist() == [tid_a]
+    with pytest.raises(ValueError, match="contested_neutral"):
+        TrackerConfig(contested_neutral=0.5)

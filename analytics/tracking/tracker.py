@@ -9,7 +9,9 @@ Per update:
   1. predict every track by dt (timestamps) or 1 / frame_rate;
   2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score) plus
      appearance_weight * (cosine distance to the track's EMA embedding - appearance_neutral)
-     when both have an embedding; motion always gates (the IoU alone must pass the limit);
+     when both have an embedding (measured from contested_neutral instead for a detection
+     that two or more tracks reach, from crowded_neutral for the other detections of a track
+     that reaches such a one); motion always gates (the IoU alone must pass the limit);
   3. the remaining detections (low-score ones, and high ones appearance kept out of 2.) vs
      the same tracks still unmatched, by IoU only (ByteTrack's recovery of occluded,
      low-confidence boxes, whose crops show the occluder); a larger overlap is required when
@@ -318,6 +320,21 @@ class Tracker:
                     # pairs without both embeddings: no appearance term (adds exactly 0.0)
                     delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
                     cost += cfg.appearance_weight * delta
+                    if cfg.contested_neutral < cfg.appearance_neutral:
+                        # a detection two or more tracks reach: its pairs need clear appearance
+                        # evidence (a track whose person is hidden reaches for a neighbour's box);
+                        # such a track's other candidate detections need some
+                        contested = np.add.reduce(gate, axis=0) > 1
+                        if contested.any():
+                            both = self.has_emb[ti][:, None] & emb_ok[di][None, :]
+                            w = cfg.appearance_weight
+                            cost += (w * (cfg.appearance_neutral - cfg.contested_neutral)) * (
+                                contested[None, :] & both)
+                            if cfg.crowded_neutral < cfg.appearance_neutral:
+                                crowded = ((np.add.reduce(gate, axis=1) > 1)
+                                           & (gate & contested[None, :]).any(axis=1))
+                                cost += (w * (cfg.appearance_neutral - cfg.crowded_neutral)) * (
+                                    crowded[:, None] & ~contested[None, :] & both)
                 cost = np.where(gate, cost, INF)
                 r, c = assign(cost, limit)
                 if r.size:
