@@ -1,7 +1,7 @@
 """Serving overhead: the Triton ensemble vs the same networks and processing in-process.
 
 In-process = ``serving.preprocess`` + ONNX Runtime (same ONNX files, same intra-op threads
-as ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
+as each model's ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
 ``concurrency`` threads over one session each for YOLOv8n and OSNet, as an application
 embedding the models would. Triton = gRPC requests with the same JPEG frames at the same
 concurrency. A second Triton run with dynamic batching switched off in ``yolov8n`` shows
@@ -39,15 +39,28 @@ def _latest_onnx(model: str) -> Path:
     return versions[-1] / "model.onnx"
 
 
-class InProcessPipeline:
-    """The ensemble's steps in this process, thread-safe (ONNX Runtime sessions are)."""
+def cpu_threads(model: str) -> int:
+    """``intra_op_threads`` of ``model``'s CPU config (what each Triton instance uses)."""
+    text = (MODEL_REPOSITORY / model / "configs" / "cpu.pbtxt").read_text()
+    m = re.search(r'key:\s*"intra_op_threads"\s*value\s*\{\s*string_value:\s*"(\d+)"', text)
+    return int(m.group(1)) if m else 0
 
-    def __init__(self, threads: int = 2):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self.yolo = ort.InferenceSession(str(_latest_onnx("yolov8n")), so, providers=["CPUExecutionProvider"])
-        self.osnet = ort.InferenceSession(str(_latest_onnx("osnet_x0_25")), so, providers=["CPUExecutionProvider"])
+
+def _session(model: str) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = cpu_threads(model)
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(_latest_onnx(model)), so, providers=["CPUExecutionProvider"])
+
+
+class InProcessPipeline:
+    """The ensemble's steps in this process, thread-safe (ONNX Runtime sessions are). Each
+    session uses the intra-op threads of the model's CPU config; ``concurrency`` caller
+    threads run frames in parallel, as Triton's instances do."""
+
+    def __init__(self):
+        self.yolo = _session("yolov8n")
+        self.osnet = _session("osnet_x0_25")
         self.nms = NmsConfig()
 
     def __call__(self, jpeg: bytes):
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     h, w = frames[0].shape[:2]
     what = (f"rendered {w}x{h} checkout-camera frames" if a.frames == "store" else f"real {w}x{h} photos")
     notes = (f"`python -m benchmarks.serving --frames {a.frames}`: same ONNX files (newest version of each model) and "
-             f"intra-op threads (2), {len(jpegs)} {what} as JPEG q90, {a.seconds:.0f} s per cell. Person boxes per frame "
+             f"intra-op threads per call (yolov8n {cpu_threads('yolov8n')}, osnet {cpu_threads('osnet_x0_25')}), {len(jpegs)} {what} as JPEG q90, {a.seconds:.0f} s per cell. Person boxes per frame "
              f"found by the detector: {people} (each goes through OSNet, in Triton by BLS from postprocess). "
              "Batching off = the same repository with `dynamic_batching` removed from yolov8n's CPU config.")
     try:
