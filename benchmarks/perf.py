@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from serving.local_triton import REPO_ROOT, TritonPorts, is_ready, start_triton
+from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
 from serving.postprocess import reid_crops
 from serving.preprocess import letterbox
 
@@ -97,6 +97,15 @@ def input_data(model: str, frames: list[np.ndarray], quality: int = 90) -> dict:
     return {"data": rows}
 
 
+def grpc_ready(url: str) -> bool:
+    import tritonclient.grpc as grpcclient
+
+    try:
+        return grpcclient.InferenceServerClient(url).is_server_ready(client_timeout=2.0)
+    except Exception:  # refused, timeout, not Triton: all mean "start one"
+        return False
+
+
 def run_model(model: str, url: str, concurrency: list[int], frames, out_csv: Path, window_ms: int) -> list[dict]:
     cmd, env = perf_analyzer_cmd()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -142,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", default="1,2,4,8")
     ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
     ap.add_argument("--window-ms", type=int, default=4000, help="perf_analyzer measurement window")
-    ap.add_argument("--out", type=Path, default=DOCS / "perf")
+    ap.add_argument("--out", type=Path, default=DOCS / "perf", help="folder for <model>.csv")
+    ap.add_argument("--report", type=Path, default=DOCS / "perf.md", help="markdown table")
     ap.add_argument("--frames", choices=("store", "photos"), default="store")
     a = ap.parse_args(argv)
     conc = [int(c) for c in a.concurrency.split(",")]
     host, port = a.url.rsplit(":", 1)
     server = None
-    if not is_ready(int(port) - 1):  # convention: HTTP port = gRPC port - 1
+    if not grpc_ready(a.url):
         if host not in ("localhost", "127.0.0.1"):
             raise SystemExit(f"no Triton ready at {a.url}")
         from scripts.build_models import ensure_models
@@ -179,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
               f"JPEG q90 = {int(np.mean(jpeg_sizes))} bytes per frame on the wire (raw BGR would be {w * h * 3} bytes). "
               "Composing models get the same frames letterboxed (yolov8n) or a person-sized crop (osnet_x0_25). "
               "Latencies are client-side; queue/compute are Triton's.\n\n")
-    (DOCS / "perf.md").write_text(header + "\n".join(table) + "\n")
-    print(f"\nwrote {DOCS / 'perf.md'} and CSVs in {a.out}")
+    a.report.write_text(header + "\n".join(table) + "\n")
+    print(f"\nwrote {a.report} and CSVs in {a.out}")
     return 0
 
 

@@ -4,10 +4,12 @@ In-process = ``serving.preprocess`` + ONNX Runtime (same ONNX files, same intra-
 as each model's ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
 ``concurrency`` threads over one session each for YOLOv8n and OSNet, as an application
 embedding the models would. Triton = gRPC requests with the same JPEG frames at the same
-concurrency. A second Triton run with dynamic batching switched off in ``yolov8n`` shows
-what batching buys.
+concurrency. A second Triton server with dynamic batching switched off in ``yolov8n`` shows
+what batching buys. Both servers stay up (idle costs nothing) and the three paths are measured
+in interleaved rounds, each cell's median reported, so a machine whose speed drifts (shared
+cloud cores: +-20 % between runs here) biases no path.
 
-    python -m benchmarks.serving [--seconds 20] [--concurrency 1,4] [--frames store|photos]
+    python -m benchmarks.serving [--seconds 10] [--rounds 3] [--concurrency 1,4] [--frames store|photos]
 
 Frames: ``store`` (default) are the simulator's checkout camera at the evening peak, where the
 demo detector finds people, so OSNet runs on every frame; ``photos`` are real 960x540 photos.
@@ -121,7 +123,8 @@ def _repo_without_batching(dst: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per cell per round")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--frames", choices=("store", "photos"), default="store")
     a = ap.parse_args(argv)
@@ -131,19 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     frames = store_frames() if a.frames == "store" else sample_frames()
     jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
     levels = [int(c) for c in a.concurrency.split(",")]
-    results: dict[str, dict[int, float]] = {}
     pipe = InProcessPipeline()
     people = [int((pipe(j)[2] == 0).sum()) for j in jpegs]
-    results["in-process ONNX Runtime"] = {c: _throughput(pipe, jpegs, c, a.seconds) for c in levels}
-    del pipe
+    samples: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, repo in (("Triton, dynamic batching", MODEL_REPOSITORY),
-                            ("Triton, batching off", _repo_without_batching(Path(tmp)))):
-            server = start_triton(TritonPorts.free(), model_repository=repo, log_path=Path(tmp) / "triton.log")
-            try:
-                results[label] = {c: _throughput(_triton_fn(server.grpc_url), jpegs, c, a.seconds) for c in levels}
-            finally:
+        servers = {}
+        try:
+            for label, repo in (("Triton, dynamic batching", MODEL_REPOSITORY),
+                                ("Triton, batching off", _repo_without_batching(Path(tmp)))):
+                servers[label] = start_triton(TritonPorts.free(), model_repository=repo,
+                                              log_path=Path(tmp) / f"triton-{len(servers)}.log")
+            paths = {"in-process ONNX Runtime": pipe, **{k: _triton_fn(s.grpc_url) for k, s in servers.items()}}
+            for r in range(a.rounds):
+                for label, fn in paths.items():
+                    for c in levels:
+                        fps = _throughput(fn, jpegs, c, a.seconds)
+                        samples.setdefault(label, {}).setdefault(c, []).append(fps)
+                        print(f"round {r + 1}/{a.rounds} {label} c={c}: {fps:.2f} frames/s", flush=True)
+        finally:
+            for server in servers.values():
                 server.stop()
+    results = {label: {c: float(np.median(v)) for c, v in per.items()} for label, per in samples.items()}
+    spread = max((max(v) - min(v)) / np.median(v) for per in samples.values() for v in per.values())
     base = results["in-process ONNX Runtime"]
     rows = ["| path | " + " | ".join(f"c={c} frames/s" for c in levels) + " | vs in-process |", "|---|" + "---|" * (len(levels) + 1)]
     for label, r in results.items():
@@ -154,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     h, w = frames[0].shape[:2]
     what = (f"rendered {w}x{h} checkout-camera frames" if a.frames == "store" else f"real {w}x{h} photos")
     notes = (f"`python -m benchmarks.serving --frames {a.frames}`: same ONNX files (newest version of each model) and "
-             f"intra-op threads per call (yolov8n {cpu_threads('yolov8n')}, osnet {cpu_threads('osnet_x0_25')}), {len(jpegs)} {what} as JPEG q90, {a.seconds:.0f} s per cell. Person boxes per frame "
+             f"intra-op threads per call (yolov8n {cpu_threads('yolov8n')}, osnet {cpu_threads('osnet_x0_25')}), {len(jpegs)} {what} as JPEG q90; "
+             f"median of {a.rounds} interleaved rounds of {a.seconds:.0f} s per cell (largest spread of a cell between rounds: {spread:.0%}). Person boxes per frame "
              f"found by the detector: {people} (each goes through OSNet, in Triton by BLS from postprocess). "
              "Batching off = the same repository with `dynamic_batching` removed from yolov8n's CPU config.")
     try:
