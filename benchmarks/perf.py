@@ -37,7 +37,7 @@ from serving.preprocess import letterbox
 DOCS = REPO_ROOT / "docs"
 DEFAULT_MODELS = ("retail_pipeline", "preprocess", "yolov8n", "osnet_x0_25")
 STORE_CAMERA = "cam-checkout-1"  # the simulator's busiest camera view...
-STORE_START = "2024-01-15T18:00:00Z"  # ...at the evening rush
+STORE_START = "2024-01-15T18:30:00Z"  # ...at the evening rush (7-9 people in view)
 
 
 def perf_analyzer_cmd() -> tuple[list[str], dict[str, str]]:

@@ -296,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", type=int, default=2)
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--start", default="2024-01-15T18:00:00Z",
-                    help="simulated time of the first frame (18:00: evening peak, people queue at the tills)")
+    ap.add_argument("--start", default="2024-01-15T18:30:00Z",
+                    help="simulated time of the first frame (18:30: evening rush, people queue at the tills)")
     ap.add_argument("--metrics-interval", type=float, default=10.0,
                     help="seconds between queue/footfall reports (configs/store.yaml says 60; shorter for a short clip)")
     ap.add_argument("--triton-url", default="localhost:8001")

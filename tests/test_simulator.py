@@ -14,7 +14,7 @@ from scripts.simulator import world as W
 from scripts.simulator.agents import positions, simulate
 
 SEED_FILES = list(SCHEMAS)
-BUSY = "2024-01-15T18:00:00Z"  # people in every camera
+BUSY = "2024-01-15T18:30:00Z"  # people in every camera
 
 
 def _run(out, **kw):
@@ -87,6 +87,21 @@ def test_chunking_streams_without_changing_the_truth(short_run, tmp_path):
     _run(tmp_path / "d", workers=1, chunk_s=7.0)
     assert (out / "ground_truth.json").read_bytes() == (tmp_path / "d" / "ground_truth.json").read_bytes()
     validate_dir(tmp_path / "d")
+
+
+def test_a_short_window_shows_the_same_people_as_a_longer_one():
+    """Clips of different lengths from one start agree where they overlap (benchmarks pick
+    frames from one, the demo renders another)."""
+    t0 = parse_iso_utc(BUSY)
+    short, long_ = simulate(5, t0, t0 + 16), simulate(5, t0, t0 + 600)
+    assert 0 < len(short.customers) < len(long_.customers)
+    assert all(c.arrival < t0 + 16 for c in short.customers)
+    times = t0 + np.arange(0, 16, 0.5)
+    a, b = positions(short, times), positions(long_, times)
+    assert len(a.frame) > 0
+    np.testing.assert_array_equal(a.frame, b.frame)
+    np.testing.assert_array_equal(a.cid, b.cid)
+    np.testing.assert_array_equal(a.xy, b.xy)
 
 
 def test_positions_cover_only_the_asked_frames():

@@ -183,10 +183,18 @@ def _checkout(rng: np.random.Generator, buyers: list[Customer]) -> None:
 
 def simulate(seed: int, t0: float, t1: float, warmup_s: float = 1800.0) -> Store:
     """Plan every customer arriving in [t0 - warmup, t1) (the warm-up fills the store for a
-    run that starts mid-day)."""
+    run that starts mid-day).
+
+    Random draws run over whole clock hours (from the hour of ``t0`` minus the warm-up to the
+    end of ``t1``'s hour) and customers arriving at or after ``t1`` are dropped afterwards, so
+    windows that share their hours show the same people: a 16 s clip is the first 16 s of the
+    60 s clip from the same start. The dropped customers are not in the store before ``t1``, so
+    nothing inside the window changes."""
     rng = np.random.default_rng(seed)
     customers = []
-    for i, ta in enumerate(_arrivals(rng, t0 - warmup_s, t1)):
+    a0 = math.floor(t0 / 3600.0) * 3600.0 - warmup_s
+    a1 = math.ceil(t1 / 3600.0) * 3600.0
+    for i, ta in enumerate(_arrivals(rng, a0, a1)):
         x = rng.uniform(W.DOOR_X[0] + 0.6, W.DOOR_X[1] - 0.6)
         c = Customer(i, float(ta), float(rng.uniform(0.9, 1.4)), float(rng.uniform(1.55, 1.9)),
                      bool(rng.random() < P_CART), bool(rng.random() < P_BUY), int(rng.integers(0, 1 << 30)),
@@ -197,7 +205,7 @@ def simulate(seed: int, t0: float, t1: float, warmup_s: float = 1800.0) -> Store
     for c in customers:
         if not c.buyer:
             _leave_via_side(c)
-    return _index(Store(t0, t1, customers))
+    return _index(Store(t0, t1, [c for c in customers if c.arrival < t1]))
 
 
 def _index(store: Store) -> Store:

@@ -34,7 +34,7 @@ CLOTHES = np.array([[40, 40, 200], [200, 80, 40], [60, 160, 60], [30, 30, 30], [
 TROUSERS = np.array([[60, 40, 30], [40, 40, 40], [120, 90, 60], [80, 70, 110], [30, 30, 70], [150, 150, 150]], np.uint8)
 SKIN = np.array([[140, 180, 225], [110, 150, 200], [80, 120, 170], [60, 90, 130], [170, 200, 235]], np.uint8)
 HAIR = np.array([[20, 20, 20], [30, 50, 90], [60, 110, 170], [150, 150, 150], [20, 30, 60]], np.uint8)
-DEFAULT_RENDER_START = "2024-01-15T18:05:00Z"  # the busiest hour
+DEFAULT_RENDER_START = "2024-01-15T18:30:00Z"  # evening rush: queues at every till
 
 
 @dataclass(frozen=True)
