@@ -4,8 +4,8 @@ In-process = ``serving.preprocess`` + ONNX Runtime (same ONNX files, same intra-
 as each model's ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
 ``concurrency`` threads over one session each for YOLOv8n and OSNet, as an application
 embedding the models would. Triton = gRPC requests with the same JPEG frames at the same
-concurrency. A second Triton server with dynamic batching switched off in ``yolov8n`` shows
-what batching buys. Both servers stay up (idle costs nothing) and the three paths are measured
+concurrency. A second Triton server with ``yolov8n``'s dynamic batching switched the other way
+(on if the shipped CPU config does not batch, off if it does) shows what batching buys. Both servers stay up (idle costs nothing) and the three paths are measured
 in interleaved rounds, each cell's median reported, so a machine whose speed drifts (shared
 cloud cores: +-20 % between runs here) biases no path.
 
@@ -113,11 +113,22 @@ def _triton_fn(url: str):
     return infer
 
 
-def _repo_without_batching(dst: Path) -> Path:
+def _batches(repo: Path) -> bool:
+    return "dynamic_batching" in re.sub(r"#.*", "", (repo / "yolov8n" / "configs" / "cpu.pbtxt").read_text())
+
+
+def _repo_toggling_batching(dst: Path) -> Path:
+    """A copy of the repository whose yolov8n CPU config has dynamic batching switched the
+    other way (off if the shipped config batches, 5 ms queue delay if it does not)."""
     repo = dst / "model_repository"
     shutil.copytree(MODEL_REPOSITORY, repo)
     cfg = repo / "yolov8n" / "configs" / "cpu.pbtxt"
-    cfg.write_text(re.sub(r"dynamic_batching\s*\{[^}]*\}", "", cfg.read_text()))
+    text = cfg.read_text()
+    if _batches(MODEL_REPOSITORY):
+        text = re.sub(r"dynamic_batching\s*\{[^}]*\}", "", text)
+    else:
+        text += "\ndynamic_batching { max_queue_delay_microseconds: 5000 }\n"
+    cfg.write_text(text)
     return repo
 
 
@@ -140,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         servers = {}
         try:
-            for label, repo in (("Triton, dynamic batching", MODEL_REPOSITORY),
-                                ("Triton, batching off", _repo_without_batching(Path(tmp)))):
+            on = _batches(MODEL_REPOSITORY)
+            for label, repo in ((f"Triton, shipped config (batching {'on' if on else 'off'})", MODEL_REPOSITORY),
+                                (f"Triton, batching {'off' if on else 'on, 5 ms delay'}",
+                                 _repo_toggling_batching(Path(tmp)))):
                 servers[label] = start_triton(TritonPorts.free(), model_repository=repo,
                                               log_path=Path(tmp) / f"triton-{len(servers)}.log")
             paths = {"in-process ONNX Runtime": pipe, **{k: _triton_fn(s.grpc_url) for k, s in servers.items()}}
@@ -169,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
              f"intra-op threads per call (yolov8n {cpu_threads('yolov8n')}, osnet {cpu_threads('osnet_x0_25')}), {len(jpegs)} {what} as JPEG q90; "
              f"median of {a.rounds} interleaved rounds of {a.seconds:.0f} s per cell (largest spread of a cell between rounds: {spread:.0%}). Person boxes per frame "
              f"found by the detector: {people} (each goes through OSNet, in Triton by BLS from postprocess). "
-             "Batching off = the same repository with `dynamic_batching` removed from yolov8n's CPU config.")
+             "The second Triton row is the same repository with yolov8n's CPU config switched to the other "
+             "batching setting.")
     try:
         from benchmarks._report import append_section
 

@@ -117,20 +117,29 @@ def test_reid_embeddings_are_stable_and_discriminative(trained_triton, camera_bg
     assert float(a[0] @ b[0]) < 0.9999  # a mirrored person is a different crop
 
 
-def _yolo_stats(url: str):
-    stats = grpcclient.InferenceServerClient(url).get_inference_statistics("yolov8n")
-    s = stats.model_stats[0]
-    return s.inference_count, s.execution_count
+def _osnet_stats(url: str):
+    s = grpcclient.InferenceServerClient(url).get_inference_statistics("osnet_x0_25").model_stats[0]
+    return s.inference_stats.success.count, s.execution_count  # requests (one per frame, BLS), executions
 
 
 def test_dynamic_batching_is_observed(triton_server):
-    img = jpeg(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-    inf0, exe0 = _yolo_stats(triton_server.grpc_url)
+    """Crop requests that meet in OSNet's queue share one execution (in the ensemble they come
+    from the postprocess instances by BLS; the CPU yolov8n config runs without batching, see
+    its cpu.pbtxt)."""
+    crops = np.random.default_rng(0).random((1, 3, 256, 128), dtype=np.float32)
+
+    def embed(_):
+        inp = grpcclient.InferInput("images", list(crops.shape), "FP32")
+        inp.set_data_from_numpy(crops)
+        return grpcclient.InferenceServerClient(triton_server.grpc_url).infer("osnet_x0_25", [inp])
+
+    req0, exe0 = _osnet_stats(triton_server.grpc_url)
     with cf.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: infer(triton_server.grpc_url, img), range(24)))
-    inf1, exe1 = _yolo_stats(triton_server.grpc_url)
-    assert inf1 - inf0 == 24
-    assert exe1 - exe0 < inf1 - inf0, f"no batching: {exe1 - exe0} executions for {inf1 - inf0} inferences"
+        outs = list(pool.map(embed, range(48)))
+    req1, exe1 = _osnet_stats(triton_server.grpc_url)
+    assert all(o.as_numpy("features").shape == (1, 512) for o in outs)
+    assert req1 - req0 == 48
+    assert exe1 - exe0 < req1 - req0, f"no batching: {exe1 - exe0} executions for {req1 - req0} requests"
 
 
 @pytest.mark.parametrize("payload, dtype, message", [
