@@ -4,10 +4,11 @@ In-process = ``serving.preprocess`` + ONNX Runtime (same ONNX files, same intra-
 as each model's ``configs/cpu.pbtxt``) + ``serving.postprocess`` (+ OSNet for person boxes), run by
 ``concurrency`` threads over one session each for YOLOv8n and OSNet, as an application
 embedding the models would. Triton = gRPC requests with the same JPEG frames at the same
-concurrency. A second Triton server with ``yolov8n``'s dynamic batching switched the other way
-(on if the shipped CPU config does not batch, off if it does) shows what batching buys. Both servers stay up (idle costs nothing) and the three paths are measured
-in interleaved rounds, each cell's median reported, so a machine whose speed drifts (shared
-cloud cores: +-20 % between runs here) biases no path.
+concurrency. A second Triton server with ``yolov8n``'s dynamic batching switched the other
+way (on if the shipped CPU config does not batch, off if it does) shows what batching buys.
+Both servers stay up (idle costs nothing) and the three paths are measured in interleaved
+rounds, each cell's median reported, so a machine whose speed drifts (shared cloud cores:
+up to ~40 % over hours here) biases no path.
 
     python -m benchmarks.serving [--seconds 10] [--rounds 3] [--concurrency 1,4] [--frames store|photos]
 
