@@ -22,6 +22,8 @@ The heavy training dependencies live in their own environment, not the runtime's
     python3 -m venv .venv-train
     .venv-train/bin/pip install torch==2.14.1 torchvision==0.29.1 ultralytics onnx
     .venv/bin/python scripts/train_demo_detector.py all [--epochs 15] [--tiles 1800]
+    # a reproduction beside the shipped model:
+    .venv/bin/python scripts/train_demo_detector.py all --work .run/retrain --out .run/retrain/model
 
 ``make models`` installs the packed model as the newest ``yolov8n`` version through
 ``serving.model_repo`` (``scripts/build_models.py``).
@@ -293,6 +295,13 @@ CPU time per frame in this evaluation: {ev['ms_per_frame']} ms (2 cores).
     print(f"wrote {CARD}")
 
 
+def _set_dirs(work: Path, out: Path) -> None:
+    global WORK, OUT_DIR, PACKED, CARD
+    WORK, OUT_DIR = work.resolve(), out.resolve()
+    PACKED, CARD = OUT_DIR / "yolov8n_demo.onnx", OUT_DIR / "MODEL_CARD.md"
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("step", choices=["all", "dataset", "train", "pack", "evaluate", "card"])
@@ -304,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-python", default=str(REPO_ROOT / ".venv-train" / "bin" / "python"))
+    ap.add_argument("--work", type=Path, default=WORK, help="dataset, runs and reports")
+    ap.add_argument("--out", type=Path, default=OUT_DIR,
+                    help="packed model + card (another folder to re-train without replacing the shipped one)")
     a = ap.parse_args(argv)
+    _set_dirs(a.work, a.out)
     steps = ["dataset", "train", "pack", "evaluate", "card"] if a.step == "all" else [a.step]
     if "dataset" in steps:
         make_dataset(a.tiles, a.val_frames, a.seed)
