@@ -83,9 +83,24 @@ influx-setup: setup ## create buckets / retention policies from configs/app_conf
 
 clean-data: ## remove generated sample data and outputs
 	rm -rf data/sample/* outputs/ data/demo/
-	touch data/sample/.gitkeep
+	mkdir -p data/sample && touch data/sample/.gitkeep
 
-clean-all: clean-data triton-down ## remove models, engines, venv too
-	find data/models -mindepth 1 ! -name .gitkeep ! -path 'data/models/demo*' -delete
-	find model_repository -path '*/[0-9]*/*' \( -name '*.onnx' -o -name '*.plan' \) -delete
+# Idempotent: runs without .venv (a second clean-all, or after rm -rf .venv). Built model
+# versions are whole directories (model.onnx, model.plan + caches, manifest.json, model.py)
+# of the models the build adds to; config.pbtxt, configs/ and labels.txt are committed and stay.
+BUILT_MODELS := yolov8n osnet_x0_25
+clean-all: clean-data ## remove models, engines, venv too
+	@if [ -x $(PY) ]; then $(PY) -m serving.local_triton down; \
+	else for f in .run/triton-*.pid; do \
+	  [ -e "$$f" ] || continue; pid=$$(cat "$$f"); \
+	  if tr '\0' ' ' < /proc/$$pid/cmdline 2>/dev/null | grep -q tritonserver; then echo "triton: stopping pid $$pid"; kill $$pid || true; fi; \
+	done; fi
+	if [ -d data/models ]; then find data/models -mindepth 1 ! -name .gitkeep ! -path 'data/models/demo*' -delete; fi
+	for m in $(BUILT_MODELS); do \
+	  if [ -d model_repository/$$m ]; then \
+	    find model_repository/$$m -mindepth 1 -maxdepth 1 -type d \
+	      \( -regex '.*/[0-9]+' -o -name '.tmp-*' -o -name '.retired-*' \) -exec rm -rf {} +; \
+	  fi; \
+	done
+	find model_repository -name __pycache__ -type d -prune -exec rm -rf {} +
 	rm -rf .venv .run

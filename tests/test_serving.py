@@ -1,10 +1,12 @@
 """The serving foundation against a real Triton server (fixtures start it).
 
-- the ensemble's outputs (names, dtypes, shapes) on a real photo;
+- the ensemble's outputs (names, dtypes, shapes, person rows embedded, others zero) on a
+  rendered store frame where the installed demo detector finds people;
 - decode/NMS parity: a real trained YOLOv8 finds the person in ``camera()`` through
   Triton exactly as an independent NumPy reference on direct ONNX Runtime output does;
 - dynamic batching seen in Triton's statistics;
-- bad input gets a clear error and the server stays healthy.
+- bad input (corrupt, empty, degenerate or huge images) gets a clear per-request error and
+  the server stays healthy.
 """
 from __future__ import annotations
 
@@ -73,14 +75,43 @@ def reference_detections(onnx_path, image_bgr, conf=0.25, iou=0.45):
     return out
 
 
-def test_ensemble_outputs_on_a_real_photo(triton_server):
-    img = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    out = infer(triton_server.grpc_url, jpeg(img))
-    n = len(out["scores"])
-    assert out["boxes"].shape == (n, 4) and out["boxes"].dtype == np.float32
-    assert out["class_ids"].shape == (n,) and out["class_ids"].dtype == np.int32
-    assert out["class_names"].shape == (n,)
-    assert out["embeddings"].shape == (n, 512) and out["embeddings"].dtype == np.float32
+def _require_demo_detector() -> None:
+    from scripts.demo import detector_source
+
+    source, _ = detector_source()
+    if "demo detector" not in source:
+        pytest.skip(f"newest yolov8n is not the trained demo detector ({source!r}): rendered frames need it")
+
+
+def test_ensemble_outputs_on_a_store_frame(triton_server):
+    """Rendered checkout-camera frames at the evening rush (as benchmarks/perf.py's store frames):
+    the installed demo detector finds the people, each person row has a unit-norm 512-d
+    embedding, every other row (the cart) an all-zero one."""
+    from benchmarks.perf import STORE_CAMERA, STORE_START
+    from scripts.simulator.render import render_camera
+
+    _require_demo_detector()
+    others = 0
+    frames = list(render_camera(STORE_CAMERA, seconds=12.0, fps=0.25, start=STORE_START))  # t = 0, 4, 8 s
+    assert len(frames) == 3
+    for k, (img, _t, _boxes, cls, _ids) in enumerate(frames):
+        assert int((cls == 0).sum()) >= 2, f"frame {k}: the clip should show people"
+        out = infer(triton_server.grpc_url, jpeg(img))
+        n = len(out["scores"])
+        assert out["boxes"].shape == (n, 4) and out["boxes"].dtype == np.float32
+        assert out["scores"].dtype == np.float32 and out["class_ids"].shape == (n,) and out["class_ids"].dtype == np.int32
+        assert out["class_names"].shape == (n,)
+        assert out["embeddings"].shape == (n, 512) and out["embeddings"].dtype == np.float32
+        person = np.array([c == b"person" for c in out["class_names"]], bool)
+        assert person.sum() >= 1, f"frame {k}: no person found ({out['class_names']})"
+        np.testing.assert_allclose(np.linalg.norm(out["embeddings"][person], axis=1), 1.0, atol=1e-4)
+        assert not out["embeddings"][~person].any(), f"frame {k}: non-person rows must not be embedded"
+        boxes = out["boxes"]
+        assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+        h, w = img.shape[:2]
+        assert (boxes >= 0).all() and (boxes[:, [0, 2]] <= w).all() and (boxes[:, [1, 3]] <= h).all()
+        others += int((~person).sum())
+    assert others >= 1, "the cart at the till should be detected in one of the frames (non-person rows checked)"
     meta = grpcclient.InferenceServerClient(triton_server.grpc_url).get_model_metadata("retail_pipeline")
     assert [i.name for i in meta.inputs] == ["image"]
     assert {o.name for o in meta.outputs} == set(OUTPUTS)
@@ -142,16 +173,44 @@ def test_dynamic_batching_is_observed(triton_server):
     assert exe1 - exe0 < req1 - req0, f"no batching: {exe1 - exe0} executions for {req1 - req0} requests"
 
 
+def encoded(shape: tuple[int, int], ext: str) -> np.ndarray:
+    ok, buf = cv2.imencode(ext, np.full((*shape, 3), 90, np.uint8))
+    assert ok
+    return buf.reshape(-1)
+
+
 @pytest.mark.parametrize("payload, dtype, message", [
     (np.frombuffer(b"\xff\xd8\xff\xe0 this is not really a jpeg", np.uint8), "UINT8", "cannot decode"),
     (np.zeros(0, np.uint8), "UINT8", "empty image"),
-])
+    # decodable but degenerate: would letterbox to a 0-pixel side (a raw cv2.error before)
+    (encoded((1, 3000), ".png"), "UINT8", r"image of 3000x1 px \(width x height.*\): degenerate, each side must be >= 16"),
+    (encoded((3000, 1), ".bmp"), "UINT8", r"image of 1x3000 px \(width x height\): degenerate"),  # no header parse
+    (encoded((20, 1000), ".jpg"), "UINT8", r"image of 1000x20 px .*aspect ratio 50:1 exceeds 32:1"),
+    # decodable but huge: refused from the header, before decoding
+    (encoded((17000, 600), ".jpg"), "UINT8", r"image of 600x17000 px .*too large, limits are 16384 px a side"),
+], ids=["corrupt", "empty", "1x3000-png", "3000x1-bmp", "aspect-50", "huge-jpeg"])
 def test_bad_images_get_a_clear_error_and_server_stays_healthy(triton_server, payload, dtype, message):
     with pytest.raises(InferenceServerException, match=message):
         infer(triton_server.grpc_url, payload, dtype)
     client = grpcclient.InferenceServerClient(triton_server.grpc_url)
     assert client.is_server_live() and client.is_model_ready("retail_pipeline")
     infer(triton_server.grpc_url, jpeg(np.full((64, 64, 3), 127, np.uint8)))
+
+
+def test_a_bad_image_fails_only_its_own_request(triton_server, camera_bgr):
+    """Concurrent good and degenerate frames: each degenerate one errors, every good one is answered."""
+    good, bad = jpeg(camera_bgr), encoded((1, 3000), ".png")
+
+    def one(i):
+        try:
+            return "ok", len(infer(triton_server.grpc_url, good if i % 2 else bad)["scores"])
+        except InferenceServerException as e:
+            return "error", str(e)
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(12)))
+    assert [r[0] for r in results] == ["error", "ok"] * 6, results
+    assert all("degenerate" in r[1] for r in results[::2])
 
 
 def test_truncated_jpeg_is_an_error_not_a_crash(triton_server, camera_bgr):

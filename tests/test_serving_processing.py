@@ -1,11 +1,14 @@
 """Pre/post-processing units (no server): letterbox, decode, NMS, rescale, crops."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from serving import preprocess
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, nms, reid_crops, to_original
-from serving.preprocess import ImageDecodeError, Letterbox, decode_image, letterbox
+from serving.preprocess import (MAX_ASPECT, MIN_SIDE, ImageDecodeError, ImageSizeError, Letterbox, check_image_size,
+                                decode_image, header_size, letterbox)
 
 
 def test_letterbox_round_trip_maps_boxes_back_to_original_pixels():
@@ -34,6 +37,51 @@ def test_decode_image_errors_name_the_problem():
         decode_image(b"GIF89a-not-really")
     with pytest.raises(ValueError, match="HxWx3"):
         letterbox(np.zeros((10, 10), np.uint8))
+
+
+def _encode(shape, ext, params=()):
+    rng = np.random.default_rng(sum(shape))
+    ok, buf = cv2.imencode(ext, rng.integers(0, 256, (*shape, 3), dtype=np.uint8), list(params))
+    assert ok
+    return buf.reshape(-1)
+
+
+@pytest.mark.parametrize("shape", [(1, 3000), (3000, 1), (15, 640), (20, 700), (700, 20)])
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp"])
+def test_degenerate_images_are_refused_with_shape_and_limit(shape, ext):
+    with pytest.raises(ImageSizeError, match=rf"image of {shape[1]}x{shape[0]} px \(width x height.*\): degenerate, "
+                                             rf"(each side must be >= {MIN_SIDE} px|aspect ratio \d+:1 exceeds 32:1)"):
+        decode_image(_encode(shape, ext))
+    assert issubclass(ImageSizeError, ImageDecodeError)  # callers that catch decode errors catch these too
+
+
+def test_huge_images_are_refused_from_the_header_before_decoding(monkeypatch):
+    data = _encode((17000, 600), ".jpg")
+    monkeypatch.setattr(preprocess.cv2, "imdecode", lambda *a: pytest.fail("decoded a huge image"))
+    with pytest.raises(ImageSizeError, match=r"image of 600x17000 px \(width x height, from its header\): too large, "
+                                             r"limits are 16384 px a side and 50 megapixels \(10.2 MP sent\)"):
+        decode_image(data)
+    with pytest.raises(ImageSizeError, match=r"7000x8000 px .*too large.*56.0 MP sent"):
+        check_image_size(8000, 7000)
+    check_image_size(4320, 7680)  # 8K UHD is served
+
+
+@pytest.mark.parametrize("shape, ext, params", [
+    ((37, 1001), ".png", ()), ((480, 640), ".jpg", ()), ((333, 222), ".jpg", (cv2.IMWRITE_JPEG_PROGRESSIVE, 1)),
+    ((17, 19), ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 30)),
+])
+def test_header_size_matches_the_decoded_size(shape, ext, params):
+    data = _encode(shape, ext, params)
+    assert header_size(data) == shape == decode_image(data).shape[:2]
+    assert header_size(np.frombuffer(b"GIF89a" + bytes(40), np.uint8)) is None
+    assert header_size(data[:3]) is None
+
+
+def test_the_most_extreme_accepted_sizes_letterbox():
+    for h, w in [(MIN_SIDE, int(MIN_SIDE * MAX_ASPECT)), (int(MIN_SIDE * MAX_ASPECT), MIN_SIDE), (MIN_SIDE, MIN_SIDE)]:
+        img = decode_image(_encode((h, w), ".png"))
+        x, lb = letterbox(img)
+        assert x.shape == (3, 640, 640) and (lb.orig_w, lb.orig_h) == (w, h)
 
 
 def _pred(boxes_cxcywh, class_scores, anchors=8400):

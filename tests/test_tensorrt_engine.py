@@ -1,23 +1,60 @@
 """TensorRT converter (serving/tensorrt_engine.py): the GPU-free parts, and the build where possible.
 
-Argument checks, ONNX input shapes -> optimisation profile, calibration batches through
-the serving preprocessing, and the clear exit when TensorRT/CUDA is missing run
-everywhere. ``test_build_on_gpu`` runs only where ``tensorrt`` imports and a CUDA
-device exists (not on these CPU machines).
+Argument checks, the Triton model config (max batch, dims for dynamic ONNX dims), ONNX
+input shapes -> optimisation profile, the default timing cache, calibration batches
+through the serving preprocessing, docker/build_engines.sh (with the build stubbed), the
+clear exit when TensorRT/CUDA is missing, and ``make clean-all`` (it removes the built
+versions and engines) run everywhere. ``test_build_on_gpu`` runs only where ``tensorrt``
+imports and a CUDA device exists (not on these CPU machines).
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 from serving import tensorrt_engine as te
 from serving.postprocess import reid_crops
 from serving.preprocess import letterbox
 from tests.test_model_repo import make_detector, make_reid
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_REPO = ROOT / "model_repository"
+DEMO_DETECTOR = ROOT / "data" / "models" / "demo" / "yolov8n_demo.onnx"  # committed: ['batch', 3, 'height', 'width']
+
+
+def make_dynamic_hw(path: Path) -> Path:
+    """A YOLOv8-shaped detector exported like Ultralytics ``dynamic=True``: images ['batch', 3, 'height', 'width']."""
+    make_detector(path, names=["person", "cart"])
+    m = onnx.load(str(path))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d, name in ((dims[2], "height"), (dims[3], "width")):
+        d.ClearField("dim_value")
+        d.dim_param = name
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A model repository with the real TensorRT configs: yolov8n/3 (dynamic H/W detector), osnet_x0_25/1."""
+    r = tmp_path / "repo"
+    for model in ("yolov8n", "osnet_x0_25"):
+        (r / model).mkdir(parents=True)
+        shutil.copy(REAL_REPO / model / "config.pbtxt", r / model / "config.pbtxt")
+    (r / "yolov8n" / "3").mkdir()
+    make_dynamic_hw(r / "yolov8n" / "3" / "model.onnx")
+    (r / "osnet_x0_25" / "1").mkdir()
+    make_reid(r / "osnet_x0_25" / "1" / "model.onnx")
+    return r
 
 
 @pytest.fixture
@@ -102,8 +139,16 @@ def test_profile_rejects_fixed_batch_and_dynamic_image_dims(tmp_path):
         te.profile_shapes(fixed, 1, 4, 8)
     assert te.profile_shapes(fixed, 1, 1, 1)["images"][0] == (1, 3, 640, 640)
     dyn_hw = [te.InputSpec("images", ("batch", 3, "h", "w"), "FLOAT")]
-    with pytest.raises(te.EngineError, match=r"dims 2 \('h'\), 3 \('w'\) are dynamic; only the batch axis"):
+    with pytest.raises(te.EngineError, match=r"dims 2 \('h'\), 3 \('w'\) are dynamic and no model config gives "
+                                             r"them: pass --input-shape images:3,N,N"):
         te.profile_shapes(dyn_hw, 1, 4, 8)
+    # known dims fill the dynamic ones; fixed ONNX dims must agree with them
+    assert te.profile_shapes(dyn_hw, 1, 4, 8, {"images": ((3, 320, 480), "--input-shape")})["images"] == (
+        (1, 3, 320, 480), (4, 3, 320, 480), (8, 3, 320, 480))
+    with pytest.raises(te.EngineError, match=r"input 'images' dim 1 is 3 in the ONNX .*, cfg says 1"):
+        te.profile_shapes(dyn_hw, 1, 4, 8, {"images": ((1, 320, 480), "cfg")})
+    with pytest.raises(te.EngineError, match=r"dims 3 \('w'\) are dynamic and neither cfg nor --input-shape"):
+        te.profile_shapes(dyn_hw, 1, 4, 8, {"images": ((3, 320, None), "cfg")})
 
 
 def test_unreadable_onnx_named(tmp_path):
@@ -111,6 +156,146 @@ def test_unreadable_onnx_named(tmp_path):
     p.write_bytes(b"\x00garbage")
     with pytest.raises(te.EngineError, match=r"--input .*bad.onnx: not a readable ONNX file"):
         te.onnx_inputs(p)
+
+
+# ----------------------------------------------------------------------------- model config: dims, batch range
+
+
+def test_reads_the_repository_configs_without_tritonclient(tmp_path):
+    y = te.read_model_config(REAL_REPO / "yolov8n" / "config.pbtxt")
+    assert (y.name, y.max_batch_size, y.inputs, y.preferred_batch_sizes) == (
+        "yolov8n", 16, {"images": (3, 640, 640)}, (4, 8, 16))
+    o = te.read_model_config(REAL_REPO / "osnet_x0_25" / "config.pbtxt")
+    assert (o.max_batch_size, o.inputs) == (64, {"images": (3, 256, 128)})
+    # comments (also after values, with brackets in them), `input {}` repeated-field syntax, reshape
+    cfg = tmp_path / "config.pbtxt"
+    cfg.write_text('# a [comment] { with brackets\nname: "m"  # trailing ]\nmax_batch_size: 4\n'
+                   'input { name: "a" data_type: TYPE_FP32 dims: [ 1, 3, 32, 32 ] reshape: { shape: [ 3, 32, 32 ] } }\n'
+                   'input { name: "b" data_type: TYPE_FP32 dims: [ -1, 7 ] }\n'
+                   'parameters { key: "k" value { string_value: "x#y]" } }\n')
+    m = te.read_model_config(cfg)
+    assert m.max_batch_size == 4 and m.inputs == {"a": (3, 32, 32), "b": (-1, 7)}
+    cfg.write_text('max_batch_size: 4\ninput [ { name: "a" dims: [ 3, 32 ')
+    with pytest.raises(te.EngineError, match=r"config.pbtxt: cannot parse model config"):
+        te.read_model_config(cfg)
+
+
+def test_dynamic_image_dims_are_filled_from_the_config_in_the_repository_layout(repo):
+    onnx_path = repo / "yolov8n" / "3" / "model.onnx"
+    assert te.onnx_inputs(onnx_path)[0].shape == ("batch", 3, "height", "width")
+    s = te.validate_spec(te.BuildSpec(input=onnx_path, output=onnx_path.with_name("model.plan")))
+    assert s.model_config == repo / "yolov8n" / "config.pbtxt"
+    # batch range from the config's max_batch_size (16), opt half of it
+    assert (s.min_batch, s.opt_batch, s.max_batch) == (1, 8, 16)
+    _, shapes = te.plan_profile(s)
+    assert shapes == {"images": ((1, 3, 640, 640), (8, 3, 640, 640), (16, 3, 640, 640))}
+    reid = repo / "osnet_x0_25" / "1" / "model.onnx"
+    s = te.validate_spec(te.BuildSpec(input=reid, output=reid.with_name("model.plan")))
+    assert (s.opt_batch, s.max_batch) == (32, 64)
+    assert te.plan_profile(s)[1]["images"][2] == (64, 3, 256, 128)
+
+
+def test_model_flag_gives_the_config_for_an_onnx_outside_the_repository(repo, tmp_path):
+    loose = make_dynamic_hw(tmp_path / "exported.onnx")
+    with pytest.raises(te.EngineError, match=r"dims 2 \('height'\), 3 \('width'\) are dynamic"):
+        te.plan_profile(te.validate_spec(spec(loose, tmp_path)))
+    s = te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo))
+    assert s.max_batch == 16 and te.plan_profile(s)[1]["images"][1] == (8, 3, 640, 640)
+    with pytest.raises(te.EngineError, match=r"--model yolov9: no .*yolov9/config.pbtxt .*models there: "
+                                             r"\['osnet_x0_25', 'yolov8n'\]"):
+        te.validate_spec(spec(loose, tmp_path, model="yolov9", repo=repo))
+
+
+def test_input_shape_flag(repo, tmp_path):
+    loose = make_dynamic_hw(tmp_path / "exported.onnx")
+    s = te.validate_spec(spec(loose, tmp_path, input_shapes=(te.parse_input_shape("3,384,640"),)))
+    assert te.plan_profile(s)[1]["images"] == ((1, 3, 384, 640), (4, 3, 384, 640), (8, 3, 384, 640))
+    assert te.parse_input_shape("images:3,640,640") == ("images", (3, 640, 640))
+    for bad in ("3,h,640", "", "images:", "3,0,640"):
+        with pytest.raises(te.EngineError, match="--input-shape .*expected positive integers"):
+            te.parse_input_shape(bad)
+    cases = [((("other", (3, 640, 640)),), r"no input 'other' in the ONNX"),
+             (((None, (640, 640)),), r"input 'images' has shape \['batch', 3, 'height', 'width'\], so 3 dims"),
+             (((None, (3, 320, 320)),), r"--input-shape images:3,320,320 disagrees with .*yolov8n/config.pbtxt dims "
+                                        r"\[3, 640, 640\] \(dim 2: 640 vs 320, 3: 640 vs 320\): Triton would refuse")]
+    for shapes, message in cases:
+        with pytest.raises(te.EngineError, match=message):
+            te.plan_profile(te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo, input_shapes=shapes)))
+    same = te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo, input_shapes=((None, (3, 640, 640)),)))
+    assert te.plan_profile(same)[1]["images"][2] == (16, 3, 640, 640)
+
+
+def test_batch_range_defaults_and_limits(repo, tmp_path, reid_onnx):
+    s = te.validate_spec(spec(reid_onnx, tmp_path))  # no config: the old default range
+    assert (s.min_batch, s.opt_batch, s.max_batch, s.model_config) == (1, 4, 8, None)
+    assert [te.default_opt_batch(1, m) for m in (1, 2, 8, 16, 64)] == [1, 2, 4, 8, 32]
+    assert te.default_opt_batch(12, 16) == 12
+    reid = repo / "osnet_x0_25" / "1" / "model.onnx"
+    with pytest.raises(te.EngineError, match=r"--max-batch 8 is below max_batch_size 64 in .*osnet_x0_25/config.pbtxt"
+                                             r": Triton refuses"):
+        te.validate_spec(te.BuildSpec(input=reid, output=tmp_path / "o.plan", max_batch=8))
+    s = te.validate_spec(te.BuildSpec(input=reid, output=tmp_path / "o.plan", opt_batch=16, max_batch=128))
+    assert (s.opt_batch, s.max_batch) == (16, 128)
+
+
+def test_timing_cache_defaults_to_output_dot_timing(reid_onnx, tmp_path):
+    s = te.validate_spec(te.BuildSpec(input=reid_onnx, output=tmp_path / "model.plan"))
+    assert s.timing_cache == tmp_path / "model.plan.timing" == te.default_timing_cache(tmp_path / "model.plan")
+    s = te.validate_spec(te.BuildSpec(input=reid_onnx, output=tmp_path / "model.plan", timing_cache=tmp_path / "t.c"))
+    assert s.timing_cache == tmp_path / "t.c"
+    assert te.validate_spec(te.BuildSpec(input=reid_onnx, output=tmp_path / "m.plan", use_timing_cache=False)
+                            ).timing_cache is None
+    with pytest.raises(te.EngineError, match=r"--timing-cache .*nodir/t.c: directory .* does not exist"):
+        te.validate_spec(te.BuildSpec(input=reid_onnx, output=tmp_path / "m.plan", timing_cache=tmp_path / "nodir/t.c"))
+
+
+@pytest.mark.skipif(not DEMO_DETECTOR.is_file(), reason="the shipped demo detector is missing")
+def test_cli_inspect_the_shipped_demo_detector(capsys):
+    assert te.onnx_inputs(DEMO_DETECTOR)[0].shape == ("batch", 3, "height", "width")
+    assert te.main(["inspect", "--input", str(DEMO_DETECTOR)]) == 2
+    err = capsys.readouterr().err
+    assert "are dynamic and no model config gives them: pass --input-shape images:3,N,N" in err
+    assert te.main(["inspect", "--input", str(DEMO_DETECTOR), "--model", "yolov8n", "--repo", str(REAL_REPO)]) == 0
+    out = capsys.readouterr().out
+    assert f"config: {REAL_REPO / 'yolov8n' / 'config.pbtxt'} (max_batch_size 16)" in out
+    assert "profile images: min [1, 3, 640, 640] opt [8, 3, 640, 640] max [16, 3, 640, 640]" in out
+    assert te.main(["inspect", "--input", str(DEMO_DETECTOR), "--input-shape", "3,480,640"]) == 0
+    assert "max [8, 3, 480, 640]" in capsys.readouterr().out
+
+
+def test_build_engines_script_passes_model_and_caches(repo, tmp_path):
+    """docker/build_engines.sh end to end, with the TensorRT build replaced by a stub that
+    records the validated spec and profile (everything before the build is the real code)."""
+    stub = tmp_path / "python3"
+    stub.write_text(f"""#!{sys.executable}
+import json, sys
+from serving import tensorrt_engine as te
+def fake_build(spec, log=print):
+    spec = te.validate_spec(spec)
+    _, shapes = te.plan_profile(spec)
+    spec.output.write_text(json.dumps({{"profile": shapes, "timing_cache": str(spec.timing_cache),
+                                        "config": str(spec.model_config)}}))
+    spec.output.with_suffix(spec.output.suffix + ".json").write_text("{{}}")
+te.build_engine = fake_build
+assert sys.argv[1:3] == ["-m", "serving.tensorrt_engine"], sys.argv
+sys.exit(te.main(sys.argv[3:]))
+""")
+    stub.chmod(0o755)
+    env = {**os.environ, "MODEL_REPOSITORY": str(repo), "PYTHON": str(stub), "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(["bash", str(ROOT / "docker" / "build_engines.sh")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "engines: 2 built" in r.stdout
+    det = json.loads((repo / "yolov8n" / "3" / "model.plan").read_text())
+    assert det["profile"]["images"] == [[1, 3, 640, 640], [8, 3, 640, 640], [16, 3, 640, 640]]
+    assert det["timing_cache"] == str(repo / "yolov8n" / "3" / "model.plan.timing")
+    assert det["config"] == str(repo / "yolov8n" / "config.pbtxt")
+    reid = json.loads((repo / "osnet_x0_25" / "1" / "model.plan").read_text())
+    assert reid["profile"]["images"][2] == [64, 3, 256, 128]
+    assert (repo / "yolov8n" / "3" / "model.plan.json").is_file() and not list(repo.rglob("*.tmp*"))
+    r = subprocess.run(["bash", str(ROOT / "docker" / "build_engines.sh")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "engines: 0 built" in r.stdout  # idempotent
 
 
 # ----------------------------------------------------------------------------- calibration batches
@@ -212,6 +397,48 @@ def test_cli_validates_before_looking_for_tensorrt(reid_onnx, tmp_path, capsys):
     assert ei.value.code == 2
 
 
+# ----------------------------------------------------------------------------- make clean-all
+
+
+def _git_ls(path: str) -> list[str]:
+    return subprocess.run(["git", "ls-files", path], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_clean_all_is_idempotent_and_removes_built_versions(tmp_path):
+    """The real Makefile in a scratch tree: committed model files stay, built versions go, twice over."""
+    committed = _git_ls("model_repository") + _git_ls("data")
+    assert "model_repository/yolov8n/config.pbtxt" in committed
+    work = tmp_path / "tree"
+    work.mkdir()
+    shutil.copy(ROOT / "Makefile", work / "Makefile")
+    for rel in committed:
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text("committed")
+    built = ["model_repository/yolov8n/1/model.onnx", "model_repository/yolov8n/1/manifest.json",
+             "model_repository/yolov8n/2/model.plan", "model_repository/yolov8n/2/model.plan.timing",
+             "model_repository/yolov8n/12/manifest.json", "model_repository/osnet_x0_25/1/manifest.json",
+             "model_repository/osnet_x0_25/.tmp-2-abc/model.onnx", "model_repository/yolov8n/.retired-3-x/model.onnx",
+             "model_repository/preprocess/1/__pycache__/model.cpython-311.pyc",
+             "data/models/yolov8n.onnx", "data/sample/visits.csv", ".run/triton.log"]
+    for rel in built:
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text("built")
+    venv_bin = work / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\n")
+    (venv_bin / "python").chmod(0o755)
+    for attempt in (1, 2):  # the second run has no .venv any more
+        r = subprocess.run(["make", "-s", "clean-all"], cwd=work, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"run {attempt}: {r.stdout}{r.stderr}"
+        left = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+        assert left == sorted(["Makefile", *committed]), f"run {attempt}"
+        assert not [p for p in (work / "model_repository").rglob("*") if p.is_dir() and p.name.isdigit()
+                    and not any(c.startswith(str(p.relative_to(work)) + "/") for c in committed)]
+        assert not (work / ".venv").exists()
+    assert (tmp_path / "calls").read_text().split("\n")[0] == "-m serving.local_triton down"
+
+
 # ----------------------------------------------------------------------------- GPU (skipped here)
 
 
@@ -228,3 +455,15 @@ def test_build_on_gpu(reid_onnx, tmp_path, calib_dir, precision):
     assert list(report["profile"]["images"]["max"]) == [8, 3, 256, 128]
     if precision == "int8":
         assert report["calibration"]["batches_used"] == 4 and (tmp_path / f"reid_{precision}.engine.calib").exists()
+
+
+@pytest.mark.skipif(not _have_trt_and_gpu(), reason="needs tensorrt 10 and a CUDA device")
+def test_build_dynamic_hw_detector_in_repository_layout_on_gpu(repo):
+    """The Ultralytics dynamic=True case: dims from config.pbtxt, batch up to its 16, default timing cache."""
+    onnx_path = repo / "yolov8n" / "3" / "model.onnx"
+    plan = onnx_path.with_name("model.plan")
+    assert te.main(["convert", "--input", str(onnx_path), "--output", str(plan), "--precision", "fp16",
+                    "--workspace-gb", "1"]) == 0
+    report = json.loads(plan.with_suffix(".plan.json").read_text())
+    assert report["profile"]["images"]["max"] == [16, 3, 640, 640]
+    assert plan.with_suffix(".plan.timing").stat().st_size > 0

@@ -4,8 +4,12 @@ Input  image     UINT8[-1]            JPEG/PNG bytes
 Output images    FP32[1, 3, 640, 640] RGB in [0, 1], letterboxed
        letterbox FP32[6]              scale, pad_x, pad_y, orig_w, orig_h, 0
        original  UINT8[H, W, 3]       decoded BGR frame, for full-resolution re-id crops
+
+A bad image is an error response for that request only (the others in the batch and the
+server carry on): not an image / corrupt / empty (ImageDecodeError), a degenerate or huge
+size (ImageSizeError: the message names the size and the limits, serving/preprocess.py),
+or anything else that fails while preparing it.
 """
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from serving.preprocess import ImageDecodeError, decode_image, letterbox
@@ -15,13 +19,17 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            data = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
             try:
+                data = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
                 image = decode_image(data)
+                x, lb = letterbox(image)
             except ImageDecodeError as e:
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"preprocess: {e}")))
                 continue
-            x, lb = letterbox(image)
+            except Exception as e:  # never let one request's image fail the whole batch or the instance
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    f"preprocess: cannot prepare image ({type(e).__name__}: {e})")))
+                continue
             responses.append(pb_utils.InferenceResponse(output_tensors=[
                 pb_utils.Tensor("images", x[None]),
                 pb_utils.Tensor("letterbox", lb.as_array()),
