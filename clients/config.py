@@ -7,12 +7,25 @@ call validates the whole file before any camera is opened.
     streams:
       - id: cam-entrance-1
         source: data/demo/cam-entrance-1.mp4   # file | rtsp://... | http://... | 0 (USB) | folder
-        type: auto            # auto | file | url | usb | images
+        type: auto            # auto | file | url | usb | images | simulator
         realtime: false       # offline sources: pace at fps (true) or as fast as possible
         fps: 25               # image folders (default 10); overrides a file's header fps
         start_time: 2024-01-15T10:00:00Z   # offline sources: timestamp of frame 0 (default: now)
         loop: false
-        reconnect: {initial_s: 0.5, max_s: 10, max_retries: 5}   # live sources (null = forever)
+        reconnect: {initial_s: 0.5, max_s: 10, max_retries: null}   # live sources (null = forever, the default)
+
+      - id: cam-checkout-1    # the store simulator's camera, rendered on the fly (no file)
+        type: simulator
+        camera: cam-checkout-1   # simulator camera (default: the stream id)
+        start_time: 2024-01-15T18:30:00Z   # simulated clock at frame 0 (default: 18:30, the evening rush)
+        seconds: 300          # clip length (loop: true replays it)
+        fps: 5                # default 5
+        seed: 7               # the simulated customers (default 7)
+        clock: simulated      # frame timestamps: simulated (from start_time) | wall (from when it opens)
+
+The streams may come from a file of their own (``load_app_config(..., streams_file=)``,
+``python -m clients.run --streams-file``): a YAML mapping with one key, ``streams``,
+which then replaces the app config's list (docker compose mounts the cameras file so).
 """
 from __future__ import annotations
 
@@ -24,8 +37,8 @@ from typing import Any
 import yaml
 
 from analytics.records import parse_iso_utc
-from clients.sources import (Backoff, FrameSource, ImageFolderSource, LiveSource, SourceError,
-                             VideoFileSource)
+from clients.sources import (SIMULATOR_START, Backoff, FrameSource, ImageFolderSource, LiveSource,
+                             SimulatedCamera, SourceError, VideoFileSource, simulator_cameras)
 from clients.triton import RetryPolicy, TritonSettings
 
 try:  # one exception type for the whole file when the analytics loader defines it
@@ -34,7 +47,9 @@ except Exception:  # noqa: BLE001 (module absent or broken: ours is equivalent)
     class ConfigError(ValueError):
         """Invalid configuration: file, field and value are in the message."""
 
-STREAM_TYPES = ("auto", "file", "url", "usb", "images")
+STREAM_TYPES = ("auto", "file", "url", "usb", "images", "simulator")
+SIMULATOR_KEYS = {"camera", "seconds", "seed", "clock"}  # only for type: simulator
+SIMULATOR_DEFAULTS = {"seconds": 300.0, "fps": 5.0, "seed": 7}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
@@ -42,13 +57,16 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
     id: str
-    source: str | int
-    type: str  # resolved: file | url | usb | images
+    source: str | int  # simulator: the simulated camera id
+    type: str  # resolved: file | url | usb | images | simulator
     realtime: bool = False
     fps: float | None = None
-    start_time: float | None = None
+    start_time: float | None = None  # simulator: the simulated clock at frame 0
     loop: bool = False
     reconnect: Backoff = field(default_factory=Backoff)
+    seconds: float | None = None  # simulator only
+    seed: int | None = None  # simulator only
+    clock: str = "simulated"  # simulator only: frame timestamps simulated | wall
 
     @property
     def live(self) -> bool:
@@ -61,8 +79,14 @@ class AppConfig:
     triton: TritonSettings
     streams: list[StreamSpec]
     raw: dict[str, Any]
+    streams_path: Path | None = None  # the file the streams came from, when not ``path``
     analytics: Any = None  # whatever analytics.config returns (None when absent)
     sinks: Any = None  # whatever analytics.sinks.config returns (None when absent)
+
+    @property
+    def streams_file(self) -> Path:
+        """Where the ``streams`` list lives (for messages): the streams file or the config."""
+        return self.streams_path or self.path
 
     def select(self, ids: list[str] | None) -> "AppConfig":
         if not ids:
@@ -70,7 +94,8 @@ class AppConfig:
         known = {s.id for s in self.streams}
         unknown = [i for i in ids if i not in known]
         if unknown:
-            raise ConfigError(f"{self.path}: streams: unknown stream id(s) {unknown}; configured: {sorted(known)}")
+            raise ConfigError(f"{self.streams_file}: streams: unknown stream id(s) {unknown}; "
+                              f"configured: {sorted(known)}")
         return replace(self, streams=[s for s in self.streams if s.id in ids])
 
 
@@ -170,7 +195,7 @@ def parse_streams(section: Any, ctx: _Ctx) -> list[StreamSpec]:
         raise ctx.err("streams", section, "must be a list of streams")
     specs: list[StreamSpec] = []
     seen: set[str] = set()
-    allowed = {"id", "source", "type", "realtime", "fps", "start_time", "loop", "reconnect"}
+    allowed = {"id", "source", "type", "realtime", "fps", "start_time", "loop", "reconnect"} | SIMULATOR_KEYS
     for i, s in enumerate(section):
         p = f"streams[{i}]"
         if not isinstance(s, dict):
@@ -182,12 +207,18 @@ def parse_streams(section: Any, ctx: _Ctx) -> list[StreamSpec]:
         if sid in seen:
             raise ctx.err(f"{p}.id", sid, "duplicate stream id")
         seen.add(sid)
-        src = s.get("source")
-        if isinstance(src, bool) or not isinstance(src, (str, int)) or (isinstance(src, str) and not src.strip()):
-            raise ctx.err(f"{p}.source", src, "must be a path, a URL or a camera index")
         declared = s.get("type", "auto")
         if declared not in STREAM_TYPES:
             raise ctx.err(f"{p}.type", declared, f"must be one of {list(STREAM_TYPES)}")
+        if declared == "simulator":
+            specs.append(_parse_simulator(s, sid, p, ctx))
+            continue
+        extra = sorted(SIMULATOR_KEYS & set(s))
+        if extra:
+            raise ctx.err(p, extra, "only for `type: simulator` streams")
+        src = s.get("source")
+        if isinstance(src, bool) or not isinstance(src, (str, int)) or (isinstance(src, str) and not src.strip()):
+            raise ctx.err(f"{p}.source", src, "must be a path, a URL or a camera index")
         kind = _resolve_type(src, declared, f"{p}.type", ctx)
         if kind == "usb":
             try:
@@ -200,22 +231,7 @@ def parse_streams(section: Any, ctx: _Ctx) -> list[StreamSpec]:
                 raise ctx.err(f"{p}.source", src, "video file does not exist")
             if kind == "images" and not path.is_dir():
                 raise ctx.err(f"{p}.source", src, "image folder does not exist")
-        start = s.get("start_time")
-        if start is not None:
-            if hasattr(start, "timestamp"):  # YAML parses unquoted ISO dates into datetime
-                import datetime as _dt
-                if start.tzinfo is None:
-                    start = start.replace(tzinfo=_dt.timezone.utc)
-                start = start.timestamp()
-            elif isinstance(start, str):
-                try:
-                    start = parse_iso_utc(start)
-                except ValueError:
-                    raise ctx.err(f"{p}.start_time", start, "must be ISO-8601 like 2024-01-15T10:00:00Z") from None
-            elif isinstance(start, (int, float)) and not isinstance(start, bool):
-                start = float(start)
-            else:
-                raise ctx.err(f"{p}.start_time", start, "must be ISO-8601 or seconds since the epoch")
+        start = _start_time(s.get("start_time"), f"{p}.start_time", ctx)
         rc = s.get("reconnect") or {}
         if not isinstance(rc, dict):
             raise ctx.err(f"{p}.reconnect", rc, "must be a mapping")
@@ -239,6 +255,78 @@ def parse_streams(section: Any, ctx: _Ctx) -> list[StreamSpec]:
     return specs
 
 
+def _start_time(start: Any, fld: str, ctx: _Ctx) -> float | None:
+    if start is None:
+        return None
+    if hasattr(start, "timestamp"):  # YAML parses unquoted ISO dates into datetime
+        import datetime as _dt
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=_dt.timezone.utc)
+        return start.timestamp()
+    if isinstance(start, str):
+        try:
+            return parse_iso_utc(start)
+        except ValueError:
+            raise ctx.err(fld, start, "must be ISO-8601 like 2024-01-15T10:00:00Z") from None
+    if isinstance(start, (int, float)) and not isinstance(start, bool):
+        return float(start)
+    raise ctx.err(fld, start, "must be ISO-8601 or seconds since the epoch")
+
+
+def _parse_simulator(s: dict, sid: str, p: str, ctx: _Ctx) -> StreamSpec:
+    """``type: simulator``: a camera of the store simulator (scripts/simulator), rendered live."""
+    if "reconnect" in s:
+        raise ctx.err(f"{p}.reconnect", s["reconnect"], "only for live sources (url, usb), not a simulator")
+    camera = s.get("camera", s.get("source", sid))
+    if "camera" in s and "source" in s and s["source"] != s["camera"]:
+        raise ctx.err(f"{p}.source", s["source"], f"a simulator stream names its camera once (camera: {s['camera']!r})")
+    try:
+        cameras = simulator_cameras()
+    except SourceError as e:
+        raise ctx.err(f"{p}.type", "simulator", str(e)) from None
+    if camera not in cameras:
+        fld = f"{p}.camera" if "camera" in s or "source" not in s else f"{p}.source"
+        why = f"not a simulator camera; cameras: {cameras}"
+        if "camera" not in s and "source" not in s:
+            why = f"the stream id is not a simulator camera: set `camera:` to one of {cameras}"
+        raise ctx.err(fld, camera, why)
+    start = _start_time(s.get("start_time", SIMULATOR_START), f"{p}.start_time", ctx)
+    clock = s.get("clock", "simulated")
+    if clock not in ("simulated", "wall"):
+        raise ctx.err(f"{p}.clock", clock, "must be 'simulated' (timestamps from start_time) or 'wall'")
+    d = SIMULATOR_DEFAULTS
+    return StreamSpec(
+        id=sid, source=camera, type="simulator",
+        realtime=ctx.boolean(s, "realtime", p, False),
+        fps=ctx.number(s, "fps", p, d["fps"], lo=0.1, hi=60),
+        start_time=start,
+        loop=ctx.boolean(s, "loop", p, False),
+        seconds=ctx.number(s, "seconds", p, d["seconds"], lo=0.2, hi=86400),
+        seed=ctx.number(s, "seed", p, d["seed"], lo=0, integer=True),
+        clock=clock,
+    )
+
+
+def load_streams_file(path: str | Path) -> list[StreamSpec]:
+    """A cameras file: a mapping whose one key is ``streams`` (the list, as in the app config)."""
+    path = Path(path)
+    ctx = _Ctx(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read streams file: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ctx.err("(top level)", type(raw).__name__, "must be a mapping with a `streams:` list")
+    ctx.unknown_keys(raw, {"streams"}, "(top level)")
+    return parse_streams(raw.get("streams"), ctx)
+
+
 def _load_optional(module: str, names: tuple[str, ...], path: Path, raw: dict) -> Any:
     """Run another part's section loader if it exists (analytics, sinks)."""
     try:
@@ -254,7 +342,9 @@ def _load_optional(module: str, names: tuple[str, ...], path: Path, raw: dict) -
     return None
 
 
-def load_app_config(path: str | Path, *, with_sections: bool = True) -> AppConfig:
+def load_app_config(path: str | Path, *, with_sections: bool = True,
+                    streams_file: str | Path | None = None) -> AppConfig:
+    """The whole app config, validated; ``streams_file``: take the streams from that file."""
     path = Path(path)
     ctx = _Ctx(path)
     try:
@@ -267,7 +357,12 @@ def load_app_config(path: str | Path, *, with_sections: bool = True) -> AppConfi
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ctx.err("(top level)", type(raw).__name__, "must be a mapping of sections")
-    cfg = AppConfig(path, parse_triton(raw.get("triton"), ctx), parse_streams(raw.get("streams"), ctx), raw)
+    if streams_file is not None:
+        streams_path: Path | None = Path(streams_file)
+        streams = load_streams_file(streams_path)
+    else:
+        streams_path, streams = None, parse_streams(raw.get("streams"), ctx)
+    cfg = AppConfig(path, parse_triton(raw.get("triton"), ctx), streams, raw, streams_path)
     if with_sections:
         cfg.analytics = _load_optional("analytics.config", ("load_analytics_section",), path, raw)
         cfg.sinks = _load_optional("analytics.sinks.config", ("load_sinks_section",), path, raw)
@@ -284,4 +379,9 @@ def open_source(spec: StreamSpec) -> FrameSource:
                                  start_time=spec.start_time, loop=spec.loop)
     if spec.type in ("url", "usb"):
         return LiveSource(spec.id, spec.source, backoff=spec.reconnect)
+    if spec.type == "simulator":
+        return SimulatedCamera(spec.id, str(spec.source), seconds=spec.seconds or SIMULATOR_DEFAULTS["seconds"],
+                               fps=spec.fps or SIMULATOR_DEFAULTS["fps"], seed=SIMULATOR_DEFAULTS["seed"] if spec.seed is None else spec.seed,
+                               sim_start=spec.start_time, clock=spec.clock,
+                               realtime=spec.realtime, loop=spec.loop)
     raise SourceError(f"{spec.id}: unknown source type {spec.type!r}")

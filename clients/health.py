@@ -1,6 +1,16 @@
-"""Per-stream health: counters, end-to-end latency percentiles and fps over a window."""
+"""Per-stream health: counters, end-to-end latency percentiles and fps over a window.
+
+Also the runner's health file (``--health-file``), rewritten at every health report, and
+its check for container health checks::
+
+    python -m clients.health /tmp/clients-health.json --max-age 60   # exit 0 healthy, 1 not
+"""
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -146,3 +156,70 @@ class StreamStats:
                 f"latency p50 {p50:.0f}ms p95 {p95:.0f}ms dropped {self.frames_dropped} "
                 f"lost {self.frames_lost} errors {self.inference_errors} reconnects {self.reconnects} "
                 f"{self.bytes_per_frame() / 1024:.1f} KiB/frame")
+
+
+# --------------------------------------------------------------------------- health file
+
+HEALTHY_STATUS = "running"
+
+
+class HealthFile:
+    """A small JSON file the runner rewrites (atomically) at every health report:
+    ``{"status", "time", "pid", "detail", "triton_available", "streams": {...}}``.
+
+    status: ``starting`` | ``running`` | ``waiting`` (no streams / config or sink error:
+    the runner waits for the files to change) | ``stopping`` | ``stopped``.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+
+    def write(self, status: str, detail: str = "", **extra) -> None:
+        doc = {"status": status, "time": time.time(), "pid": os.getpid(), "detail": detail, **extra}
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            d = os.path.dirname(self.path)
+            if d:
+                os.makedirs(d, exist_ok=True)
+            with open(tmp, "w") as f:
+                json.dump(doc, f, default=str)
+            os.replace(tmp, self.path)
+        except OSError as e:  # health reporting must never stop the job
+            print(f"health file {self.path}: cannot write: {e}", file=sys.stderr)
+
+
+def check_health_file(path: str | os.PathLike, max_age_s: float = 60.0,
+                      now: float | None = None) -> tuple[bool, str]:
+    """(healthy, why): the file exists, is fresher than ``max_age_s`` and says ``running``."""
+    now = time.time() if now is None else now
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return False, f"{path}: no health file (the runner has not started yet or cannot write it)"
+    except (OSError, ValueError) as e:
+        return False, f"{path}: unreadable health file: {e}"
+    age = now - float(doc.get("time", 0))
+    status = doc.get("status")
+    detail = f": {doc['detail']}" if doc.get("detail") else ""
+    if age > max_age_s:
+        return False, f"{path}: stale: last report {age:.0f}s ago (status {status}{detail})"
+    if status != HEALTHY_STATUS:
+        return False, f"{path}: status {status}{detail}"
+    streams = doc.get("streams") or {}
+    return True, f"running, {len(streams)} stream(s), last report {age:.0f}s ago"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m clients.health",
+                                 description="Check the runner's health file (container health check).")
+    ap.add_argument("path", help="the file given to `python -m clients.run --health-file`")
+    ap.add_argument("--max-age", type=float, default=60.0, help="seconds a report stays valid")
+    a = ap.parse_args(argv)
+    ok, why = check_health_file(a.path, a.max_age)
+    print(("healthy: " if ok else "unhealthy: ") + why)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

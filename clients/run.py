@@ -1,6 +1,7 @@
 """The main job: N camera streams in one asyncio process, through Triton, tracking and analytics.
 
     python -m clients.run --config configs/app_config.yaml [--max-seconds S] [--streams a b]
+        [--streams-file configs/cameras.example.yaml] [--health-file F] [--wait-on-error]
 
 Per stream (tasks in one event loop)::
 
@@ -15,6 +16,14 @@ progress of offline runs) is logged and written to the sinks as ``StreamHealthRe
 
 SIGINT/SIGTERM: stop reading, finish the frames already read and in flight, flush the
 analytics (open journeys are closed) and the sinks, exit 0. A second signal aborts.
+
+Start-up problems (config error, no streams configured, a sink that cannot start, e.g. an
+output directory this user cannot write) are one clear line naming the file and field,
+exit 2. ``--wait-on-error`` (docker compose) instead keeps the process up: it reports the
+problem in the health file (status ``waiting``), waits until the config or streams file
+changes (or ``--retry-interval`` passes) and tries again, so a container whose cameras are
+not configured yet does not crash-loop. ``--health-file`` is rewritten at every health
+report; ``python -m clients.health FILE`` checks it (the compose health check).
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -36,7 +46,7 @@ from analytics.records import DetectionRecord
 from analytics.types import Detections, Frame
 from clients.config import AppConfig, ConfigError, StreamSpec, load_app_config, open_source
 from clients.flow import Backpressure, PendingFrames, QueueClosed, ReorderBuffer
-from clients.health import StreamStats
+from clients.health import HealthFile, StreamStats
 from clients.sources import FrameSource, SourceError
 from clients.triton import EnsembleClient, InferenceFailed, InferenceLost, encode_jpeg
 
@@ -272,7 +282,7 @@ def detection_records(stream_id: str, frame: Frame, xyxy: np.ndarray, scores: np
 class Runner:
     def __init__(self, config: AppConfig, processor_factory: ProcessorFactory, sinks: list[Sink],
                  health_interval_s: float = 10.0, max_seconds: float | None = None,
-                 triton_wait_s: float = 60.0) -> None:
+                 triton_wait_s: float = 60.0, health_file: HealthFile | None = None) -> None:
         self.config = config
         self.processor_factory = processor_factory
         self.sinks = sinks
@@ -283,6 +293,8 @@ class Runner:
         self.stopped_by = "end of streams"
         self.pipelines: list[StreamPipeline] = []
         self.failed: dict[str, str] = {}  # streams whose source could not even be opened
+        self.health_file = health_file
+        self._client: EnsembleClient | None = None
         self._signals = 0
 
     def request_stop(self, why: str) -> None:
@@ -311,6 +323,18 @@ class Runner:
             log.info("%s%s", "final " if final else "", p.stats.progress_line())
             records.append(p.stats.to_record(now))
         self._write_all(records)
+        self._write_health_file("stopped" if final else ("stopping" if self.stop.is_set() else "running"))
+
+    def _write_health_file(self, status: str, detail: str = "") -> None:
+        if self.health_file is None:
+            return
+        streams = {p.spec.id: {"frames_processed": p.stats.frames_processed, "fps": round(p.stats.rate.rate(), 3),
+                               "frames_lost": p.stats.frames_lost, "error": p.stats.error,
+                               "finished": p.stats.finished} for p in self.pipelines}
+        streams.update({sid: {"error": err} for sid, err in self.failed.items()})
+        self.health_file.write(status, detail, config=str(self.config.path),
+                               triton_available=None if self._client is None else self._client.available,
+                               streams=streams)
 
     async def _health_loop(self) -> None:
         while True:
@@ -325,7 +349,9 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, name)
         summary = RunSummary()
+        self._write_health_file("starting", f"waiting for Triton at {self.config.triton.url}")
         async with EnsembleClient(self.config.triton) as client:
+            self._client = client
             await client.check(timeout=self.triton_wait_s)
             for spec in self.config.streams:
                 try:
@@ -338,6 +364,8 @@ class Runner:
                          ("real time" if spec.realtime else "as fast as possible"))
                 self.pipelines.append(StreamPipeline(spec, source, client, self.processor_factory(spec, source),
                                                      self.sinks, self.stop))
+            self._write_health_file("running" if self.pipelines else "stopping",
+                                    "" if self.pipelines else "no stream could be opened")
             health = asyncio.create_task(self._health_loop())
             timer = None
             if self.max_seconds is not None:
@@ -400,32 +428,126 @@ def build_sinks(config: AppConfig) -> list[Sink]:
     return make_sinks(config)
 
 
+class StartupError(Exception):
+    """A problem found before any stream starts: the message names the file and field."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def sink_error_message(config: AppConfig, e: BaseException) -> str:
+    """A sink that cannot start (e.g. an output directory this user cannot write)."""
+    msg = f"{config.path}: sinks: cannot start the output sinks: {type(e).__name__}: {e}"
+    out_dir = getattr(getattr(config.sinks, "json", None), "output_dir", None)
+    if isinstance(e, PermissionError) or (isinstance(e, OSError) and out_dir is not None):
+        uid = os.getuid() if hasattr(os, "getuid") else "?"
+        msg += (f" (sinks.json.output_dir is {str(out_dir)!r}: it must be a directory this user, uid {uid}, "
+                f"can write; in docker compose the outputs live in the clients-outputs volume)")
+    return msg
+
+
+def prepare(config_path: Path, streams_file: Path | None = None,
+            stream_ids: list[str] | None = None) -> tuple[AppConfig, list[Sink]]:
+    """Config + sinks, or StartupError (config error, no streams, sinks that cannot start)."""
+    try:
+        config = load_app_config(config_path, streams_file=streams_file).select(stream_ids)
+    except ConfigError as e:
+        raise StartupError(f"config error: {e}") from None
+    if not config.streams:
+        raise StartupError(f"{config.streams_file}: streams: no streams configured (add cameras under "
+                           f"`streams:`; examples in configs/cameras.example.yaml)")
+    try:
+        sinks = build_sinks(config)
+    except Exception as e:  # noqa: BLE001 (a clear line, not a traceback)
+        log.debug("sinks failed to start", exc_info=True)
+        raise StartupError(sink_error_message(config, e)) from None
+    return config, sinks
+
+
+def _mtime(path: Path | None) -> tuple:
+    if path is None:
+        return ()
+    try:
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        return (None,)
+
+
+def wait_for_change(paths: list[Path | None], timeout_s: float, poll_s: float = 0.5) -> bool:
+    """Sleep until one of the files changes or ``timeout_s`` passes: True (try again), or
+    False when SIGINT/SIGTERM arrived meanwhile (stop)."""
+    stopped: list[int] = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: no handlers
+            old[sig] = signal.signal(sig, lambda signum, _frame: stopped.append(signum))
+    try:
+        first = [_mtime(p) for p in paths]
+        deadline = time.monotonic() + timeout_s
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            if [_mtime(p) for p in paths] != first:
+                time.sleep(poll_s)  # let an editor finish writing
+                break
+        return not stopped
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m clients.run", description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, default=Path("configs/app_config.yaml"))
+    ap.add_argument("--streams-file", type=Path, default=os.environ.get("RVA_STREAMS_FILE") or None,
+                    help="take the streams from this YAML file (`streams:` list) instead of the config "
+                         "(env RVA_STREAMS_FILE)")
     ap.add_argument("--max-seconds", type=float, default=None, help="stop (cleanly) after this many seconds")
     ap.add_argument("--streams", nargs="+", default=None, help="only these stream ids")
     ap.add_argument("--health-interval", type=float, default=10.0, help="seconds between health reports")
+    ap.add_argument("--health-file", type=Path, default=os.environ.get("RVA_HEALTH_FILE") or None,
+                    help="rewrite this JSON file at every health report (env RVA_HEALTH_FILE); "
+                         "check it with `python -m clients.health FILE`")
+    ap.add_argument("--wait-on-error", action="store_true", default=_env_flag("RVA_WAIT_ON_ERROR"),
+                    help="on a start-up problem (config, no streams, sinks) report it and wait for the files "
+                         "to change instead of exiting (env RVA_WAIT_ON_ERROR=true)")
+    ap.add_argument("--retry-interval", type=float, default=60.0,
+                    help="--wait-on-error: also retry after this many seconds without a change")
     ap.add_argument("--triton-wait", type=float, default=60.0, help="seconds to wait for Triton at start")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the run summary here")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_app_config(a.config).select(a.streams)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    if not config.streams:
-        print(f"{a.config}: streams: no streams configured (add some under `streams:`)", file=sys.stderr)
-        return 2
-    sinks = build_sinks(config)
+    health = HealthFile(a.health_file) if a.health_file else None
+    while True:
+        try:
+            config, sinks = prepare(a.config, a.streams_file, a.streams)
+            break
+        except StartupError as e:
+            print(str(e) if str(e).startswith("config error") else f"error: {e}", file=sys.stderr, flush=True)
+            if health is not None:
+                health.write("waiting" if a.wait_on_error else "stopped", str(e))
+            if not a.wait_on_error:
+                return e.code
+            watched = [a.config] + ([a.streams_file] if a.streams_file else [])
+            print(f"waiting for a change of {', '.join(map(str, watched))} (retrying every "
+                  f"{a.retry_interval:g}s; SIGTERM stops)", file=sys.stderr, flush=True)
+            if not wait_for_change(watched, a.retry_interval):
+                print("stopped while waiting for a usable configuration", file=sys.stderr)
+                return 0
     runner = Runner(config, build_processor_factory(config), sinks, a.health_interval, a.max_seconds,
-                    a.triton_wait)
+                    a.triton_wait, health_file=health)
     try:
         summary = asyncio.run(runner.run())
     except InferenceLost as e:
         print(f"error: {e}", file=sys.stderr)
+        if health is not None:
+            health.write("stopped", str(e))
         return 3
     finally:
         for s in sinks:

@@ -6,8 +6,9 @@ Every source is an async iterator of ``analytics.types.Frame`` (BGR image + time
   ``start_time + index / fps`` (so analytics see the clip's own time), and frames come
   either paced at ``fps`` (``realtime=True``) or as fast as the consumer takes them;
 - live sources (URL, USB) stamp frames with the wall clock, are paced by the camera, and
-  reconnect with exponential backoff and jitter; after ``max_retries`` failed attempts in a
-  row they raise ``SourceError``.
+  reconnect with exponential backoff (capped at ``max_s``) and jitter, forever by default
+  (a camera rebooting or a network cut of any length is waited out); with ``max_retries``
+  set, that many failed attempts in a row raise ``SourceError``.
 
 Blocking OpenCV calls run in worker threads so one slow camera never stalls the others.
 ``frame.meta["t_read"]`` is the monotonic time the frame was read (for end-to-end latency).
@@ -46,7 +47,7 @@ class Backoff:
     max_s: float = 10.0
     factor: float = 2.0
     jitter: float = 0.2
-    max_retries: int | None = 5  # consecutive failed attempts before giving up; None = forever
+    max_retries: int | None = None  # consecutive failed attempts before giving up; None = forever
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         base = min(self.max_s, self.initial_s * self.factor ** max(attempt - 1, 0))
@@ -271,12 +272,93 @@ class RenderedSource(OfflineSource):
             index += 1
 
 
+SIMULATOR_START = "2024-01-15T18:30:00Z"  # the simulator's evening rush (people queue at every till)
+
+
+def simulator_cameras() -> list[str]:
+    """Camera ids of the store simulator (scripts/simulator/world.py); SourceError if it is absent."""
+    try:
+        from scripts.simulator.world import CAMERA_IDS
+    except ImportError as e:
+        raise SourceError(f"the store simulator (scripts/simulator) is not available: {e}") from None
+    return list(CAMERA_IDS)
+
+
+class SimulatedCamera(RenderedSource):
+    """One camera of the store simulator, rendered frame by frame (no video file).
+
+    ``sim_start`` is the simulated clock at frame 0 (the time of day decides how busy the
+    store is); frame timestamps are ``start + index / fps`` where ``start`` is ``sim_start``
+    (``clock="simulated"``) or the wall clock when the stream opens (``clock="wall"``, for a
+    live-like run). ``loop`` replays the clip (timestamps keep counting, like a looped file).
+    """
+
+    def __init__(self, stream_id: str, camera: str, seconds: float, fps: float = 5.0, seed: int = 7,
+                 sim_start: float | None = None, clock: str = "simulated", realtime: bool = False,
+                 loop: bool = False) -> None:
+        if camera not in simulator_cameras():
+            raise SourceError(f"{stream_id}: simulator camera {camera!r} does not exist; "
+                              f"cameras: {simulator_cameras()}")
+        if not seconds or seconds <= 0:
+            raise SourceError(f"{stream_id}: simulator seconds must be > 0, got {seconds!r}")
+        if clock not in ("simulated", "wall"):
+            raise SourceError(f"{stream_id}: simulator clock must be 'simulated' or 'wall', got {clock!r}")
+        from analytics.records import parse_iso_utc
+
+        self.camera = camera
+        self.seconds = float(seconds)
+        self.seed = int(seed)
+        self.sim_start = parse_iso_utc(SIMULATOR_START) if sim_start is None else float(sim_start)
+        self.loop = loop
+        self.clock = clock
+        self.clip_frames = max(1, int(round(self.seconds * fps)))
+        self._gen: Iterator | None = None
+        self._next = 0  # index the generator yields next
+        super().__init__(stream_id, self._render, fps, n_frames=None if loop else self.clip_frames,
+                         realtime=realtime, start_time=self.sim_start if clock == "simulated" else None,
+                         name=f"simulated camera {camera} (seed {self.seed}, {self.seconds:g} s from "
+                              f"{_iso(self.sim_start)} at {fps:g} fps{', looped' if loop else ''})")
+
+    def _clip(self) -> Iterator:
+        from scripts.simulator.render import render_camera
+
+        return render_camera(self.camera, seconds=self.seconds, fps=self.fps, seed=self.seed,
+                             start=_iso(self.sim_start))
+
+    def _render(self, index: int) -> np.ndarray | None:
+        """Frames are asked for in order (one at a time, from a worker thread)."""
+        if not self.loop and index >= self.clip_frames:
+            return None
+        local = index % self.clip_frames
+        if self._gen is None:
+            self._gen, self._next = self._clip(), 0
+        if local != self._next:
+            raise SourceError(f"{self.stream_id}: simulated frames must be read in order "
+                              f"(asked for {index}, next is {self._next})")
+        try:
+            image = next(self._gen)[0]
+        except StopIteration:
+            self._gen = None
+            return None
+        self._next = (self._next + 1) % self.clip_frames
+        if self._next == 0:
+            self._gen = None  # clip done: the next frame (looped) starts a new one
+        return image
+
+
+def _iso(ts: float) -> str:
+    from analytics.records import iso_utc
+
+    return iso_utc(ts)
+
+
 class LiveSource(FrameSource):
     """RTSP/HTTP URL or USB camera index: wall-clock timestamps, reconnect with backoff.
 
     The camera paces the frames. A read that fails (camera gone, network cut) closes the
     capture and reopens it after a backoff delay; ``reconnects`` counts reopen attempts
-    after a failure. ``max_retries`` consecutive failures raise SourceError.
+    after a failure. By default it retries forever (delays capped at ``backoff.max_s``);
+    with ``backoff.max_retries`` set, that many consecutive failures raise SourceError.
     """
 
     live = True
@@ -334,8 +416,9 @@ class LiveSource(FrameSource):
                                   f"{failures} attempt(s) ({last_error})")
             self.reconnects += 1
             delay = self.backoff.delay(failures)
-            log.warning("%s: %s: %s; reconnect attempt %d in %.2fs", self.stream_id, self.describe(),
-                        last_error, failures, delay)
+            if failures <= 5 or failures % 30 == 0:  # a long outage: one line every ~30 attempts
+                log.warning("%s: %s: %s; reconnect attempt %d in %.2fs", self.stream_id, self.describe(),
+                            last_error, failures, delay)
             await self._sleep(delay)
 
 

@@ -5,8 +5,11 @@ travels (the ensemble decodes it): a 640x360 frame is ~1 MB of raw pixels and ~3
 as quality-90 JPEG; the client counts bytes sent per frame so that choice stays measured.
 
 Triton going away is expected (restarts, deploys). The client keeps a ready gate:
-- a request failing with UNAVAILABLE closes the gate and starts a health monitor that
-  polls ``is_server_ready`` until the server is back;
+- a request failing because the server is not there (``is_retryable``: UNAVAILABLE,
+  DEADLINE_EXCEEDED, or the model not ready / unloaded, which is what a graceful restart
+  answers while it drains: ``UNAVAILABLE ... Server is stopping`` then ``NOT_FOUND: Request
+  for unknown model: 'retail_pipeline' has no available versions``) closes the gate and
+  starts a health monitor that polls server *and* model readiness until both are back;
 - new frames wait at the gate (``wait_ready``) instead of hammering a dead server;
 - the failed request is retried with exponential backoff up to ``retry.max_attempts``;
   after that the frame is *lost* (``InferenceLost``), which the caller counts and reports.
@@ -33,7 +36,15 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("boxes", "scores", "class_ids", "class_names", "embeddings")
 # Statuses that mean "server not there (yet)": worth waiting for.
-RETRYABLE = ("StatusCode.UNAVAILABLE",)
+RETRYABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
+# Other statuses are retryable when the message says the model is (momentarily) not loaded:
+# Triton unloads every model while it shuts down gracefully (SIGTERM), and a model being
+# reloaded through the repository API is briefly unknown. The start-up check has seen the
+# model ready, so a missing model mid-run is an outage, not a wrong name.
+NOT_READY_STATUSES = ("StatusCode.NOT_FOUND", "StatusCode.INTERNAL", "StatusCode.FAILED_PRECONDITION",
+                      "StatusCode.UNKNOWN")
+NOT_READY_MESSAGES = ("has no available versions", "unknown model", "is not ready", "not ready",
+                      "server is stopping", "is not found", "stopped accepting")
 MAX_MESSAGE = 2**31 - 1
 
 
@@ -68,6 +79,15 @@ class TritonSettings:
     request_timeout_s: float = 30.0
     health_poll_s: float = 0.5
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def is_retryable(status: str | None, message: str | None) -> bool:
+    """True when the error means "server or model not there right now" (wait and retry)."""
+    status = status or ""
+    if status in RETRYABLE:
+        return True
+    text = (message or "").lower()
+    return status in NOT_READY_STATUSES and any(m in text for m in NOT_READY_MESSAGES)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -159,8 +179,11 @@ class EnsembleClient:
         return self._ready.is_set()
 
     async def is_ready(self, timeout: float = 2.0) -> bool:
+        """Server ready and the model loaded (after a restart the server may answer first)."""
         try:
-            return bool(await self.client.is_server_ready(client_timeout=timeout))
+            return bool(await self.client.is_server_ready(client_timeout=timeout)) and bool(
+                await self.client.is_model_ready(self.settings.model, self.settings.model_version,
+                                                 client_timeout=timeout))
         except InferenceServerException:
             return False
 
@@ -230,7 +253,7 @@ class EnsembleClient:
                 return parse_outputs(result), attempt - 1
             except InferenceServerException as e:
                 status = e.status() or ""
-                if status not in RETRYABLE:
+                if not is_retryable(status, e.message()):
                     raise InferenceFailed(f"{status or 'error'}: {e.message()}") from None
                 self._mark_down(e.message() or status)
                 if attempt >= self.settings.retry.max_attempts:

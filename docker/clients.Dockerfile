@@ -18,4 +18,7 @@ COPY configs/ configs/
 RUN pip install . "numpy==1.26.4" && python -c "import numpy; assert numpy.__version__.startswith('1.')"
 RUN useradd --create-home --uid 10001 retail && mkdir -p /app/outputs /app/.run && chown -R retail /app/outputs /app/.run
 USER retail
-CMD ["python", "-m", "clients.run", "--config", "configs/app_config.yaml"]
+# The cameras of configs/cameras.example.yaml (simulated) unless --streams-file names others;
+# start-up problems are reported and waited out, not crash-looped. Health: the file below.
+CMD ["python", "-m", "clients.run", "--config", "configs/app_config.yaml", \
+     "--streams-file", "configs/cameras.example.yaml", "--health-file", "/tmp/clients-health.json", "--wait-on-error"]

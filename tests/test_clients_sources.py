@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from clients.sources import (Backoff, ImageFolderSource, LiveSource, RenderedSource, SourceError,
-                             VideoFileSource, redact_url)
+from clients.sources import (Backoff, ImageFolderSource, LiveSource, RenderedSource, SimulatedCamera,
+                             SourceError, VideoFileSource, redact_url)
 
 W, H, N, FPS = 96, 64, 12, 10.0
 
@@ -141,6 +141,26 @@ def test_rendered_source_ends_on_none():
     assert [f.timestamp for f in frames] == [0.0, 0.125, 0.25, 0.375]
 
 
+def test_simulated_camera_renders_the_store_and_loops():
+    ids = __import__("scripts.simulator.world", fromlist=["_"]).CAMERA_IDS
+    assert "cam-checkout-1" in ids
+    src = SimulatedCamera("cam-checkout-1", "cam-checkout-1", seconds=1.0, fps=4.0, seed=3, sim_start=1_705_343_400.0)
+    frames = collect(src)
+    assert src.frames_total == 4 and [f.frame_number for f in frames] == [0, 1, 2, 3]
+    assert [f.timestamp for f in frames] == [1_705_343_400.0 + i / 4 for i in range(4)]
+    assert frames[0].image.shape == (360, 640, 3) and frames[0].image.std() > 5  # a rendered scene
+    looped = collect(SimulatedCamera("c", "cam-checkout-1", seconds=1.0, fps=4.0, seed=3, sim_start=1_705_343_400.0,
+                                     loop=True), limit=9)
+    assert [f.frame_number for f in looped] == list(range(9))
+    assert looped[8].timestamp == 1_705_343_400.0 + 2.0  # timestamps keep counting
+    for i in range(4):  # the clip replays frame for frame
+        np.testing.assert_array_equal(looped[i + 4].image, frames[i].image)
+    wall = SimulatedCamera("c", "cam-entrance-1", seconds=1.0, fps=4.0, clock="wall")
+    assert abs(wall.start_time - time.time()) < 5
+    with pytest.raises(SourceError, match="simulator camera 'cam-nowhere' does not exist"):
+        SimulatedCamera("c", "cam-nowhere", seconds=1.0)
+
+
 def closed_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -159,6 +179,28 @@ def test_unreachable_rtsp_fails_after_bounded_retries():
     assert time.monotonic() - t < 10
     assert "secret" not in str(e.value) and "cam-rtsp" in str(e.value)
     assert src.reconnects == 3
+
+
+def test_live_source_retries_forever_by_default():
+    """A camera rebooting for longer than a few backoff steps is waited out: by default a
+    live source never gives up (max_retries None); only close() ends it."""
+    assert Backoff().max_retries is None and Backoff().max_s <= 30
+    url = f"rtsp://127.0.0.1:{closed_port()}/stream"
+    src = LiveSource("cam-reboot", url, backoff=Backoff(initial_s=0.01, max_s=0.02), open_timeout_s=1.0)
+    assert src.backoff.max_retries is None
+
+    async def go():
+        async def consume():
+            async for _ in src.frames():
+                pass
+        task = asyncio.create_task(consume())
+        while src.reconnects < 12 and not task.done():  # > the old limit of 5, twice over
+            await asyncio.sleep(0.02)
+        src.close()
+        await asyncio.wait_for(task, 10)  # raises if the source gave up with SourceError
+
+    asyncio.run(asyncio.wait_for(go(), 60))
+    assert src.reconnects >= 12
 
 
 def test_backoff_grows_and_is_capped():

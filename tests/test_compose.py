@@ -53,7 +53,7 @@ def test_every_variable_used_is_documented_in_env_example():
 
 
 def test_long_running_services_have_health_checks_and_dependencies_wait_for_them():
-    for name in ("triton", "influxdb", "grafana"):
+    for name in ("triton", "influxdb", "grafana", "clients"):
         hc = SERVICES[name]["healthcheck"]
         assert hc["test"] and hc["retries"] >= 3, name
     for name, s in SERVICES.items():
@@ -136,3 +136,59 @@ def test_compose_cli_validates_the_file(tmp_path):
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     r = subprocess.run([*cli, "config", "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def _default(expr: str) -> str:
+    """Compose's ${VAR:-default} with VAR taken from .env.example (what a fresh .env holds)."""
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*):-([^}]*)\}", lambda m: ENV_EXAMPLE.get(m.group(1), m.group(2)), expr)
+
+
+def _flag(cmd: list[str], name: str) -> str:
+    assert name in cmd, f"clients command lacks {name}: {cmd}"
+    return cmd[cmd.index(name) + 1]
+
+
+def test_clients_start_as_shipped_with_streams_and_a_health_check(tmp_path):
+    """The clients service: cameras from a compose streams file that exists and loads, start-up
+    problems waited out (no crash loop), and a health check on the file the runner writes."""
+    from clients.config import load_app_config
+    from clients.health import HealthFile
+    from clients.health import main as health_main
+
+    s = SERVICES["clients"]
+    cmd = s["command"]
+    assert cmd[:3] == ["python", "-m", "clients.run"] and "--wait-on-error" in cmd
+    assert "./configs:/app/configs:ro" in s["volumes"]
+    streams_file = _default(_flag(cmd, "--streams-file"))
+    assert streams_file.startswith("configs/"), streams_file  # inside the mounted ./configs
+    cfg = load_app_config(ROOT / _flag(cmd, "--config"), streams_file=ROOT / streams_file)
+    assert cfg.streams, f"{streams_file}: no streams: the service would only wait"
+    assert ENV_EXAMPLE.get("CAMERAS_FILE") and (ROOT / "configs" / ENV_EXAMPLE["CAMERAS_FILE"]).is_file()
+    # the health check reads the file the runner writes, and fails until the runner reports "running"
+    hc = s["healthcheck"]
+    health_file = _flag(cmd, "--health-file")
+    assert hc["test"][:4] == ["CMD", "python", "-m", "clients.health"] and health_file in hc["test"]
+    assert hc["retries"] >= 3 and hc.get("start_period")
+    max_age = float(_flag(hc["test"], "--max-age"))
+    assert max_age >= 3 * 10  # the runner reports every 10 s (--health-interval default)
+    probe = tmp_path / "health.json"
+    assert health_main([str(probe), "--max-age", str(max_age)]) == 1  # not written yet
+    HealthFile(probe).write("waiting", "no streams configured")
+    assert health_main([str(probe), "--max-age", str(max_age)]) == 1
+    HealthFile(probe).write("running")
+    assert health_main([str(probe), "--max-age", str(max_age)]) == 0
+
+
+def test_clients_outputs_are_writable_by_the_image_user():
+    """No root-owned ./outputs bind mount: a named volume, initialised from the image's
+    /app/outputs, which the Dockerfile hands to the user the image runs as."""
+    s = SERVICES["clients"]
+    out_dir = yaml.safe_load((ROOT / "configs/app_config.yaml").read_text())["sinks"]["json"]["output_dir"]
+    target = f"/app/{out_dir}"
+    mounts = [v for v in s["volumes"] if str(v).split(":")[1] == target]
+    assert len(mounts) == 1, mounts
+    src = mounts[0].split(":")[0]
+    assert not src.startswith((".", "/")) and src in COMPOSE["volumes"], f"{target} must be a named volume, not {src}"
+    dockerfile = (ROOT / "docker/clients.Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)", dockerfile, re.M).group(1)
+    assert re.search(rf"chown -R {user}\b[^\n]*{target}", dockerfile), "the image must own its output dir"
