@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,24 +18,18 @@ import yaml
 from analytics.sinks.config import InfluxConfig, RetentionConfig
 from analytics.sinks.influx import InfluxSink
 from analytics.sinks.setup import setup_v1
-from tests.fixtures.influx import pipeline_records
+from tests.fixtures.influx import GRAFANA_DIR, dashboard_files, panel_targets, pipeline_records, run_panel_queries
 
-ROOT = Path(__file__).resolve().parents[1]
-GRAFANA = ROOT / "configs" / "grafana"
-DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+GRAFANA = GRAFANA_DIR
+DASHBOARDS = dashboard_files()
 DB = "retail_dash"
-
-
-def _targets(dash: dict):
-    for p in dash["panels"]:
-        for t in p.get("targets", []):
-            yield p, t
 
 
 @pytest.fixture(scope="module")
 def populated(influxd_server, tmp_path_factory):
     cfg = InfluxConfig(enabled=True, url=influxd_server.url, database=DB, batch_size=2000, flush_interval_s=0.1,
-                       spill_dir=tmp_path_factory.mktemp("spill"), handle_sigterm=False)
+                       spill_dir=tmp_path_factory.mktemp("spill"), handle_sigterm=False,
+                       health_interval_s=0.5)  # the writer's own sink_health points feed a pipeline-health panel
     setup_v1(cfg, RetentionConfig())
     t0 = time.time() - 1800  # half an hour ago: inside every dashboard's default range
     with InfluxSink(cfg) as sink:
@@ -46,36 +39,6 @@ def populated(influxd_server, tmp_path_factory):
         stats = sink.stats()
     assert stats["dropped"] == 0 and stats["rejected"] == 0, stats
     return influxd_server, t0
-
-
-def _grafana_regex(values: list[str]) -> str:
-    # what Grafana puts in place of a multi-value variable inside /^$var$/ (regex-escaped alternatives)
-    esc = [re.sub(r"([\\/.*+?^${}()|\[\]-])", r"\\\1", v) for v in values]
-    return "(" + "|".join(esc) + ")"
-
-
-def _expand(q: str, t0: float, variables: dict[str, str], interval: str) -> str:
-    start_ms, end_ms = int((t0 - 600) * 1000), int(time.time() * 1000)
-    q = q.replace("$timeFilter", f"time >= {start_ms}ms and time <= {end_ms}ms")
-    q = q.replace("$__interval_ms", str(_seconds(interval) * 1000)).replace("$__interval", interval)
-    for name, value in variables.items():
-        q = q.replace(f"${name}", value)
-    assert not re.search(r"\$\w", q), f"unexpanded macro in {q}"
-    return q
-
-
-def _seconds(interval: str) -> int:
-    n, unit = int(interval[:-1]), interval[-1]
-    return n * {"s": 1, "m": 60, "h": 3600}[unit]
-
-
-def _has_value(results: list[dict]) -> bool:
-    for res in results:
-        for s in res.get("series") or []:
-            for row in s.get("values") or []:
-                if any(v is not None for v in row[1:]):
-                    return True
-    return False
 
 
 def test_dashboards_are_generated_output():
@@ -96,7 +59,7 @@ def test_dashboards_cover_the_analysts_views():
         dash = json.loads(p.read_text())
         ids = [pn["id"] for pn in dash["panels"]]
         assert len(set(ids)) == len(ids), f"{p.name}: duplicate panel ids"
-        for pn, t in _targets(dash):
+        for pn, t in panel_targets(dash):
             assert pn["datasource"]["uid"] == "influxdb-retail" and t["rawQuery"] is True, (p.name, pn["title"])
             # every measurement read is retention-policy qualified: works on 1.x RPs and 2.x DBRP mappings
             for m in re.findall(r'FROM\s+("[^"]+"(?:\."[^"]+")?)', t["query"]):
@@ -113,6 +76,14 @@ def test_provisioning_files_point_at_dashboards_and_datasource():
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/retail"
 
 
+def test_pipeline_health_shows_the_influx_writers_own_counters():
+    dash = json.loads((GRAFANA / "dashboards" / "pipeline_health.json").read_text())
+    queries = {pn["title"]: t["query"] for pn, t in panel_targets(dash)}
+    lost = queries["InfluxDB writer: points lost"]
+    assert '"health"."sink_health"' in lost and all(f'"{f}"' in lost for f in ("dropped", "rejected", "spilled_total"))
+    assert '"buffered"' in queries["InfluxDB writer: buffered and on disk"]
+
+
 def test_template_variables_return_values(populated):
     server, _ = populated
     for p in DASHBOARDS:
@@ -126,15 +97,7 @@ def test_template_variables_return_values(populated):
 def test_every_panel_query_returns_data(populated, dashboard, selection):
     server, t0 = populated
     dash = json.loads(dashboard.read_text())
-    variables = {}
-    for var in dash["templating"]["list"]:
-        vals = [r[1] for r in server.values(var["query"], DB)]
-        variables[var["name"]] = var["allValue"] if selection == "all" else _grafana_regex(vals[:2])
-    checked = 0
-    for interval in ("10s", "1m"):
-        for pn, t in _targets(dash):
-            q = _expand(t["query"], t0, variables, interval)
-            results = server.query(q, DB)
-            assert _has_value(results), f"{dashboard.name} / {pn['title']} ({t['refId']}) returned no data:\n{q}"
-            checked += 1
-    assert checked >= 2 * len(dash["panels"])
+    results = run_panel_queries(server, DB, dash, t0 - 600, selection, intervals=("10s", "1m"))
+    empty = [f"{pn['title']} ({t['refId']}):\n{q}" for pn, t, q, ok in results if not ok]
+    assert not empty, f"{dashboard.name}: panel queries returned no data:\n" + "\n".join(empty)
+    assert len(results) >= 2 * len(dash["panels"])

@@ -25,6 +25,9 @@ def test_repo_config_loads_with_the_seed_retention():
         assert cfg.retention.days[k] == days
     assert set(cfg.retention.days) == set(DATA_TYPES)
     assert cfg.influxdb.version in (1, 2) and cfg.json.enabled
+    assert cfg.influxdb.health_interval_s == 10.0  # sink_health points by default
+    off = load_sinks_section({"sinks": {"influxdb": {"health_interval_s": 0}}}, "a.yaml").influxdb
+    assert off.health_interval_s == 0
 
 
 def test_clients_loader_composes_the_sinks_section():
@@ -42,6 +45,7 @@ def test_clients_loader_composes_the_sinks_section():
     ({"sinks": {"influxdb": {"retry": {"initial_s": 5, "max_s": 1}}}}, "sinks.influxdb.retry.max_s", "1"),
     ({"sinks": {"influxdb": {"batchsize": 10}}}, "sinks.influxdb.batchsize", "10"),
     ({"sinks": {"influxdb": {"enabled": "yes"}}}, "sinks.influxdb.enabled", "'yes'"),
+    ({"sinks": {"influxdb": {"health_interval_s": -1}}}, "sinks.influxdb.health_interval_s", "-1"),
     ({"sinks": {"json": {"flush_every": 1.5}}}, "sinks.json.flush_every", "1.5"),
     ({"retention": {"detections": -1}}, "retention.detections", "-1"),
     ({"retention": {"detection": 7}}, "retention.detection", "7"),

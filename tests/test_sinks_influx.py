@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from analytics.records import AlertRecord, JourneyRecord
 from analytics.sinks.config import InfluxConfig, RetentionConfig
-from analytics.sinks.influx import InfluxSink, V1Transport, V2Transport
+from analytics.sinks.influx import InfluxSink, RetryableError, V1Transport, V2Transport
 from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point
 from analytics.sinks.setup import setup_v1
 from tests.fixtures.influx import pipeline_records
@@ -32,7 +33,7 @@ def _cfg(server, tmp_path, db: str, **kw) -> InfluxConfig:
     base = InfluxConfig(enabled=True, url=server.url, database=db, batch_size=500, flush_interval_s=0.05,
                         max_buffer_points=10_000, spill_dir=tmp_path / "spill", max_spill_points=100_000,
                         retry_initial_s=0.02, retry_max_s=0.2, timeout_s=2.0, close_timeout_s=5.0,
-                        handle_sigterm=False)
+                        handle_sigterm=False, health_interval_s=0)  # exact counts: no sink_health points
     cfg = replace(base, **kw)
     setup_v1(cfg, RetentionConfig())
     return cfg
@@ -62,6 +63,14 @@ def _seq_points(n: int, t0: float, start: int = 0) -> list[Point]:
 def _seq_count(server, db: str) -> int:
     rows = server.values('SELECT count("seq") FROM "health"."stream_health"', db)
     return rows[0][1] if rows else 0
+
+
+def _spill_settled(sink, timeout: float = 20.0) -> dict:
+    """stats() once the spill thread has written every point handed to it (write() does not wait for the disk)."""
+    deadline = time.monotonic() + timeout
+    while (st := sink.stats())["spill_backlog"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return st
 
 
 def test_pipeline_run_arrives_complete(influxd_server, tmp_path):
@@ -118,7 +127,7 @@ def test_outage_mid_run_every_point_arrives_once(own_influxd, tmp_path):
         deadline = time.monotonic() + 20  # a loaded machine may not have run the sender yet: wait for it
         while sink.stats()["failures"] == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-        st = sink.stats()
+        st = _spill_settled(sink)
         assert st["dropped"] == 0, st  # the buffer (memory + spill) holds
         assert st["on_disk"] > 0 and st["failures"] > 0 and not st["server_up"], st
         assert not sink.flush(timeout=0.3)  # honest: not everything is in InfluxDB
@@ -142,7 +151,7 @@ def test_past_the_buffer_losses_are_counted_exactly(own_influxd, tmp_path):
     with InfluxSink(cfg) as sink:
         for i in range(0, n, 100):
             sink.write(pts[i:i + 100])
-        st = sink.stats()
+        st = _spill_settled(sink)
         dropped = st["dropped"]
         # what is kept: 1000 in memory, 2000 on disk, at most one batch in flight
         assert n - 1000 - 2000 - 200 <= dropped <= n - 3000, st
@@ -231,7 +240,7 @@ def test_write_does_not_wait_for_an_unreachable_server(tmp_path):
 
     cfg = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", spill_dir=tmp_path / "s",
                        max_buffer_points=500, batch_size=100, max_spill_points=10_000, retry_initial_s=0.05,
-                       retry_max_s=0.1, handle_sigterm=False)
+                       retry_max_s=0.1, handle_sigterm=False, health_interval_s=0)
     sink = InfluxSink(cfg)
     for i in range(20):
         sink.write(_seq_points(100, time.time(), start=100 * i))
@@ -253,3 +262,190 @@ def test_v2_transport_reports_an_unreachable_v2_api_as_retryable(influxd_server)
     with pytest.raises(RetryableError, match="404|database not found"):
         v1.send("health", b"stream_health,stream=a fps=1 1\n")
     v1.close()
+
+
+# --------------------------------------------------------------------------- buffer and spill, no server needed
+
+class GatedTransport:
+    """A server that hangs: send() blocks until ``gate`` opens (then accepts). Records the lines it got."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.lines: list[str] = []
+
+    def send(self, data_type: str, body: bytes) -> None:
+        self.entered.set()
+        if not self.gate.wait(30):
+            raise RetryableError("gate never opened")
+        self.lines.extend(body.decode().splitlines())
+
+    def close(self) -> None:
+        self.gate.set()
+
+
+def _buffer_cfg(tmp_path, **kw) -> InfluxConfig:
+    base = InfluxConfig(enabled=True, url="http://127.0.0.1:9", batch_size=500, max_buffer_points=1000,
+                        flush_interval_s=3600, spill_dir=None, max_spill_points=0, close_timeout_s=10,
+                        handle_sigterm=False, health_interval_s=0)
+    return replace(base, **kw)
+
+
+def _one_batch_in_flight(sink, transport, t0, n=500) -> list[Point]:
+    """Write a first batch and wait until the (hung) server holds it: from then on memory alone fills."""
+    first = _seq_points(n, t0)
+    sink.write(first)
+    assert transport.entered.wait(10), sink.stats()
+    assert sink.stats()["buffered"] == n  # in flight, nothing else
+    return first
+
+
+def _seqs(lines: list[str]) -> list[int]:
+    return sorted(int(ln.split("seq=")[1].split("i")[0]) for ln in lines if "seq=" in ln)
+
+
+def test_overflow_without_spill_drops_exactly_the_points_that_do_not_fit(tmp_path):
+    """Spill disabled: one point over the limit loses one point (not a batch), the oldest ones go first."""
+    tr = GatedTransport()
+    sink = InfluxSink(_buffer_cfg(tmp_path), transport=tr)
+    t0 = time.time() - 60
+    _one_batch_in_flight(sink, tr, t0)                       # seq 0..499 in flight
+    sink.write(_seq_points(1000, t0, start=500))             # seq 500..1499: memory exactly full
+    assert sink.stats()["dropped"] == 0
+    sink.write(_seq_points(1, t0, start=1500))
+    assert sink.stats()["dropped"] == 1                      # was max(over, batch_size) = 500
+    sink.write(_seq_points(7, t0, start=1501))
+    assert sink.stats()["dropped"] == 8
+    sink.write(_seq_points(1500, t0, start=1508))            # a write larger than the whole buffer
+    st = sink.stats()
+    assert st["dropped"] == 8 + 1500 and st["buffered"] == 500 + 1000, st
+    tr.gate.set()
+    assert sink.flush(timeout=10), sink.stats()
+    sink.close()
+    st = sink.stats()
+    assert st["written"] == st["queued"] - st["dropped"] == 1500
+    # what arrived: the batch that was in flight and the newest 1000 points (the oldest were dropped)
+    assert _seqs(tr.lines) == list(range(500)) + list(range(2008, 3008))
+
+
+def test_overflow_with_a_full_spill_drops_exactly_the_points_that_do_not_fit(tmp_path):
+    tr = GatedTransport()
+    sink = InfluxSink(_buffer_cfg(tmp_path, spill_dir=tmp_path / "sp", max_spill_points=300), transport=tr)
+    t0 = time.time() - 60
+    _one_batch_in_flight(sink, tr, t0)
+    sink.write(_seq_points(1000, t0, start=500))
+    sink.write(_seq_points(1, t0, start=1500))               # over by 1: 300 (the spill budget) go to disk
+    assert sink.stats()["dropped"] == 0
+    sink.write(_seq_points(299, t0, start=1501))             # memory full again, disk budget all taken
+    assert sink.stats()["dropped"] == 0
+    sink.write(_seq_points(5, t0, start=1800))
+    st = _spill_settled(sink)
+    assert st["dropped"] == 5 and st["on_disk"] == 300 and st["buffered"] == 500 + 1000, st
+    tr.gate.set()
+    assert sink.flush(timeout=10), sink.stats()
+    sink.close()
+    st = sink.stats()
+    assert st["written"] == st["queued"] - 5 == 1800 and st["on_disk"] == 0
+    assert len(set(_seqs(tr.lines))) == 1800
+
+
+def test_write_never_waits_for_the_disk(tmp_path, monkeypatch):
+    """A disk that hangs in fsync (spilling) or in a read (sending a spill file) never holds up write()/stats()."""
+    import analytics.sinks.influx as influx
+
+    disk = threading.Event()
+    real_fsync = os.fsync
+
+    def hung_fsync(fd):
+        disk.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(influx.os, "fsync", hung_fsync)
+    tr = GatedTransport()
+    cfg = _buffer_cfg(tmp_path, spill_dir=tmp_path / "sp", max_spill_points=100_000)
+    sink = InfluxSink(cfg, transport=tr)
+    t0 = time.time() - 60
+    _one_batch_in_flight(sink, tr, t0)
+    took = []
+
+    def frames():
+        for i in range(20):  # 2000 points past a full buffer: 4 spill chunks, each stuck in fsync
+            t = time.perf_counter()
+            sink.write(_seq_points(100, t0, start=1500 + 100 * i) if i else _seq_points(1100, t0, start=500))
+            took.append(time.perf_counter() - t)
+        sink.stats()
+
+    th = threading.Thread(target=frames)
+    th.start()
+    th.join(5)
+    assert not th.is_alive(), "write() blocked while the disk hung in fsync"
+    st = sink.stats()
+    assert st["dropped"] == 0 and st["on_disk"] == 0 and st["spill_backlog"] == 3000 - 1000, st
+    assert max(took) < 0.5, took
+    disk.set()
+    st = _spill_settled(sink)
+    assert st["on_disk"] == 2000 and st["dropped"] == 0, st
+    tr.gate.set()
+    assert sink.flush(timeout=10)
+    sink.close()
+    assert sink.stats()["written"] == 3500 and _seqs(tr.lines) == list(range(3500))
+
+    # spill files left by a run; the next sink's sender reads them while the disk hangs in read()
+    spill = tmp_path / "sp2"
+    down = InfluxSink(_buffer_cfg(tmp_path, spill_dir=spill, max_spill_points=10_000,
+                                  url=f"http://127.0.0.1:{_free_port()}", close_timeout_s=0), )
+    down.write(_seq_points(700, t0))
+    down.close(timeout=0)
+    assert down.stats()["on_disk"] == 700
+    reading, release = threading.Event(), threading.Event()
+    real_read = influx.SpillStore.read
+
+    def hung_read(path):
+        reading.set()
+        release.wait(30)
+        return real_read(path)
+
+    monkeypatch.setattr(influx.SpillStore, "read", staticmethod(hung_read))
+    tr2 = GatedTransport()
+    tr2.gate.set()
+    again = InfluxSink(_buffer_cfg(tmp_path, spill_dir=spill, max_spill_points=10_000), transport=tr2)
+    assert reading.wait(10)
+    th = threading.Thread(target=lambda: (again.write(_seq_points(10, t0, start=700)), again.stats()))
+    th.start()
+    th.join(5)
+    assert not th.is_alive(), "write() blocked while the sender read a spill file"
+    release.set()
+    assert again.flush(timeout=10)
+    again.close()
+    assert _seqs(tr2.lines) == list(range(710))
+
+
+def _free_port() -> int:
+    from tests.fixtures.influx import free_port
+
+    return free_port()
+
+
+def test_sink_health_points_record_the_writers_own_counters(own_influxd, tmp_path):
+    """The sink writes its stats() as sink_health points; an outage's losses arrive once the server is back."""
+    db = _db()
+    cfg = _cfg(own_influxd, tmp_path, db, max_buffer_points=300, batch_size=100, spill_dir=None, max_spill_points=0,
+               health_interval_s=0.2)
+    own_influxd.stop()
+    with InfluxSink(cfg) as sink:
+        sink.write(_seq_points(1000, time.time() - 120))
+        time.sleep(0.5)  # a few sink_health points while the server is down
+        st = sink.stats()
+        assert st["dropped"] > 0 and not st["server_up"], st
+        own_influxd.start()
+        assert sink.flush(timeout=30), sink.stats()
+    final = sink.stats()
+    rows = own_influxd.values('SELECT "dropped", "server_up", "buffered", "written" FROM "health"."sink_health" '
+                              'WHERE "sink" = \'influxdb\'', db)
+    assert len(rows) >= 3, rows
+    assert rows[-1][1] == final["dropped"]  # the last report (at close) carries the exact loss count
+    assert any(r[2] == 0 for r in rows) and rows[-1][2] == 1  # recorded while down; up again at the end
+    tags = {r[0] for r in own_influxd.values('SHOW TAG KEYS FROM "health"."sink_health"', db)}
+    assert tags == {"sink"}  # low cardinality: one series per sink
+    # every point this sink queued is in InfluxDB or counted as dropped (its own sink_health points included)
+    assert _count_points(own_influxd, db) == final["queued"] - final["dropped"] == final["written"]

@@ -17,6 +17,7 @@ are validated like the file's.
         org: retail                # 2.x only
         bucket_prefix: retail_     # 2.x buckets are <prefix><data type>
         token_env: INFLUXDB_TOKEN  # 2.x token (also accepted by 2.x's v1 API)
+        health_interval_s: 10      # the sink's own counters as sink_health points (0 = off)
         ...
     retention: {detections: 7, journeys: 90, ...}   # days per data type
 """
@@ -78,6 +79,7 @@ class InfluxConfig:
     retry_max_s: float = 30.0
     timeout_s: float = 10.0
     close_timeout_s: float = 10.0
+    health_interval_s: float = 10.0  # seconds between the sink's own sink_health points; 0 = none
     handle_sigterm: bool = True
     triton_metrics: TritonMetricsConfig = field(default_factory=TritonMetricsConfig)
 
@@ -161,7 +163,7 @@ _JSON_KEYS = {"enabled", "output_dir", "flush_every"}
 _INFLUX_KEYS = {"enabled", "version", "url", "database", "org", "bucket_prefix", "token", "token_env",
                 "username", "username_env", "password", "password_env", "batch_size", "flush_interval_s",
                 "max_buffer_points", "spill_dir", "max_spill_points", "retry", "timeout_s", "close_timeout_s",
-                "handle_sigterm", "triton_metrics"}
+                "handle_sigterm", "health_interval_s", "triton_metrics"}
 
 
 def parse_json(raw: Any, ctx: _Ctx) -> JsonSinkConfig:
@@ -244,6 +246,7 @@ def parse_influx(raw: Any, ctx: _Ctx) -> InfluxConfig:
         retry_max_s=max_s,
         timeout_s=ctx.number(d, "timeout_s", f, 10.0, lo=0.1, hi=600),
         close_timeout_s=ctx.number(d, "close_timeout_s", f, 10.0, lo=0, hi=3600),
+        health_interval_s=ctx.number(d, "health_interval_s", f, 10.0, lo=0, hi=86400),
         handle_sigterm=ctx.boolean(d, "handle_sigterm", f, True),
         triton_metrics=TritonMetricsConfig(
             enabled=ctx.boolean(tm, "enabled", f"{f}.triton_metrics", False),

@@ -5,15 +5,31 @@
     sink.flush(timeout=5)                # True when everything queued so far is in InfluxDB
     sink.close()                         # flush, then spill what is left to disk
     sink.stats()                         # written / retried / dropped / rejected / buffered / spilled
+                                         # (also written to InfluxDB as ``sink_health`` points)
 
 Path of a point::
 
     write() -> PointMapper -> memory deque (<= max_buffer_points)
-                 |  full: the oldest points move to disk (spill files, <= max_spill_points)
-                 |  spill full too: those points are dropped, counted in ``dropped`` and logged
-    sender thread: spill files first (oldest data), then memory, in batches of batch_size,
-                   one request per data type (retention policy / bucket); a failed batch is
-                   retried with exponential backoff (+ jitter) until it succeeds or is refused.
+                 |  full: the oldest points are handed to the spill thread, which writes them to
+                 |        spill files (fsynced, <= max_spill_points) while write() returns at once
+                 |  what neither memory nor the spill budget can hold is dropped: exactly the points
+                 |        that do not fit, oldest first, counted in ``dropped`` and logged
+    sender thread: spill files first (oldest data), then points still on their way to disk, then
+                   memory, in batches of batch_size, one request per data type (retention policy /
+                   bucket); a failed batch is retried with exponential backoff (+ jitter) until it
+                   succeeds or is refused.
+
+``write()`` never waits on the network or the disk: the sink's lock is held only for
+bookkeeping, never across a request, a file read, a write or an fsync. Points waiting for
+the disk are bounded too (at most ``max(max_buffer_points, 50 000)`` of them: a burst may
+outrun the fsyncs for a moment, a hung disk must not grow memory without bound); past that
+bound they count as dropped like any other overflow.
+
+Every ``health_interval_s`` (and at close) the sink writes its own counters as a
+``sink_health`` point (data type ``health``, tag ``sink``): the pipeline-health dashboard
+shows buffered / on-disk / dropped / rejected points from it. Those points travel the same
+path (they are counted in ``queued``/``written`` like any other), so an outage's record of
+buffering and losses arrives once the server is back.
 
 A batch is resent whole after a failure. Points carry explicit timestamps, so a batch
 that reached the server before the connection broke overwrites itself on resend
@@ -36,6 +52,7 @@ import contextlib
 import http.client
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -175,7 +192,12 @@ def make_transport(cfg: InfluxConfig) -> Transport:
 # --------------------------------------------------------------------------- spill to disk
 
 class SpillStore:
-    """Append-only chunks of entries on disk, oldest first; bounded by ``max_points``."""
+    """Append-only chunks of entries on disk, oldest first; bounded by ``max_points``.
+
+    The bookkeeping (``points``, the file list) is changed under the sink's lock; the file
+    I/O (``write_file``, ``read``, unlink) happens outside it, in the spill and sender
+    threads, so a slow disk never holds up ``InfluxSink.write()``.
+    """
 
     def __init__(self, directory: Path | None, max_points: int) -> None:
         self.dir = directory
@@ -194,44 +216,73 @@ class SpillStore:
                 self._seq = max(self._seq, int(p.stem.split("-")[1]) + 1)
 
     @property
+    def enabled(self) -> bool:
+        return self.dir is not None and self.max_points > 0
+
+    @property
     def free(self) -> int:
         return max(self.max_points - self.points, 0)
 
     def __len__(self) -> int:
         return len(self._files)
 
-    def put(self, entries: list[Entry]) -> None:
-        assert self.dir is not None and len(entries) <= self.free
+    def next_path(self) -> Path:  # lock held
+        assert self.dir is not None
         path = self.dir / f"spill-{self._seq:012d}.lp"
         self._seq += 1
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            # JSON-quoted: a string field may hold a newline, and a spill file is one point per line
-            f.writelines(f"{dt}\t{json.dumps(line, ensure_ascii=False)}\n" for dt, line in entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a chunk is on disk whole or not at all
-        self._files.append((path, len(entries)))
-        self.points += len(entries)
+        return path
 
-    def peek(self) -> tuple[Path, list[Entry]] | None:
-        if not self._files:
-            return None
-        path, _ = self._files[0]
+    @staticmethod
+    def write_file(path: Path, entries: list[Entry]) -> None:
+        """Write a chunk whole or not at all (tmp file, fsync, rename). No shared state: call it unlocked."""
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                # JSON-quoted: a string field may hold a newline, and a spill file is one point per line
+                f.writelines(f"{dt}\t{json.dumps(line, ensure_ascii=False)}\n" for dt, line in entries)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def commit(self, path: Path, n: int) -> None:  # lock held; the file is on disk whole
+        self._files.append((path, n))
+        self.points += n
+
+    def put(self, entries: list[Entry]) -> None:
+        """Write and commit one chunk (single-threaded use only: the sink's close())."""
+        assert self.dir is not None and len(entries) <= self.free
+        path = self.next_path()
+        self.write_file(path, entries)
+        self.commit(path, len(entries))
+
+    def head(self) -> tuple[Path, int] | None:  # lock held
+        return self._files[0] if self._files else None
+
+    @staticmethod
+    def read(path: Path) -> list[Entry]:
         with open(path, encoding="utf-8") as f:
             entries = []
             for ln in f:
                 if ln.strip():
                     dt, quoted = ln.rstrip("\n").split("\t", 1)
                     entries.append((dt, json.loads(quoted)))
-        return path, entries
+        return entries
 
-    def remove(self, path: Path) -> None:
+    def forget(self, path: Path) -> bool:  # lock held; the caller unlinks the file (outside the lock)
         if self._files and self._files[0][0] == path:
             _, n = self._files.popleft()
             self.points -= n
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            return True
+        return False
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _count_lines(p: Path) -> int:
@@ -240,6 +291,10 @@ def _count_lines(p: Path) -> int:
 
 
 # --------------------------------------------------------------------------- the sink
+
+SPILL_BACKLOG_MIN = 50_000  # points the spill thread may have waiting (at least; or max_buffer_points)
+_DROP_LOG_EVERY_S = 10.0  # losses are counted exactly; the ERROR line says so at most this often per reason
+
 
 class InfluxSink:
     """Records in, points out to InfluxDB from a background thread (see the module doc)."""
@@ -252,22 +307,38 @@ class InfluxSink:
         self._spill = SpillStore(cfg.spill_dir, cfg.max_spill_points)
         self._mem: deque[Entry] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)        # sender thread and flush() waiters
+        self._spill_wake = threading.Condition(self._lock)  # spill thread
+        # chunks (<= batch_size) on their way to disk, oldest first; the spill thread writes them
+        self._to_spill: deque[list[Entry]] = deque()
+        self._to_spill_points = 0
+        self._spilling_points = 0  # the chunk the spill thread is writing now
+        # most points waiting for the disk: a burst may outrun the spill thread for a moment (it is fsyncing),
+        # a hung disk must not grow memory without bound
+        self._backlog_cap = max(cfg.max_buffer_points, SPILL_BACKLOG_MIN)
         self._inflight: list[Entry] = []
         self._inflight_spill: Path | None = None
         self._stop = False
+        self._spill_stop = False
         self._closed = False
         self._flush_requested = False
         self._attempted = False  # the in-flight batch failed at least once (its resend counts as retried)
         self._server_up = True
         self._last_error: str | None = None
+        self._drop_tally: dict[str, list] = {}  # reason -> [dropped, of which logged, last log time]
         self._counters = dict(queued=0, written=0, retried=0, dropped=0, rejected=0, spilled_total=0,
                               batches=0, failures=0, recovered_from_disk=self._spill.points)
         if self._spill.points:
             log.warning("%s: %d points left on disk by an earlier run in %s: sending them first",
                         name, self._spill.points, cfg.spill_dir)
+        self._health_every = cfg.health_interval_s
+        self._last_health = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"{name}-writer", daemon=True)
         self._thread.start()
+        self._spill_thread: threading.Thread | None = None
+        if self._spill.enabled:
+            self._spill_thread = threading.Thread(target=self._spill_run, name=f"{name}-spill", daemon=True)
+            self._spill_thread.start()
         ref = weakref.ref(self)
         atexit.register(lambda: (s := ref()) is not None and s.close())
         if cfg.handle_sigterm:
@@ -276,12 +347,22 @@ class InfluxSink:
     # ---------------------------------------------------------------- producer side (frame path)
 
     def write(self, records: Iterable[Any]) -> None:
-        """Queue records (or ready ``Point``s). Never touches the network; spills to disk only when full."""
+        """Queue records (or ready ``Point``s). Never touches the network or the disk (the lock it takes is
+        only ever held for bookkeeping, never across I/O)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self.name}: write() after close()")
             points = self._mapper.map(records)
             self._enqueue(points)
+
+    def _backlog(self) -> int:  # lock held: points on their way to disk
+        return self._to_spill_points + self._spilling_points
+
+    def _spill_room(self) -> int:  # lock held: points the disk may still take (budget and hand-off bound)
+        if not self._spill.enabled:
+            return 0
+        b = self._backlog()
+        return max(min(self._spill.free - b, self._backlog_cap - b), 0)
 
     def _enqueue(self, points: list[Point]) -> None:  # lock held
         if not points:
@@ -290,44 +371,128 @@ class InfluxSink:
         self._counters["queued"] += len(points)
         over = len(self._mem) - self.cfg.max_buffer_points
         if over > 0:
-            # move at least a batch at a time: fewer, larger spill files, and headroom for the next writes
-            n = min(len(self._mem), max(over, self.cfg.batch_size))
-            chunk = [self._mem.popleft() for _ in range(n)]
-            self._spill_or_drop(chunk, "memory buffer full")
+            room = self._spill_room()
+            # to disk: at least a batch when there is room (fewer, larger files, headroom for the next writes),
+            # never more than the disk budget allows; what neither memory nor disk can hold is dropped, exactly
+            move = min(len(self._mem), max(over, self.cfg.batch_size), room)
+            lost = max(over - move, 0)
+            if lost:
+                for _ in range(lost):  # the oldest points go first
+                    self._mem.popleft()
+                if not self._spill.enabled:
+                    why = "memory buffer full and spill disabled"
+                elif self._spill.free - self._backlog() <= 0:
+                    why = "memory buffer full and spill budget exhausted"
+                else:
+                    why = "memory buffer full and the disk behind (hand-off to the spill thread at its bound)"
+                self._count_dropped(lost, why)
+            if move:
+                chunk = [self._mem.popleft() for _ in range(move)]
+                bs = self.cfg.batch_size
+                for i in range(0, move, bs):  # a spill file is sent as one batch: keep it within batch_size
+                    self._to_spill.append(chunk[i:i + bs])
+                self._to_spill_points += move
+                self._spill_wake.notify()
         if len(self._mem) >= self.cfg.batch_size:
             self._wake.notify()
 
-    def _spill_or_drop(self, chunk: list[Entry], why: str) -> None:  # lock held
-        keep = min(len(chunk), self._spill.free)
-        if keep:
+    def _count_dropped(self, n: int, why: str) -> None:  # lock held
+        self._counters["dropped"] += n
+        tally = self._drop_tally.setdefault(why, [0, 0, -math.inf])  # dropped, of which logged, last log time
+        tally[0] += n
+        now = time.monotonic()
+        if now - tally[2] >= _DROP_LOG_EVERY_S:
+            self._log_drops(why, tally, now)
+
+    def _log_drops(self, why: str, tally: list, now: float) -> None:  # lock held
+        log.error("%s: %s (%d/%d points on disk, %d on their way): dropped %d points (total dropped %d)",
+                  self.name, why, self._spill.points, self._spill.max_points, self._backlog(), tally[0] - tally[1],
+                  self._counters["dropped"])
+        tally[1], tally[2] = tally[0], now
+
+    # ---------------------------------------------------------------- spill thread
+
+    def _spill_run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._to_spill and not self._spill_stop:
+                    self._spill_wake.wait()
+                if not self._to_spill:
+                    return
+                chunk = self._to_spill.popleft()
+                self._to_spill_points -= len(chunk)
+                self._spilling_points = len(chunk)
+                path = self._spill.next_path()
+            err: OSError | None = None
             try:
-                self._spill.put(chunk[:keep])
-                self._counters["spilled_total"] += keep
+                SpillStore.write_file(path, chunk)  # fsync: off the frame path, outside the lock
             except OSError as e:
-                log.error("%s: cannot spill to %s: %s", self.name, self.cfg.spill_dir, e)
-                keep = 0
-        lost = len(chunk) - keep
-        if lost:
-            self._counters["dropped"] += lost
-            log.error("%s: %s and spill budget exhausted (%d/%d points on disk): dropped %d points "
-                      "(total dropped %d)", self.name, why, self._spill.points, self._spill.max_points, lost,
-                      self._counters["dropped"])
+                err = e
+            with self._lock:
+                self._spilling_points = 0
+                if err is None:
+                    self._spill.commit(path, len(chunk))
+                    self._counters["spilled_total"] += len(chunk)
+                else:
+                    self._last_error = f"spill: {err}"
+                    self._count_dropped(len(chunk), f"cannot spill to {self.cfg.spill_dir} ({err})")
+                self._wake.notify_all()  # the sender (a file to send) and flush() waiters
 
     # ---------------------------------------------------------------- sender thread
 
-    def _next_batch(self) -> bool:  # lock held; fills _inflight
+    def _work_ready(self, last_send: float) -> bool:  # lock held
+        if self._inflight or len(self._spill) or self._to_spill or len(self._mem) >= self.cfg.batch_size:
+            return True
+        due = time.monotonic() - last_send >= self.cfg.flush_interval_s
+        return bool((due or self._flush_requested) and self._mem)
+
+    def _health_due(self) -> float | None:  # lock held: seconds until the next sink_health point (None: off)
+        if not self._health_every or self._closed:
+            return None
+        return self._health_every - (time.monotonic() - self._last_health)
+
+    def _write_health(self) -> None:  # lock held
+        self._last_health = time.monotonic()
+        self._enqueue(self._mapper.map([self._health_point()]))
+
+    def _health_point(self) -> Point:  # lock held
+        st = self._stats_locked()
+        fields = {k: int(st[k]) for k in SINK_HEALTH_FIELDS}
+        return Point.make("sink_health", {"sink": self.name}, fields, time.time())
+
+    def _take_batch(self) -> Path | None:  # lock held; fills _inflight, or returns a spill file to read
         if self._inflight:
-            return True
-        got = self._spill.peek() if len(self._spill) else None
-        if got is not None:
-            self._inflight_spill, self._inflight = got
-            return True
+            return None
+        head = self._spill.head()
+        if head is not None:
+            return head[0]  # read outside the lock; only this thread removes files, so it stays the head
+        if self._to_spill:  # on its way to disk but not there yet: send it from memory instead
+            chunk = self._to_spill.popleft()
+            self._to_spill_points -= len(chunk)
+            self._inflight, self._inflight_spill = chunk, None
+            return None
         n = min(len(self._mem), self.cfg.batch_size)
         if n:
             self._inflight = [self._mem.popleft() for _ in range(n)]
             self._inflight_spill = None
-            return True
-        return False
+        return None
+
+    def _load_spill_file(self, path: Path) -> None:  # lock NOT held
+        try:
+            entries = SpillStore.read(path)
+            err = None
+        except (OSError, ValueError) as e:
+            entries, err = [], e
+        with self._lock:
+            if err is None and entries:
+                self._inflight, self._inflight_spill = entries, path
+                return
+            n = self._spill.head()[1] if self._spill.head() else 0
+            self._spill.forget(path)
+            if err is not None:
+                self._last_error = f"spill file {path}: {err}"
+                self._count_dropped(n, f"unreadable spill file {path.name} ({err})")
+        _unlink(path)
 
     def _run(self) -> None:
         delay = self.cfg.retry_initial_s
@@ -335,23 +500,32 @@ class InfluxSink:
         while True:
             with self._lock:
                 while not self._stop:
-                    due = time.monotonic() - last_send >= self.cfg.flush_interval_s
-                    if self._inflight or len(self._spill) or len(self._mem) >= self.cfg.batch_size or \
-                            ((due or self._flush_requested) and self._mem):
+                    left = self._health_due()
+                    if left is not None and left <= 0:
+                        self._write_health()
+                        continue
+                    if self._work_ready(last_send):
                         break
                     self._flush_requested = False
-                    self._wake.wait(timeout=self.cfg.flush_interval_s)
+                    wait = self.cfg.flush_interval_s if left is None else min(self.cfg.flush_interval_s, left)
+                    self._wake.wait(timeout=max(wait, 0.001))
                 if self._stop:
                     return
-                self._next_batch()
+                to_read = self._take_batch()
+            if to_read is not None:
+                self._load_spill_file(to_read)
+            with self._lock:
+                if not self._inflight:
+                    continue
                 batch = self._inflight
                 attempt_is_retry = self._attempted
             ok = self._send(batch, attempt_is_retry)
             last_send = time.monotonic()
+            done_file = None
             with self._lock:
                 if ok:
-                    if self._inflight_spill is not None:
-                        self._spill.remove(self._inflight_spill)
+                    if self._inflight_spill is not None and self._spill.forget(self._inflight_spill):
+                        done_file = self._inflight_spill
                     self._inflight, self._inflight_spill = [], None
                     self._attempted = False
                     delay = self.cfg.retry_initial_s
@@ -360,12 +534,14 @@ class InfluxSink:
                                     self._spill.points)
                     self._server_up = True
                     self._wake.notify_all()  # flush() waiters
-                    continue
-                self._attempted = True
-                self._server_up = False
-                # interruptible backoff: close() wakes us to hand over the batch
-                self._wake.wait(timeout=delay * (0.5 + random.random() * 0.5))
-                delay = min(delay * 2, self.cfg.retry_max_s)
+                else:
+                    self._attempted = True
+                    self._server_up = False
+                    # interruptible backoff: close() wakes us to hand over the batch
+                    self._wake.wait(timeout=delay * (0.5 + random.random() * 0.5))
+                    delay = min(delay * 2, self.cfg.retry_max_s)
+            if done_file is not None:
+                _unlink(done_file)
 
     def _send(self, batch: list[Entry], is_retry: bool) -> bool:
         """One attempt at the whole batch, one request per data type. True: nothing left to retry."""
@@ -403,9 +579,11 @@ class InfluxSink:
 
     # ---------------------------------------------------------------- flush / close
 
+    def _in_memory(self) -> int:  # lock held: points held in this process's memory
+        return len(self._mem) + self._backlog() + (len(self._inflight) if self._inflight_spill is None else 0)
+
     def _pending(self) -> int:  # lock held
-        return len(self._mem) + len(self._inflight) + self._spill.points - (
-            len(self._inflight) if self._inflight_spill is not None else 0)
+        return self._in_memory() + self._spill.points
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send what is queued; True when all of it reached InfluxDB within ``timeout`` seconds."""
@@ -423,43 +601,86 @@ class InfluxSink:
             return self._pending() == 0
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush (up to ``close_timeout_s``), stop the thread, spill what is left. Idempotent."""
+        """Flush (up to ``close_timeout_s``), stop the threads, spill what is left. Idempotent."""
         if self._closed:
             return
+        with self._lock:
+            if self._health_every and not self._closed:
+                self._enqueue(self._mapper.drain())
+                self._write_health()  # the last report of this run goes out with the flush
         done = self.flush(timeout)
         with self._lock:
             self._closed = True
             self._stop = True
             self._wake.notify_all()
         self._thread.join(timeout=self.cfg.timeout_s + 1)
+        if self._spill_thread is not None:
+            with self._lock:
+                self._spill_stop = True  # it finishes the chunks handed to it, then exits
+                self._spill_wake.notify_all()
+            self._spill_thread.join(timeout=max(self.cfg.close_timeout_s, 5.0))
         with self._lock:
             left: list[Entry] = []
             if self._inflight and self._inflight_spill is None:
                 left.extend(self._inflight)  # a batch taken from a spill file is still on disk
+            for chunk in self._to_spill:  # only if the spill thread could not finish (disk hung)
+                left.extend(chunk)
             left.extend(self._mem)
-            self._inflight, self._mem = [], deque()
-            if left:
-                self._spill_or_drop(left, "closing with the server unreachable")
-                log.warning("%s: closed with %d points unsent: %d on disk in %s for the next run", self.name,
-                            len(left), self._spill.points, self.cfg.spill_dir)
-            elif not done:
-                log.warning("%s: closed before the flush completed", self.name)
+            self._inflight, self._mem, self._to_spill, self._to_spill_points = [], deque(), deque(), 0
+            keep = min(len(left), self._spill.free) if self._spill.enabled else 0
+        if left:  # the threads are gone: the disk writes need no lock (stats() meanwhile still answers)
+            saved = 0
+            bs = self.cfg.batch_size
+            for i in range(0, keep, bs):
+                chunk = left[i:i + bs]
+                with self._lock:
+                    path = self._spill.next_path()
+                try:
+                    SpillStore.write_file(path, chunk)
+                except OSError as e:
+                    log.error("%s: cannot spill to %s: %s", self.name, self.cfg.spill_dir, e)
+                    break
+                with self._lock:
+                    self._spill.commit(path, len(chunk))
+                    self._counters["spilled_total"] += len(chunk)
+                saved += len(chunk)
+            with self._lock:
+                if len(left) - saved:
+                    self._count_dropped(len(left) - saved, "closing with the server unreachable and no room on disk"
+                                        if self._spill.enabled else "closing with the server unreachable and spill "
+                                        "disabled")
+            log.warning("%s: closed with %d points unsent: %d on disk in %s for the next run", self.name,
+                        len(left), self._spill.points, self.cfg.spill_dir)
+        elif not done:
+            log.warning("%s: closed before the flush completed", self.name)
+        with self._lock:
+            for why, tally in self._drop_tally.items():
+                if tally[0] > tally[1]:  # losses not logged yet (the log is rate-limited; the counter is exact)
+                    self._log_drops(why, tally, time.monotonic())
         self._transport.close()
         log.info("%s: closed %s", self.name, self.stats())
 
+    def _stats_locked(self) -> dict:
+        return {**self._counters, "buffered": self._in_memory(), "spill_backlog": self._backlog(),
+                "on_disk": self._spill.points, "pending": self._pending(), "server_up": self._server_up,
+                "nudged_timestamps": self._mapper.nudged, "unknown_records": self._mapper.unknown,
+                "last_error": self._last_error}
+
     def stats(self) -> dict:
         with self._lock:
-            in_memory = len(self._mem) + (len(self._inflight) if self._inflight_spill is None else 0)
-            return {**self._counters, "buffered": in_memory,
-                    "on_disk": self._spill.points, "pending": self._pending(), "server_up": self._server_up,
-                    "nudged_timestamps": self._mapper.nudged, "unknown_records": self._mapper.unknown,
-                    "last_error": self._last_error}
+            return self._stats_locked()
 
     def __enter__(self) -> "InfluxSink":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# the fields of the sink's own ``sink_health`` points (tag ``sink``): its stats() counters and gauges
+SINK_HEALTH_FIELDS = ("queued", "written", "retried", "dropped", "rejected", "spilled_total", "buffered",
+                      "spill_backlog", "on_disk", "pending", "failures", "batches", "recovered_from_disk",
+                      "nudged_timestamps", "unknown_records", "server_up")
 
 
 _sigterm_installed = False

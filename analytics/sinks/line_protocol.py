@@ -24,6 +24,8 @@ bucket suffix on 2.x. Queries therefore read ``"<data type>"."<measurement>"``.
     triton           health         model, version                        metrics scrape
     triton_gpu       health         gpu                                   metrics scrape (GPU)
     triton_server    health         (none)                                metrics scrape (CPU, memory)
+    sink_health      health         sink                                  InfluxSink's own counters
+                                                                          (every health_interval_s)
 
 See docs/influxdb.md for the field lists and the dashboards that read them.
 """
@@ -52,6 +54,7 @@ MEASUREMENT_DATA_TYPE: dict[str, str] = {
     "triton": "health",
     "triton_gpu": "health",
     "triton_server": "health",
+    "sink_health": "health",
 }
 DATA_TYPES: tuple[str, ...] = tuple(dict.fromkeys(MEASUREMENT_DATA_TYPE.values()))
 

@@ -108,14 +108,14 @@ def setup_v2(cfg: InfluxConfig, retention: RetentionConfig, dry_run: bool = Fals
             raise SetupError(f"{cfg.url}: cannot list organization {cfg.org!r}: {e}") from None
         if not orgs:
             raise SetupError(f"{cfg.url}: organization {cfg.org!r} not found (sinks.influxdb.org)")
-        org_id = orgs[0].id
+        org, org_id = orgs[0], orgs[0].id
         buckets = client.buckets_api()
         dbrps = DBRPsService(client.api_client)
         for dt, name, secs in plan:
             rules = [BucketRetentionRules(type="expire", every_seconds=secs)] if secs else []
             b = buckets.find_bucket_by_name(name)
             if b is None:
-                b = buckets.create_bucket(bucket_name=name, retention_rules=rules, org_id=org_id,
+                b = buckets.create_bucket(bucket_name=name, retention_rules=rules, org=org,
                                           description=f"retail vision analytics: {dt}")
                 actions.append(f"created bucket {name} (expire {secs}s)")
             else:

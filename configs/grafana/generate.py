@@ -247,10 +247,23 @@ def pipeline_health() -> dict:
         panel(L, "timeseries", "Triton server CPU", [
             'SELECT mean("cpu_utilization") * 100 FROM "health"."triton_server" WHERE $timeFilter '
             'GROUP BY time($__interval) fill(none)'], w=12, unit="percent"),
+        panel(L, "timeseries", "InfluxDB writer: buffered and on disk", [
+            'SELECT last("buffered") AS "in memory", last("on_disk") AS "on disk" FROM "health"."sink_health" '
+            'WHERE $timeFilter GROUP BY time($__interval), "sink" fill(none)'], w=12, alias="$tag_sink $col",
+            description="Points the InfluxDB writer holds because the server is away or slow: in memory "
+                        "(sinks.influxdb.max_buffer_points), then spilled to disk (max_spill_points). A gap in "
+                        "this series that fills in later is an outage whose reports arrived after it."),
+        panel(L, "table", "InfluxDB writer: points lost", [
+            'SELECT last("dropped") AS "dropped", last("rejected") AS "rejected", last("spilled_total") AS "spilled", '
+            'last("retried") AS "retried", last("written") AS "written", last("server_up") AS "server up" '
+            'FROM "health"."sink_health" WHERE $timeFilter GROUP BY "sink"'], w=12,
+            description="Counters of the writer's latest report, since that process started: dropped = past both "
+                        "the memory and the disk budget; rejected = refused by InfluxDB (bad point, beyond "
+                        "retention). Anything but 0 here means missing data in the other panels."),
     ]
     return dashboard("retail-pipeline-health", "Pipeline health",
-                     "Per-stream fps, latency and drops; Triton queue/compute time and batching.", ps, [STREAM_VAR],
-                     time_from="now-6h")
+                     "Per-stream fps, latency and drops; Triton queue/compute time and batching; the InfluxDB "
+                     "writer's own buffer and losses.", ps, [STREAM_VAR], time_from="now-6h")
 
 
 DASHBOARDS = {"store_overview.json": store_overview, "checkout.json": checkout, "zones.json": zones,
