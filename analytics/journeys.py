@@ -2,7 +2,7 @@
 
 Per track: zones visited in order, dwell per zone, duration, converted (dwelt in a
 converting zone, e.g. a checkout service zone, long enough) and cart detected (a cart
-track stayed near the person for a good part of the journey). State lives in arrays
+track was the person's own, see ``CartOwners``, for a good part of the journey). State lives in arrays
 indexed by the camera's ``TrackTable`` rows; Python loops run only over zone stays that
 just ended and journeys that just closed.
 
@@ -19,7 +19,8 @@ import numpy as np
 
 from analytics.config import JourneySettings
 from analytics.records import JourneyRecord
-from analytics.slots import TrackTable, grow
+from analytics.slots import SlotMap, TrackTable, grow
+from analytics.tracking.matching import assign
 
 
 def counter_ids(prefix: str = "journey-", width: int = 6, start: int = 1) -> Callable[[], str]:
@@ -56,7 +57,7 @@ class JourneyTracker:
     def update(self, t: float, rows: np.ndarray, new: np.ndarray, dt: np.ndarray, inside: np.ndarray,
                cart_near: np.ndarray | None = None) -> None:
         """One frame's person tracks: rows/new/dt from ``TrackTable.observe``, ``inside`` bool[M, Z],
-        ``cart_near`` bool[M]."""
+        ``cart_near`` int[M] (or bool[M]): frames to add to each person's cart frames (``CartOwners.update``)."""
         if len(rows) == 0:
             return
         if np.count_nonzero(new):
@@ -142,3 +143,91 @@ class JourneyTracker:
         self.inside[:] = False
         self.entries[:] = 0
         self.exits[:] = 0
+
+
+class CartOwners:
+    """Which person each cart track belongs to, one frame at a time, so a cart counts for one person.
+
+    Per frame the carts are assigned one-to-one to persons (minimum total squared distance, cart
+    bottom centre to feet in person heights, gated at ``max_distance``); the cart's current owner
+    costs ``sticky`` times its squared distance, so a cart parked between two people, or pushed
+    past someone, stays with whoever had it. A pair counts only once it has lasted ``confirm_s`` (a cart rolling
+    past a person for a moment is nobody's); then the frames of that wait are credited at once, so
+    an owner's fraction of cart frames is not cut by the wait. A cart unassigned for more than
+    ``hold_s`` (its owner missed, or it was left) starts again with no owner. Vectorised: one
+    distance matrix and one assignment per frame; cart state lives in arrays by ``SlotMap`` rows.
+    """
+
+    def __init__(self, max_distance: float, confirm_s: float = 2.0, hold_s: float = 1.0, sticky: float = 0.5) -> None:
+        self.max_distance, self.confirm_s, self.hold_s, self.sticky = float(max_distance), confirm_s, hold_s, sticky
+        self.slots = SlotMap(16)
+        c = self.slots.capacity
+        self.owner = np.full(c, -1, np.int64)  # person track id, -1: nobody
+        self.since = np.zeros(c)  # start of the current pairing
+        self.last_with = np.full(c, -np.inf)  # last frame the cart was assigned to its owner
+        self.last_seen = np.zeros(c)
+        self.pending = np.zeros(c, np.int64)  # frames paired while not yet confirmed
+        self.confirmed = np.zeros(c, bool)
+        self.slots.on_grow(self._grow)
+
+    def _grow(self, cap: int) -> None:
+        self.owner, self.since = grow(self.owner, cap, -1), grow(self.since, cap, 0.0)
+        self.last_with, self.last_seen = grow(self.last_with, cap, -np.inf), grow(self.last_seen, cap, 0.0)
+        self.pending, self.confirmed = grow(self.pending, cap, 0), grow(self.confirmed, cap, False)
+
+    def update(self, t: float, p_ids: np.ndarray, p_box: np.ndarray, p_feet: np.ndarray, c_ids: np.ndarray,
+               c_box: np.ndarray) -> np.ndarray:
+        """int64[P]: cart frames to credit to each of this frame's persons (0 or 1, more on confirmation)."""
+        credit = np.zeros(len(p_ids), np.int64)
+        rows, new = self.slots.lookup(c_ids)
+        if len(rows) == 0:
+            return credit
+        if np.count_nonzero(new):
+            nr = rows[new]
+            self.owner[nr], self.last_with[nr], self.pending[nr], self.confirmed[nr] = -1, -np.inf, 0, False
+        self.last_seen[rows] = t
+        if len(p_ids) == 0:
+            return credit
+        # cost: squared distance in person heights (favours pairing everyone: two carts each beside
+        # its owner beat one cart at the feet of the wrong person)
+        h = np.maximum(p_box[:, 3] - p_box[:, 1], 1.0)
+        dx = p_feet[:, 0:1] - (c_box[:, 0] + c_box[:, 2]) * 0.5
+        dy = p_feet[:, 1:2] - c_box[:, 3]
+        cost = (dx * dx + dy * dy) / (h * h)[:, None]
+        gate = self.max_distance * self.max_distance
+        cost[cost > gate] = np.inf
+        own = p_ids[:, None] == self.owner[rows]
+        if own.any():
+            cost[own] *= self.sticky
+        pi, ci = assign(cost, gate)
+        if len(pi) == 0:
+            return credit
+        r, pid = rows[ci], p_ids[pi]
+        keep = (self.owner[r] == pid) & (t - self.last_with[r] <= self.hold_s)
+        if not keep.all():  # a new pairing (another person, or after a long break)
+            sw = r[~keep]
+            self.owner[sw], self.since[sw], self.pending[sw], self.confirmed[sw] = pid[~keep], t, 0, False
+        self.last_with[r] = t
+        conf = self.confirmed[r]
+        if conf.all():  # the usual case: carts with their confirmed owners
+            credit[pi] = 1
+            return credit
+        u = r[~conf]
+        self.pending[u] += 1
+        newly = t - self.since[u] >= self.confirm_s
+        c = conf.astype(np.int64)
+        c[~conf] = np.where(newly, self.pending[u], 0)
+        credit[pi] = c
+        self.confirmed[u[newly]] = True
+        return credit
+
+    def expire(self, t: float, after_s: float) -> None:
+        """Forget cart tracks unseen for more than ``after_s``."""
+        rows = self.slots._vals
+        if len(rows):
+            old = self.last_seen[rows] < t - after_s
+            if np.count_nonzero(old):
+                self.slots.release(self.slots._keys[old])
+
+    def reset(self) -> None:
+        self.slots.release(self.slots.ids())

@@ -29,7 +29,7 @@ from analytics.alerts import AlertEngine
 from analytics.config import AlertRule, CameraConfig, StoreConfig
 from analytics.footfall import LineCounter
 from analytics.heatmap import Heatmap
-from analytics.journeys import JourneyTracker, counter_ids
+from analytics.journeys import CartOwners, JourneyTracker, counter_ids
 from analytics.queues import CheckoutQueues
 from analytics.records import DetectionRecord, ZoneOccupancyRecord
 from analytics.slots import TrackTable
@@ -78,6 +78,7 @@ class CameraAnalytics:
         self.queues = CheckoutQueues(self.stream_id, [(l.lane_id, zi[l.queue_zone], zi[l.service_zone])
                                                       for l in cam.lanes.values()], self.table)
         self.lanes = self.queues.lanes
+        self.carts = CartOwners(cam.journeys.cart_max_distance)
         self.lines = [LineCounter(self.stream_id, ln, self.table) for ln in cam.lines.values()]
         self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
         self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
@@ -182,8 +183,8 @@ class CameraAnalytics:
         p_feet[:, 1] = p_box[:, 3]
         inside = self.zones.contains(p_feet)
         cart_near = None
-        if not all_person and np.count_nonzero(is_cart):
-            cart_near = self._cart_near(p_box, p_feet, xyxy[is_cart])
+        if not all_person and np.count_nonzero(is_cart):  # each cart counts for at most one person
+            cart_near = self.carts.update(t, p_ids, p_box, p_feet, ids[is_cart], xyxy[is_cart].astype(np.float64))
         rows, new, dt = self.table.observe(t, p_ids)
         self.journeys.update(t, rows, new, dt, inside, cart_near)
         if self.lanes:
@@ -210,6 +211,7 @@ class CameraAnalytics:
                                                wh[:, 0].tolist(), wh[:, 1].tolist(), ids.tolist())]
 
     def _expire(self, t: float) -> list[Any]:
+        self.carts.expire(t, self.lost_after_s)
         ids, rows = self.table.expired(t, self.lost_after_s)
         if len(ids) == 0:
             return []
@@ -218,16 +220,6 @@ class CameraAnalytics:
             self.queues.release(rows, t)
         self.table.release(ids)
         return out
-
-    def _cart_near(self, p_box: np.ndarray, p_feet: np.ndarray, c_box: np.ndarray) -> np.ndarray:
-        """bool[P]: a cart's bottom centre within ``cart_max_distance`` person heights of the feet."""
-        if len(p_box) == 0:
-            return np.zeros(0, bool)
-        cx = (c_box[:, 0] + c_box[:, 2]) * 0.5
-        cy = c_box[:, 3]
-        h = np.maximum(p_box[:, 3] - p_box[:, 1], 1.0)
-        d = np.hypot(p_feet[:, 0:1] - cx[None, :], p_feet[:, 1:2] - cy[None, :])
-        return (d.min(axis=1) / h) <= self.camera.journeys.cart_max_distance
 
     def _maybe_alerts(self, t: float) -> list[Any]:
         if not self.alerts.rules or t < self._next_alert_eval:

@@ -6,9 +6,16 @@ entry (timestamps); the average wait covers the people seen joining the queue. S
 leaves the queue zone for ``abandon_after_s`` without reaching the service zone abandoned.
 Tracker hiccups are handled where they would bias the numbers:
 - a track missing for a frame or two still counts in the queue (``hold_s``);
-- a track that vanishes inside the queue zone and a new track that appears nearby shortly
-  after are the same customer: the new track inherits the join time (otherwise a lost
-  track would read as an abandonment plus a customer with a short wait);
+- a track that vanishes inside the queue zone (or at the till before being served) and a new
+  track that appears nearby in the queue or service zone shortly after are the same customer:
+  the new track inherits the join time (and the service-zone entry), otherwise a lost track
+  would read as an abandonment plus a customer with a short (or unknown) wait;
+- a waiting track that vanishes for good (lost, not taken over within ``inherit_within_s``)
+  abandoned, as does one lost while walking out of the queue: both left the queue unserved,
+  which is what the simulator's truth calls abandonment. Not counted: tracks that waited less
+  than ``vanish_min_wait_s`` (false positives, flicker) and ones lost in the service zone (they
+  reached the till, where a hidden customer is being served, not leaving). Abandoned waits
+  stay out of the average wait, which covers served customers (as the truth's waits do);
 - the reported length is the median over the last ``smooth_s`` (one-frame flicker).
 """
 from __future__ import annotations
@@ -29,6 +36,7 @@ class QueueSettings:
     abandon_after_s: float = 3.0
     inherit_within_s: float = 8.0
     inherit_px: float = 80.0
+    vanish_min_wait_s: float = 3.0  # a vanished track that waited less is no abandonment (false positive)
 
 
 class CheckoutQueues:
@@ -51,7 +59,8 @@ class CheckoutQueues:
         self.svc_t = np.full((c, n), np.nan)  # when the person entered the service zone (not yet served)
         self.pos = np.zeros((c, 2))
         table.on_grow(self._grow)
-        self._vanished: list[tuple[float, float, float, float, int]] = []  # (last seen, x, y, join, lane)
+        # lost waiting tracks: (last seen, x, y, join, lane, service-zone entry or nan)
+        self._vanished: list[tuple[float, float, float, float, int, float]] = []
         self._hist_t = np.full(256, -np.inf)  # ring buffer: frame time, queue length per lane
         self._hist_n = np.zeros((256, n))
         self._hist_i = 0
@@ -82,6 +91,8 @@ class CheckoutQueues:
     def update(self, t: float, rows: np.ndarray, new: np.ndarray, feet_xy: np.ndarray, inside: np.ndarray) -> None:
         """One frame's person tracks (rows/new from ``TrackTable.observe``), feet float[M, 2] and
         zone membership bool[M, Z]."""
+        if self._vanished:
+            self._expire_vanished(t)
         in_q, in_s = inside[:, self.qz], inside[:, self.sz]
         if self._n_waiting == 0 and not (np.count_nonzero(in_q) or np.count_nonzero(in_s)):
             self._push(t, 0)  # nobody at any lane: the common case, kept cheap
@@ -133,9 +144,11 @@ class CheckoutQueues:
         self.join_t[rows], self.served[rows], self.left_t[rows], self.in_q[rows] = jt, sv, lt, in_q
         self.svc_t[rows] = st
         self.pos[rows] = feet_xy
-        if any_new and np.count_nonzero(joins):
-            for i, lane in zip(*np.nonzero(joins & new[:, None])):  # a fresh track in a queue: a lost one reborn?
-                self._inherit(int(rows[i]), int(lane), feet_xy[i], t)
+        if any_new:  # a fresh track in a queue or at a till: a lost one reborn?
+            for i, lane in zip(*np.nonzero(joins & new[:, None])):
+                self._inherit(int(rows[i]), int(lane), feet_xy[i], t, False)
+            for i, lane in zip(*np.nonzero(in_s & ~joined & ~sv & new[:, None])):
+                self._inherit(int(rows[i]), int(lane), feet_xy[i], t, True)
         a = self.table.slots._vals
         w = ~(np.isnan(self.join_t[a]) | self.served[a])
         self._n_waiting = int(np.count_nonzero(w)) + int(np.count_nonzero(~np.isnan(self.svc_t[a])))
@@ -143,41 +156,73 @@ class CheckoutQueues:
         w &= (self.table.last_t[a] >= t - self.s.hold_s)[:, None]
         self._push(t, w.sum(axis=0))
 
-    def _inherit(self, row: int, lane: int, xy: np.ndarray, t: float) -> None:
+    def _inherit(self, row: int, lane: int, xy: np.ndarray, t: float, at_till: bool) -> None:
+        """The new track ``row`` (in the lane's queue zone, or its service zone if ``at_till``) takes
+        over the nearest waiting track missed or lost within ``inherit_within_s``, if any: join time
+        and, at the till, the lost one's service-zone entry. Only a track appearing at the till may
+        take over one lost at the till."""
         rows = self.table.slots._vals
         last = self.table.last_t[rows]
-        cand = (~np.isnan(self.join_t[rows, lane]) & ~self.served[rows, lane] & self.in_q[rows, lane]
+        held = self.in_q[rows, lane] | (~np.isnan(self.svc_t[rows, lane]) if at_till else False)
+        cand = (~np.isnan(self.join_t[rows, lane]) & ~self.served[rows, lane] & held
                 & (last < t) & (last >= t - self.s.inherit_within_s) & (rows != row))
-        best, best_d, best_row, vi = None, self.s.inherit_px, -1, -1
+        best, best_d, best_row, vi, best_svc = None, self.s.inherit_px, -1, -1, np.nan
         for r in rows[cand].tolist():
             d = float(np.hypot(*(self.pos[r] - xy)))
             if d <= best_d:
-                best, best_d, best_row = float(self.join_t[r, lane]), d, r
-        self._vanished = [v for v in self._vanished if v[0] >= t - self.s.inherit_within_s]
-        for i, (_, x, y, jt, ln) in enumerate(self._vanished):
+                best, best_d, best_row, best_svc = float(self.join_t[r, lane]), d, r, float(self.svc_t[r, lane])
+        for i, (_, x, y, jt, ln, svc) in enumerate(self._vanished):
             d = float(np.hypot(x - xy[0], y - xy[1]))
-            if ln == lane and d <= best_d:
-                best, best_d, best_row, vi = jt, d, -1, i
+            if ln == lane and d <= best_d and (at_till or np.isnan(svc)):
+                best, best_d, best_row, vi, best_svc = jt, d, -1, i, svc
         if best is None:
             return
         self.join_t[row, lane] = best
+        if at_till and not np.isnan(best_svc):
+            self.svc_t[row, lane] = min(best_svc, self.svc_t[row, lane])
         if vi >= 0:
             del self._vanished[vi]
         else:  # the old track is this customer: neither abandoned nor counted twice
             self.join_t[best_row, lane] = np.nan
+            self.svc_t[best_row, lane] = np.nan
             self.in_q[best_row, lane] = False
 
+    def _abandon(self, lane: int) -> None:
+        self._abandoned[lane] += 1
+        self.total_abandoned[lane] += 1
+
+    def _expire_vanished(self, t: float) -> None:
+        """Lost waiting tracks nobody took over within ``inherit_within_s``: gone for good. One lost
+        in the queue abandoned (if it waited ``vanish_min_wait_s``); one lost at the till did not."""
+        keep = []
+        for v in self._vanished:
+            last, _, _, jt, lane, svc = v
+            if last >= t - self.s.inherit_within_s:
+                keep.append(v)
+            elif np.isnan(svc) and last - jt >= self.s.vanish_min_wait_s:
+                self._abandon(lane)
+        self._vanished = keep
+
     def release(self, rows: np.ndarray, t: float) -> None:
-        """Tracks the pipeline forgets: waiting ones may come back under a new id (see ``_inherit``)."""
+        """Tracks the pipeline forgets. Waiting ones (in the queue, or at the till not yet served)
+        may come back under a new id (see ``_inherit``), else they count when they expire
+        (``_expire_vanished``); one lost while out of both zones was walking away: abandoned now."""
         if len(rows) == 0:
             return
-        w = ~np.isnan(self.join_t[rows]) & ~self.served[rows] & self.in_q[rows]
+        jt, sv, last = self.join_t[rows], self.served[rows], self.table.last_t[rows]
+        open_ = ~np.isnan(jt) & ~sv
+        at_till = ~np.isnan(self.svc_t[rows])
+        w = open_ & (self.in_q[rows] | at_till)
         for i, lane in zip(*np.nonzero(w)):
             r = int(rows[i])
-            self._vanished.append((float(self.table.last_t[r]), float(self.pos[r, 0]), float(self.pos[r, 1]),
-                                   float(self.join_t[r, lane]), int(lane)))
+            self._vanished.append((float(last[i]), float(self.pos[r, 0]), float(self.pos[r, 1]),
+                                   float(jt[i, lane]), int(lane), float(self.svc_t[r, lane])))
+        leaving = open_ & ~w & ~np.isnan(self.left_t[rows]) & (last[:, None] - jt >= self.s.vanish_min_wait_s)
+        for _, lane in zip(*np.nonzero(leaving)):
+            self._abandon(int(lane))
         self.join_t[rows] = np.nan
         self.svc_t[rows] = np.nan
+        self.left_t[rows] = np.nan
         self.in_q[rows] = False
         self.served[rows] = False
 
@@ -196,6 +241,8 @@ class CheckoutQueues:
         return float(t - j[w].min()) if w.any() else 0.0
 
     def report(self, t: float, window_s: float) -> list[QueueMetricsRecord]:
+        if self._vanished:
+            self._expire_vanished(t)
         out = []
         for i, lid in enumerate(self.lane_ids):
             waits = self._waits[i]

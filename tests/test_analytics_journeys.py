@@ -168,3 +168,42 @@ def test_class_labels_can_change_between_frames():
     assert len(cam.table.slots) == 2
     cam.update(0.2, tracks((1, 100, 100, 0), (2, 110, 110, 0)), ["cart", "person"])
     assert cam.journeys.frames[cam.table.slots.lookup(np.array([1]))[0]][0] == 2  # 1 was a cart in frame 3
+
+
+CART_STORE = dict(zones={"a": square(0, 0, 640, 360)}, journeys={"lost_after_s": 2, "min_duration_s": 1})
+
+
+def test_a_cart_between_two_people_counts_for_one():
+    """Both people are within cart_max_distance (0.9 heights = 54 px) of the cart, person 1 a
+    little nearer: the cart is person 1's alone (it used to mark both)."""
+    cam = CameraAnalytics(store(**CART_STORE).camera("cam"))
+    frames = [(k * 0.1, tracks((1, 200, 300), (2, 260, 300), (90, 228, 300, 1, 30))) for k in range(100)]
+    out = _run(cam, frames) + cam.flush()
+    js = {j.track_id: j.cart_detected for j in out if isinstance(j, JourneyRecord)}
+    assert js == {1: True, 2: False}
+
+
+def test_carts_are_assigned_one_to_one_in_a_queue():
+    """A queue, carts pushed ahead: B's cart is nearer to A's feet (9 px) than A's own (27 px).
+    Nearest-cart would give A B's cart and leave B without; the assignment gives each their own."""
+    cam = CameraAnalytics(store(**CART_STORE).camera("cam"))
+    frames = [(k * 0.1, tracks((1, 300, 100), (2, 300, 136), (91, 300, 73, 1, 30), (92, 300, 109, 1, 30)))
+              for k in range(50)]
+    out = _run(cam, frames) + cam.flush()
+    assert {j.track_id: j.cart_detected for j in out if isinstance(j, JourneyRecord)} == {1: True, 2: True}
+    assert cam.carts.owner[cam.carts.slots.lookup(np.array([91, 92]))[0]].tolist() == [1, 2]
+
+
+def test_a_cart_rolling_past_counts_for_nobody():
+    """Person 1 stands 3 s; a cart rolls past at 60 px/s, within 54 px of the feet for 1.8 s
+    (60 % of the frames, above cart_min_fraction): too brief to be the person's cart (confirm 2 s)."""
+    cam = CameraAnalytics(store(**CART_STORE).camera("cam"))
+    frames = [(k * 0.1, tracks((1, 300, 300), (90, 210 + 6 * k, 300, 1, 30))) for k in range(30)]
+    out = _run(cam, frames) + cam.flush()
+    js = [j for j in out if isinstance(j, JourneyRecord)]
+    assert len(js) == 1 and not js[0].cart_detected
+    # the same cart staying beside the person: confirmed after 2 s, the wait credited (all 30 frames)
+    cam = CameraAnalytics(store(**CART_STORE).camera("cam"))
+    out = _run(cam, [(k * 0.1, tracks((1, 300, 300), (90, 320, 300, 1, 30))) for k in range(30)]) + cam.flush()
+    assert [j.cart_detected for j in out if isinstance(j, JourneyRecord)] == [True]
+    assert cam.journeys.frames.max() == 30 and cam.journeys.cart_frames.max() == 30

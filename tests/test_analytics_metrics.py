@@ -179,3 +179,109 @@ def test_alerts_from_pipeline_for_long_queue():
     assert [a.state for a in al] == ["raised", "cleared"]
     assert 5.0 <= al[0].timestamp <= 10.0 and al[0].zone == "lane-1" and al[0].value == 4
     assert 12.0 <= al[1].timestamp <= 18.0
+
+
+def _queue_record(out):
+    q = [r for r in out if isinstance(r, QueueMetricsRecord)]
+    assert len(q) == 1
+    return q[0]
+
+
+def test_a_waiting_track_that_vanishes_for_good_abandoned():
+    """A joins at 0 s and is lost at 10 s in the queue; nobody takes the track over within
+    inherit_within_s (8 s): abandoned once, no wait (waits cover served customers). B and D are
+    lost together while walking out of the queue (out of both zones 1 s, under abandon_after_s):
+    abandoned too."""
+    s = store(**LANE_STORE)
+    cam = CameraAnalytics(s.camera("cam"), metrics_interval_s=60)
+    frames = []
+    for k in range(300):
+        t = k * 0.1
+        items = [(1, 200, 150)] if t < 10 else []
+        if 2 <= t < 12:
+            items += [(2, 150, 60), (5, 250, 60)]
+        elif 12 <= t < 13:
+            items += [(2, 400, 60), (5, 450, 60)]
+        frames.append((t, tracks(*items)))
+    out = _run(cam, frames)
+    assert cam.lanes[0].total_abandoned == 3  # all counted by 30 s (A at 18 s, B and D when released)
+    r = _queue_record(out + cam.update(60.0, tracks(), NAMES))
+    assert (r.abandonment_count, r.service_rate, r.avg_wait_time_seconds) == (3, 0.0, 0.0)
+
+
+def test_vanished_tracks_that_are_not_abandonments():
+    """Taken over at the till: A is lost in the queue at 10 s, a new track appears 60 px away in
+    the service zone at 13 s and is served: one customer, wait 13 s, no abandonment.
+    Lost at the till: C reached the service zone, then vanished: not abandoned (likely served
+    hidden), nor served. A 1 s false positive in the queue that vanishes: nothing."""
+    s = store(**LANE_STORE)
+    cam = CameraAnalytics(s.camera("cam"), metrics_interval_s=60)
+    frames = []
+    for k in range(400):
+        t = k * 0.1
+        items = []
+        if t < 10:
+            items.append((1, 200, 190))
+        elif 13 <= t < 20:
+            items.append((11, 200, 250))
+        if 21 <= t < 27:  # C: queue 21-25 s, till 25-26 s (not yet served), gone
+            items.append((3, 150, 150) if t < 25 else (3, 150, 250))
+        if 30 <= t < 31:
+            items.append((4, 250, 100))
+        frames.append((t, tracks(*items)))
+    r = _queue_record(_run(cam, frames) + cam.update(60.0, tracks(), NAMES))
+    assert r.abandonment_count == 0 and cam.lanes[0].total_abandoned == 0
+    assert r.service_rate == pytest.approx(1.0)
+    assert r.avg_wait_time_seconds == pytest.approx(13.0, abs=0.11)
+
+
+def _alerts(out):
+    return [(round(a.timestamp, 1), a.state, a.zone, a.alert_type, a.value) for a in out if isinstance(a, AlertRecord)]
+
+
+def test_alerts_from_pipeline_for_long_wait():
+    """Rules see the metrics once a second (at 0, 1, 2... s here). One person waits in the queue
+    from 0 s, goes to the till at 8 s: the longest current wait reaches 5 s at 5 s (raised, for_s 0)
+    and falls to 0 when they leave the queue (cleared at the next look, 8 s)."""
+    s = store(**LANE_STORE, _top={"alerts": [{"id": "w", "type": "wait_time", "threshold": 5, "clear_below": 2}]})
+    cam = CameraAnalytics(s.camera("cam"), alert_rules=s.alerts)
+    out = []
+    for k in range(120):
+        t = k * 0.1
+        out += cam.update(t, tracks((1, 200, 150) if t < 8 else (1, 200, 250)), NAMES)
+    assert _alerts(out) == [(5.0, "raised", "lane-1", "wait_time", pytest.approx(5.0, abs=0.01)),
+                            (8.0, "cleared", "lane-1", "wait_time", 0.0)]
+
+
+def test_alerts_from_pipeline_for_occupancy_with_target_and_hold():
+    """Zone a holds 3 people from 1 s to 6 s, zone b 3 people throughout; the rule targets a with
+    for_s 2: raised at 3 s (3 people), cleared at 6 s when two leave a (1 < clear_below 2); none for b."""
+    s = store(zones={"a": square(0, 0, 320, 360), "b": square(320, 0, 640, 360)},
+              _top={"alerts": [{"id": "crowd", "type": "occupancy", "target": "a", "threshold": 3,
+                                "clear_below": 2, "for_s": 2}]})
+    cam = CameraAnalytics(s.camera("cam"), alert_rules=s.alerts)
+    out = []
+    for k in range(100):
+        t = k * 0.1
+        items = [(10 + i, 400 + 40 * i, 100) for i in range(3)]  # always in b
+        if t >= 1:
+            items += [(1, 100, 100)] + [(i, 150 + 20 * i if t < 6 else 600, 200) for i in (2, 3)]
+        out += cam.update(t, tracks(*items), NAMES)
+    assert _alerts(out) == [(3.0, "raised", "a", "occupancy", 3.0), (6.0, "cleared", "a", "occupancy", 1.0)]
+
+
+def test_alerts_from_pipeline_for_dwell():
+    """Dwell: the longest ongoing stay in a zone. Person 1 stays in a from 0 s to 15 s: raised at
+    10 s (threshold 10), cleared at 15 s (nobody in a); person 2's 5 s in b raises nothing."""
+    s = store(zones={"a": square(0, 0, 320, 360), "b": square(320, 0, 640, 360)},
+              _top={"alerts": [{"id": "d", "type": "dwell", "threshold": 10, "clear_below": 5}]})
+    cam = CameraAnalytics(s.camera("cam"), alert_rules=s.alerts)
+    out = []
+    for k in range(200):
+        t = k * 0.1
+        items = [(1, 100, 100) if t < 15 else (1, 100, 380)]  # below the frame at 15 s: in no zone
+        if 2 <= t < 7:
+            items.append((2, 500, 100))
+        out += cam.update(t, tracks(*items), NAMES)
+    assert _alerts(out) == [(10.0, "raised", "a", "dwell", pytest.approx(10.0, abs=0.01)),
+                            (15.0, "cleared", "a", "dwell", 0.0)]

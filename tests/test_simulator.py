@@ -185,3 +185,94 @@ def test_score_without_the_door_camera_marks_footfall_and_conversion_na(tmp_path
     assert np.isnan(s["footfall_error_pct"]) and np.isnan(s["conversion_error_points"])
     assert "queue_length_mae" in s["passed"]
     assert not {"footfall_error_pct", "conversion_error_points"} & set(s["passed"])
+
+
+GOOD = {
+    "detections.json": {"stream_id": "c", "frame_number": 1, "timestamp": "2024-01-15T10:30:00Z",
+                        "class_name": "person", "confidence": 0.9,
+                        "bbox": {"x": 1.0, "y": 2, "width": 3.5, "height": 9.0}, "track_id": 4},
+    "journeys.json": {"journey_id": "journey-000001", "track_id": 1, "stream_id": "c",
+                      "start_time": "2024-01-15T10:15:00Z", "end_time": "2024-01-15T10:28:00Z", "duration_seconds": 780,
+                      "zones_visited": ["a", "b"], "zone_dwell_times": {"a": 30, "b": 4.5}, "converted": True,
+                      "cart_detected": False},
+    "heatmap.json": {"stream_id": "c", "resolution": [3, 2], "cell_size": 20, "data": [[0.0, 0.5, 1], [0, 0, 0.25]],
+                     "hotspots": [{"x": 0.5, "y": 0.25, "intensity": 1.0}]},
+}
+
+
+@pytest.mark.parametrize("name,change,expect", [
+    ("detections.json", {"bbox": {"x": "1", "y": 2, "width": 3, "height": 9}}, "bbox.x"),
+    ("detections.json", {"bbox": {"x": 1, "y": True, "width": 3, "height": 9}}, "bbox.y"),
+    ("detections.json", {"bbox": {"x": 1, "y": 2, "width": -3, "height": 9}}, "negative"),
+    ("detections.json", {"confidence": 1.5}, "confidence"),
+    ("journeys.json", {"zones_visited": ["a", 2]}, "zones_visited"),
+    ("journeys.json", {"zone_dwell_times": {"a": "30", "b": 4.5}}, "zone_dwell_times['a']"),
+    ("journeys.json", {"zone_dwell_times": {"a": 30, "b": -1}}, "zone_dwell_times['b']"),
+    ("journeys.json", {"zone_dwell_times": {"a": 30, "c": 1}}, "not in zones_visited"),
+    ("journeys.json", {"end_time": "2024-01-15T10:00:00Z"}, "before"),
+    ("heatmap.json", {"resolution": [3]}, "resolution"),
+    ("heatmap.json", {"resolution": [3, True]}, "resolution"),
+    ("heatmap.json", {"data": [[0.0, 0.5, 1], [0, "0", 0.25]]}, "data[1][1]"),
+    ("heatmap.json", {"data": [[0.0, 0.5, 1.2], [0, 0, 0.25]]}, "data[0][2]"),
+    ("heatmap.json", {"data": [[0.0, 0.5], [0, 0, 0.25]]}, "rows x"),
+    ("heatmap.json", {"hotspots": [{"x": 1.5, "y": 0.25, "intensity": 1.0}]}, "hotspots[0].x"),
+    ("heatmap.json", {"hotspots": [{"x": 0.5, "y": 0.25, "intensity": None}]}, "hotspots[0].intensity"),
+    ("heatmap.json", {"hotspots": [{"x": 0.5, "y": 0.25}]}, "x, y, intensity"),
+])
+def test_schema_validation_checks_nested_values(name, change, expect):
+    assert validate_record(name, GOOD[name]) is None
+    err = validate_record(name, {**GOOD[name], **change})
+    assert err is not None and expect in err
+
+
+T0 = 1705312800.0  # 2024-01-15T10:00:00Z
+
+
+def _tiny_run(d, queue_records, journeys=(), customers=()):
+    """A hand-made output + truth directory for one hour from T0; queue_records: (seconds after
+    T0, avg wait, service rate) of lane l1."""
+    from analytics.records import iso_utc
+
+    d.mkdir()
+    for n in SEED_FILES:
+        (d / n).write_text("[]")
+    (d / "queue_metrics.json").write_text(json.dumps([
+        {"lane_id": "l1", "stream_id": "cam", "timestamp": iso_utc(T0 + dt), "queue_length": 0,
+         "avg_wait_time_seconds": w, "max_wait_time_seconds": w, "service_rate": rate, "abandonment_count": 0}
+        for dt, w, rate in queue_records]))
+    (d / "journeys.json").write_text(json.dumps(list(journeys)))
+    (d / "ground_truth.json").write_text(json.dumps({"t0": T0, "t1": T0 + 3600, "fps": 15.0,
+                                                     "footfall": {"in": 0, "out": 0}, "queue_length_per_second": {},
+                                                     "customers": list(customers)}))
+
+
+def test_score_weights_waits_by_the_customers_served_in_each_window(tmp_path):
+    """A 20 s first window with 1 served (rate 3/min, wait 10 s), then a 60 s window with 3 served
+    (rate 3/min, wait 30 s): mean wait (10 + 3 x 30) / 4 = 25 s over 4 served. (Rounding the rate,
+    as if every window were 60 s, gave (3 x 10 + 3 x 30) / 6 = 20 s over 6.)"""
+    from scripts.score_sample import served_in_window
+
+    assert served_in_window(3.0, 20.0) == 1 and served_in_window(0.999, 59.95) == 1
+    _tiny_run(tmp_path / "r", [(20.0, 10.0, 3.0), (80.0, 30.0, 3.0)],
+              customers=[{"id": 0, "cart": False, "cameras": {}, "service_start": T0 + 5, "wait_s": 25.0}])
+    s = score(tmp_path / "r")
+    assert s["wait"]["served"] == 4 and s["wait"]["mean_s"] == pytest.approx(25.0)
+    assert s["wait_error_pct"] == pytest.approx(0.0)
+
+
+def test_score_compares_cart_rates_per_camera(tmp_path):
+    """2 of 4 journeys on cam with a cart vs 1 of 4 true visits by a cart customer: 25 points."""
+    def journey(i, cart):
+        return {"journey_id": f"journey-{i:06d}", "track_id": i, "stream_id": "cam",
+                "start_time": "2024-01-15T10:00:10Z", "end_time": "2024-01-15T10:00:20Z", "duration_seconds": 10.0,
+                "zones_visited": [], "zone_dwell_times": {}, "converted": False, "cart_detected": cart}
+    visit = {"start": T0 + 10, "end": T0 + 20, "zone_dwell": {}}
+    customers = [{"id": i, "cart": i == 0, "cameras": {"cam": {"last_seen": T0 + 20, "visits": [visit]}}}
+                 for i in range(4)]
+    customers.append({"id": 9, "cart": True, "cameras": {"cam": {"last_seen": T0 + 1, "visits": [
+        {"start": T0 + 0.5, "end": T0 + 1.0, "zone_dwell": {}}]}}})  # a 0.5 s glimpse: no visit
+    _tiny_run(tmp_path / "c", [], journeys=[journey(i, i < 2) for i in range(4)], customers=customers)
+    s = score(tmp_path / "c")
+    cam = s["cart"]["per_camera"]["cam"]
+    assert (cam["rate"], cam["true_rate"], cam["true_visits"]) == (0.5, 0.25, 4)
+    assert s["cart_error_points"] == pytest.approx(25.0)
