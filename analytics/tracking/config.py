@@ -20,9 +20,11 @@ class TrackerConfig:
                          this score (a little above high_thresh keeps clutter out).
 
     Association costs (1 - IoU, adjusted by appearance; a pair is accepted when its cost is
-    <= the stage's threshold). Motion always gates: the IoU alone must pass the threshold, so
-    appearance never matches a detection away from the track's predicted box (that is
-    re-identification, below).
+    <= the stage's threshold). Motion always gates: the IoU alone must pass the threshold, and
+    be above 0 whatever the threshold (1.0 = any overlap, never none), so appearance never
+    matches a detection away from the track's predicted box (that is re-identification,
+    below), and a detection of another class, whose IoU with the track counts as 0, never
+    matches at all.
       match_thresh:           stage 1, tracked + recently lost tracks x high detections (0.8 =
                               IoU >= 0.2).
       low_match_thresh:       stage 2, the same tracks still unmatched x the remaining

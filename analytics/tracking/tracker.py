@@ -278,7 +278,7 @@ class Tracker:
             tw = tb[:, 2:] - tb[:, :2]
             sub = _iou(tb.T, tw[:, 0] * tw[:, 1], boxes_t, area)
             t_cls = self.cls if all_motion else self.cls[m_rows]
-            sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix
+            sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix (IoU 0 never passes a gate)
             if all_motion:
                 iou = sub
             else:
@@ -312,7 +312,11 @@ class Tracker:
                 i = iou if ti.size == n_tr else iou[ti]
                 if not all_d:
                     i = i[:, di]
-                gate = i >= 1.0 - limit
+                # motion gate: the IoU alone must reach 1 - limit, and be above 0 whatever the
+                # limit (at limit 1.0, ``>= 0`` would admit every pair: boxes far apart, and
+                # pairs of different classes, whose IoU is set to 0 above)
+                min_iou = 1.0 - limit
+                gate = i >= min_iou if min_iou > 0.0 else i > 0.0
                 if not gate.any():          # nothing overlaps enough: no pair can match
                     return
                 cost = 1.0 - (i * (scores if all_d else scores[di])[None, :] if fuse else i)
