@@ -307,22 +307,28 @@ def _parse_simulator(s: dict, sid: str, p: str, ctx: _Ctx) -> StreamSpec:
     )
 
 
-def load_streams_file(path: str | Path) -> list[StreamSpec]:
-    """A cameras file: a mapping whose one key is ``streams`` (the list, as in the app config)."""
-    path = Path(path)
-    ctx = _Ctx(path)
+def _read_mapping(path: Path, ctx: "_Ctx", what: str, shape: str) -> dict:
+    """A YAML file whose top level is a mapping (empty file: {}); errors name the file."""
     try:
         text = path.read_text()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read streams file: {e.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {e.strerror}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
-        raise ctx.err("(top level)", type(raw).__name__, "must be a mapping with a `streams:` list")
+        raise ctx.err("(top level)", type(raw).__name__, shape)
+    return raw
+
+
+def load_streams_file(path: str | Path) -> list[StreamSpec]:
+    """A cameras file: a mapping whose one key is ``streams`` (the list, as in the app config)."""
+    path = Path(path)
+    ctx = _Ctx(path)
+    raw = _read_mapping(path, ctx, "streams file", "must be a mapping with a `streams:` list")
     ctx.unknown_keys(raw, {"streams"}, "(top level)")
     return parse_streams(raw.get("streams"), ctx)
 
@@ -347,16 +353,7 @@ def load_app_config(path: str | Path, *, with_sections: bool = True,
     """The whole app config, validated; ``streams_file``: take the streams from that file."""
     path = Path(path)
     ctx = _Ctx(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ctx.err("(top level)", type(raw).__name__, "must be a mapping of sections")
+    raw = _read_mapping(path, ctx, "config file", "must be a mapping of sections")
     if streams_file is not None:
         streams_path: Path | None = Path(streams_file)
         streams = load_streams_file(streams_path)
