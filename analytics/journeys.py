@@ -148,14 +148,15 @@ class JourneyTracker:
 class CartOwners:
     """Which person each cart track belongs to, one frame at a time, so a cart counts for one person.
 
-    Per frame the carts are assigned one-to-one to persons (minimum total squared distance, cart
-    bottom centre to feet in person heights, gated at ``max_distance``); the cart's current owner
-    costs ``sticky`` times its squared distance, so a cart parked between two people, or pushed
-    past someone, stays with whoever had it. A pair counts only once it has lasted ``confirm_s`` (a cart rolling
+    Per frame a cart whose owner is in the frame and within ``max_distance`` (cart bottom centre
+    to feet, in person heights) stays with the owner, so a cart parked between two people, or
+    pushed past someone, stays with whoever had it; the other carts are assigned one-to-one to the
+    other persons (minimum total squared distance, gated at ``max_distance``; a recent owner costs
+    ``sticky`` times its squared distance). A pair counts only once it has lasted ``confirm_s`` (a cart rolling
     past a person for a moment is nobody's); then the frames of that wait are credited at once, so
     an owner's fraction of cart frames is not cut by the wait. A cart unassigned for more than
     ``hold_s`` (its owner missed, or it was left) starts again with no owner. Vectorised: one
-    distance matrix and one assignment per frame; cart state lives in arrays by ``SlotMap`` rows.
+    distance matrix per frame, an assignment only for carts changing hands; cart state lives in arrays by ``SlotMap`` rows.
     """
 
     def __init__(self, max_distance: float, confirm_s: float = 2.0, hold_s: float = 1.0, sticky: float = 0.5) -> None:
@@ -197,9 +198,21 @@ class CartOwners:
         gate = self.max_distance * self.max_distance
         cost[cost > gate] = np.inf
         own = p_ids[:, None] == self.owner[rows]
-        if own.any():
-            cost[own] *= self.sticky
-        pi, ci = assign(cost, gate)
+        kp, kc = self._kept(own, cost)
+        if len(kc) < len(rows):  # carts without their owner in reach: solve for those alone
+            free_p = np.ones(len(p_ids), bool)
+            free_p[kp] = False
+            free_c = np.ones(len(rows), bool)
+            free_c[kc] = False
+            fp, fc = free_p.nonzero()[0], free_c.nonzero()[0]
+            sub = cost[fp][:, fc]
+            o = own[fp][:, fc]
+            if o.any():
+                sub[o] *= self.sticky
+            si, sj = assign(sub, gate)
+            pi, ci = np.concatenate([kp, fp[si]]), np.concatenate([kc, fc[sj]])
+        else:
+            pi, ci = kp, kc
         if len(pi) == 0:
             return credit
         r, pid = rows[ci], p_ids[pi]
@@ -220,6 +233,23 @@ class CartOwners:
         credit[pi] = c
         self.confirmed[u[newly]] = True
         return credit
+
+    @staticmethod
+    def _kept(own: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(person, cart) indices of carts whose owner is in this frame and within reach: they stay
+        paired without solving (in a steady store nearly every cart, so the solver sees only the
+        few carts that changed hands). Two carts claiming one owner both go to the solver."""
+        ok = own & np.isfinite(cost)
+        kc = ok.any(axis=0).nonzero()[0]
+        if len(kc) == 0:
+            return kc, kc
+        kp = ok[:, kc].argmax(axis=0)
+        if len(kp) > 1:
+            n = np.bincount(kp)
+            if n.max() > 1:
+                single = n[kp] == 1
+                kp, kc = kp[single], kc[single]
+        return kp, kc
 
     def expire(self, t: float, after_s: float) -> None:
         """Forget cart tracks unseen for more than ``after_s``."""
