@@ -273,8 +273,11 @@ def write_card(size: int) -> None:
     CARD.write_text(f"""# Model card: YOLOv8n demo detector (store simulator)
 
 - **What**: YOLOv8n (Ultralytics `yolov8n.yaml`, trained from scratch: no pretrained weights offline),
-  classes {list(CLASSES)}; ONNX opset 17, input `images` [N,3,640,640], output `output0` [N,6,8400];
+  classes {list(CLASSES)}; ONNX opset 17, input `images` [N,3,H,W] (dynamic; served letterboxed to 640x640),
+  output `output0` [N,6,anchors] (8400 at 640x640);
   weights stored fp16 (Cast to fp32 in the graph), {size / 1e6:.1f} MB.
+- **Licence**: trained with Ultralytics (AGPL-3.0; the ONNX metadata says so). The weights are
+  a product of that training code, so treat them as AGPL-3.0, not under the project's Apache-2.0.
 - **For**: the offline demo and tests only. It knows the simulator's rendered people and carts,
   not real cameras. Real deployments use `scripts/download_models.sh` or their own fine-tuned model.
 - **Data**: {ds['train_tiles']} training tiles ({TILE}x{TILE}, native scale) with {ds['train_boxes']} boxes,
