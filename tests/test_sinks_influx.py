@@ -452,3 +452,37 @@ def test_sink_health_points_record_the_writers_own_counters(own_influxd, tmp_pat
     assert tags == {"sink"}  # low cardinality: one series per sink
     # every point this sink queued is in InfluxDB or counted as dropped (its own sink_health points included)
     assert _count_points(own_influxd, db) == final["queued"] - final["dropped"] == final["written"]
+
+
+class DownTransport:
+    """A server that is away: every send() fails as retryable; counts the attempts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def send(self, data_type: str, body: bytes) -> None:
+        self.attempts += 1
+        raise RetryableError("connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_backoff_holds_while_frames_keep_writing(tmp_path):
+    """During an outage every write() (a frame) and every spilled file notifies the sender; the failed
+    batch must still wait out its backoff (0.4-0.8 s, then doubling), not be resent once per frame."""
+    tr = DownTransport()
+    sink = InfluxSink(_buffer_cfg(tmp_path, batch_size=100, max_buffer_points=100_000, retry_initial_s=0.8,
+                                  retry_max_s=5.0), transport=tr)
+    t0 = time.time() - 60
+    end = time.monotonic() + 2.0
+    i = 0
+    while time.monotonic() < end:  # 100 frames/s, each above a batch
+        sink.write(_seq_points(150, t0, start=150 * i))
+        i += 1
+        time.sleep(0.01)
+    attempts, st = tr.attempts, sink.stats()
+    sink.close(timeout=0)
+    # backoffs 0.4-0.8 s, 0.8-1.6 s, ...: at most 4 attempts in 2 s (a wake-up per write gave one per frame)
+    assert 1 <= attempts <= 4, attempts
+    assert st["dropped"] == 0 and st["failures"] == attempts, st

@@ -435,7 +435,9 @@ class InfluxSink:
                     self._counters["spilled_total"] += len(chunk)
                 else:
                     self._last_error = f"spill: {err}"
-                    self._count_dropped(len(chunk), f"cannot spill to {self.cfg.spill_dir} ({err})")
+                    # the reason is the tally key (one log line per reason per interval): no per-file names in it
+                    self._count_dropped(len(chunk), f"cannot spill to {self.cfg.spill_dir} "
+                                                    f"({err.strerror or type(err).__name__})")
                 self._wake.notify_all()  # the sender (a file to send) and flush() waiters
 
     # ---------------------------------------------------------------- sender thread
@@ -487,11 +489,12 @@ class InfluxSink:
             if err is None and entries:
                 self._inflight, self._inflight_spill = entries, path
                 return
-            n = self._spill.head()[1] if self._spill.head() else 0
+            head = self._spill.head()
+            n = head[1] if head else 0
             self._spill.forget(path)
             if err is not None:
                 self._last_error = f"spill file {path}: {err}"
-                self._count_dropped(n, f"unreadable spill file {path.name} ({err})")
+                self._count_dropped(n, f"unreadable spill file in {self.cfg.spill_dir} ({type(err).__name__})")
         _unlink(path)
 
     def _run(self) -> None:
@@ -537,8 +540,12 @@ class InfluxSink:
                 else:
                     self._attempted = True
                     self._server_up = False
-                    # interruptible backoff: close() wakes us to hand over the batch
-                    self._wake.wait(timeout=delay * (0.5 + random.random() * 0.5))
+                    # backoff until a deadline: new points and spilled files notify this condition too and
+                    # must not turn it into a retry per frame; close() and flush() cut it short
+                    until = time.monotonic() + delay * (0.5 + random.random() * 0.5)
+                    while not self._stop and not self._flush_requested and (left := until - time.monotonic()) > 0:
+                        self._wake.wait(timeout=left)
+                    self._flush_requested = False
                     delay = min(delay * 2, self.cfg.retry_max_s)
             if done_file is not None:
                 _unlink(done_file)
