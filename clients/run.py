@@ -440,7 +440,9 @@ def sink_error_message(config: AppConfig, e: BaseException) -> str:
     """A sink that cannot start (e.g. an output directory this user cannot write)."""
     msg = f"{config.path}: sinks: cannot start the output sinks: {type(e).__name__}: {e}"
     out_dir = getattr(getattr(config.sinks, "json", None), "output_dir", None)
-    if isinstance(e, PermissionError) or (isinstance(e, OSError) and out_dir is not None):
+    failed = getattr(e, "filename", None)
+    if isinstance(e, OSError) and out_dir is not None and failed is not None and \
+            Path(os.path.abspath(failed)).is_relative_to(os.path.abspath(out_dir)):
         uid = os.getuid() if hasattr(os, "getuid") else "?"
         msg += (f" (sinks.json.output_dir is {str(out_dir)!r}: it must be a directory this user, uid {uid}, "
                 f"can write; in docker compose the outputs live in the clients-outputs volume)")

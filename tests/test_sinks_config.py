@@ -80,6 +80,34 @@ def test_build_sinks_follows_the_config(tmp_path):
         s.close() if type(s).__name__ == "JsonFilesSink" else s.close(timeout=0)
 
 
+def test_build_sinks_closes_what_it_started_when_a_later_sink_fails(tmp_path, monkeypatch):
+    """A failing Triton-metrics collector must not leave the JSON sink open or the Influx writer running
+    (``clients.run --wait-on-error`` retries start-up, and each try would leak another writer thread)."""
+    import threading
+
+    import analytics.sinks.json_files as json_files
+    import analytics.sinks.triton_metrics as triton_metrics
+
+    closed = []
+    real_close = json_files.JsonFilesSink.close
+    monkeypatch.setattr(json_files.JsonFilesSink, "close", lambda self: (closed.append(self), real_close(self)))
+
+    def broken(*a, **k):
+        raise OSError("metrics endpoint misconfigured")
+
+    monkeypatch.setattr(triton_metrics, "TritonMetricsCollector", broken)
+    raw = {"sinks": {"json": {"output_dir": str(tmp_path / "out")},
+                     "influxdb": {"enabled": True, "url": "http://127.0.0.1:9", "spill_dir": str(tmp_path / "sp"),
+                                  "handle_sigterm": False, "close_timeout_s": 0,
+                                  "triton_metrics": {"enabled": True}}}}
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(OSError, match="misconfigured"):
+        build_sinks(load_sinks_section(raw, tmp_path / "a.yaml"))
+    assert len(closed) == 1
+    left = {t.name for t in threading.enumerate() if t.is_alive()} - before
+    assert not any(n.startswith("influxdb") for n in left), left
+
+
 def _rps(server, db):
     return {r[0]: r[1] for r in server.values("SHOW RETENTION POLICIES", db)}
 

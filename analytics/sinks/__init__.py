@@ -7,6 +7,8 @@ See docs/influxdb.md for the measurement schema, retention and dashboards.
 """
 from __future__ import annotations
 
+import contextlib
+
 from analytics.sinks.base import Sink
 from analytics.sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
 
@@ -17,18 +19,27 @@ __all__ = ["Sink", "ConfigError", "InfluxConfig", "SinksConfig", "load_sinks_con
 def build_sinks(cfg: SinksConfig) -> list[Sink]:
     """The enabled sinks of a validated config (JSON files first: cheap and local)."""
     out: list[Sink] = []
-    if cfg.json.enabled:
-        from analytics.sinks.json_files import JsonFilesSink
+    started: list[Sink] = []  # closed again if a later one fails (no stray writer threads on a retry)
+    try:
+        if cfg.json.enabled:
+            from analytics.sinks.json_files import JsonFilesSink
 
-        out.append(JsonFilesSink.from_config(cfg.json))
-    if cfg.influxdb.enabled:
-        from analytics.sinks.influx import InfluxSink
+            out.append(JsonFilesSink.from_config(cfg.json))
+            started.append(out[-1])
+        if cfg.influxdb.enabled:
+            from analytics.sinks.influx import InfluxSink
 
-        influx = InfluxSink(cfg.influxdb)
-        if cfg.influxdb.triton_metrics.enabled:
-            from analytics.sinks.triton_metrics import TritonMetricsCollector
+            influx = InfluxSink(cfg.influxdb)
+            started.append(influx)
+            if cfg.influxdb.triton_metrics.enabled:
+                from analytics.sinks.triton_metrics import TritonMetricsCollector
 
-            # before the Influx sink: closed first, so its last scrape still gets written
-            out.append(TritonMetricsCollector(cfg.influxdb.triton_metrics, influx))
-        out.append(influx)
+                # before the Influx sink: closed first, so its last scrape still gets written
+                out.append(TritonMetricsCollector(cfg.influxdb.triton_metrics, influx))
+            out.append(influx)
+    except BaseException:
+        for sink in reversed(started):
+            with contextlib.suppress(Exception):
+                sink.close()
+        raise
     return out
