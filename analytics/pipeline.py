@@ -263,6 +263,7 @@ class CameraAnalytics:
         ids, rows = self.table.all()
         out: list[Any] = list(self.journeys.finish(ids, rows))
         self.table.release(ids)
+        self.carts.reset()  # a stream resumed later may reuse person ids: no stale pairings
         if t is not None:
             out += self._report_metrics(t)
             out += self._report_heatmap(t)

@@ -61,6 +61,7 @@ class CheckoutQueues:
         table.on_grow(self._grow)
         # lost waiting tracks: (last seen, x, y, join, lane, service-zone entry or nan)
         self._vanished: list[tuple[float, float, float, float, int, float]] = []
+        self._vanish_oldest = np.inf  # earliest last-seen time in _vanished: nothing expires before it
         self._hist_t = np.full(256, -np.inf)  # ring buffer: frame time, queue length per lane
         self._hist_n = np.zeros((256, n))
         self._hist_i = 0
@@ -194,6 +195,8 @@ class CheckoutQueues:
     def _expire_vanished(self, t: float) -> None:
         """Lost waiting tracks nobody took over within ``inherit_within_s``: gone for good. One lost
         in the queue abandoned (if it waited ``vanish_min_wait_s``); one lost at the till did not."""
+        if t - self._vanish_oldest <= self.s.inherit_within_s:
+            return  # the per-frame call while someone is pending: nothing due yet
         keep = []
         for v in self._vanished:
             last, _, _, jt, lane, svc = v
@@ -202,6 +205,7 @@ class CheckoutQueues:
             elif np.isnan(svc) and last - jt >= self.s.vanish_min_wait_s:
                 self._abandon(lane)
         self._vanished = keep
+        self._vanish_oldest = min((v[0] for v in keep), default=np.inf)
 
     def release(self, rows: np.ndarray, t: float) -> None:
         """Tracks the pipeline forgets. Waiting ones (in the queue, or at the till not yet served)
@@ -217,6 +221,7 @@ class CheckoutQueues:
             r = int(rows[i])
             self._vanished.append((float(last[i]), float(self.pos[r, 0]), float(self.pos[r, 1]),
                                    float(jt[i, lane]), int(lane), float(self.svc_t[r, lane])))
+            self._vanish_oldest = min(self._vanish_oldest, float(last[i]))
         leaving = open_ & ~w & ~np.isnan(self.left_t[rows]) & (last[:, None] - jt >= self.s.vanish_min_wait_s)
         for _, lane in zip(*np.nonzero(leaving)):
             self._abandon(int(lane))
