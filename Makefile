@@ -90,11 +90,12 @@ clean-data: ## remove generated sample data and outputs
 # of the models the build adds to; config.pbtxt, configs/ and labels.txt are committed and stay.
 BUILT_MODELS := yolov8n osnet_x0_25
 clean-all: clean-data ## remove models, engines, venv too
-	@if [ -x $(PY) ]; then $(PY) -m serving.local_triton down; \
-	else for f in .run/triton-*.pid; do \
+	@# every local server this checkout started (any ports), venv or not: .run and its pid files go below
+	@for f in .run/triton-*.pid; do \
 	  [ -e "$$f" ] || continue; pid=$$(cat "$$f"); \
-	  if tr '\0' ' ' < /proc/$$pid/cmdline 2>/dev/null | grep -q tritonserver; then echo "triton: stopping pid $$pid"; kill $$pid || true; fi; \
-	done; fi
+	  if tr '\0' ' ' < /proc/$$pid/cmdline 2>/dev/null | grep -q tritonserver; then echo "triton: stopping pid $$pid"; kill $$pid || true; \
+	    for i in $$(seq 50); do grep -qs '^State:[^Z]*$$' /proc/$$pid/status || break; sleep 0.2; done; fi; \
+	done
 	if [ -d data/models ]; then find data/models -mindepth 1 ! -name .gitkeep ! -path 'data/models/demo*' -delete; fi
 	for m in $(BUILT_MODELS); do \
 	  if [ -d model_repository/$$m ]; then \

@@ -424,10 +424,15 @@ def test_make_clean_all_is_idempotent_and_removes_built_versions(tmp_path):
     for rel in built:
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text("built")
-    venv_bin = work / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "python").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\n")
-    (venv_bin / "python").chmod(0o755)
+    (work / ".venv" / "bin").mkdir(parents=True)
+    # two local servers on different ports (pid files per gRPC port): both are stopped, and only processes
+    # that really are tritonserver (a stale pid file pointing at something else is left alone)
+    fake = tmp_path / "tritonserver"
+    os.symlink(shutil.which("sleep"), fake)
+    servers = [subprocess.Popen([str(fake), "60"]) for _ in range(2)]
+    other = subprocess.Popen(["sleep", "60"])
+    for port, proc in zip((8001, 9101, 9201), (*servers, other)):
+        (work / ".run" / f"triton-{port}.pid").write_text(str(proc.pid))
     for attempt in (1, 2):  # the second run has no .venv any more
         r = subprocess.run(["make", "-s", "clean-all"], cwd=work, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"run {attempt}: {r.stdout}{r.stderr}"
@@ -436,7 +441,9 @@ def test_make_clean_all_is_idempotent_and_removes_built_versions(tmp_path):
         assert not [p for p in (work / "model_repository").rglob("*") if p.is_dir() and p.name.isdigit()
                     and not any(c.startswith(str(p.relative_to(work)) + "/") for c in committed)]
         assert not (work / ".venv").exists()
-    assert (tmp_path / "calls").read_text().split("\n")[0] == "-m serving.local_triton down"
+    assert [p.wait(timeout=5) for p in servers] == [-15, -15]  # SIGTERM, waited for by make
+    assert other.poll() is None
+    other.kill()
 
 
 # ----------------------------------------------------------------------------- GPU (skipped here)
