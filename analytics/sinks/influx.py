@@ -252,13 +252,6 @@ class SpillStore:
         self._files.append((path, n))
         self.points += n
 
-    def put(self, entries: list[Entry]) -> None:
-        """Write and commit one chunk (single-threaded use only: the sink's close())."""
-        assert self.dir is not None and len(entries) <= self.free
-        path = self.next_path()
-        self.write_file(path, entries)
-        self.commit(path, len(entries))
-
     def head(self) -> tuple[Path, int] | None:  # lock held
         return self._files[0] if self._files else None
 
