@@ -377,8 +377,7 @@ def open_source(spec: StreamSpec) -> FrameSource:
     if spec.type in ("url", "usb"):
         return LiveSource(spec.id, spec.source, backoff=spec.reconnect)
     if spec.type == "simulator":
-        return SimulatedCamera(spec.id, str(spec.source), seconds=spec.seconds or SIMULATOR_DEFAULTS["seconds"],
-                               fps=spec.fps or SIMULATOR_DEFAULTS["fps"], seed=SIMULATOR_DEFAULTS["seed"] if spec.seed is None else spec.seed,
-                               sim_start=spec.start_time, clock=spec.clock,
-                               realtime=spec.realtime, loop=spec.loop)
+        # the parser filled seconds/fps/seed (SIMULATOR_DEFAULTS) and checked camera and clock
+        return SimulatedCamera(spec.id, str(spec.source), seconds=spec.seconds, fps=spec.fps, seed=spec.seed,
+                               sim_start=spec.start_time, clock=spec.clock, realtime=spec.realtime, loop=spec.loop)
     raise SourceError(f"{spec.id}: unknown source type {spec.type!r}")

@@ -296,9 +296,9 @@ class SimulatedCamera(RenderedSource):
     def __init__(self, stream_id: str, camera: str, seconds: float, fps: float = 5.0, seed: int = 7,
                  sim_start: float | None = None, clock: str = "simulated", realtime: bool = False,
                  loop: bool = False) -> None:
-        if camera not in simulator_cameras():
-            raise SourceError(f"{stream_id}: simulator camera {camera!r} does not exist; "
-                              f"cameras: {simulator_cameras()}")
+        cameras = simulator_cameras()  # checked here too: the class is usable without a config file
+        if camera not in cameras:
+            raise SourceError(f"{stream_id}: simulator camera {camera!r} does not exist; cameras: {cameras}")
         if not seconds or seconds <= 0:
             raise SourceError(f"{stream_id}: simulator seconds must be > 0, got {seconds!r}")
         if clock not in ("simulated", "wall"):
