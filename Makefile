@@ -46,8 +46,8 @@ triton-down: ## stop the local Triton
 demo: setup ## the main job end to end on embedded defaults
 	$(PY) -m scripts.demo
 
-run: setup ## run the stream clients on configs/app_config.yaml
-	$(PY) -m clients.run --config configs/app_config.yaml
+run: setup ## run the stream clients on configs/app_config.yaml (CAMERAS=file: streams from that file)
+	$(PY) -m clients.run --config configs/app_config.yaml $(if $(CAMERAS),--streams-file $(CAMERAS))
 
 sample-data: setup ## simulate a store day and write the five seed files to data/sample/
 	$(PY) scripts/generate_sample_data.py --output data/sample/ --hours $(HOURS)
