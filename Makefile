@@ -38,10 +38,10 @@ download-models: setup ## real YOLOv8n / OSNet weights (needs internet)
 	bash scripts/download_models.sh
 
 triton-up: models ## local Triton (CPU configs) in the background
-	$(PY) -m serving.local_triton up
+	$(PY) -m launchers.triton up
 
 triton-down: ## stop the local Triton
-	$(PY) -m serving.local_triton down
+	$(PY) -m launchers.triton down
 
 demo: setup ## the main job end to end on embedded defaults
 	$(PY) -m scripts.demo
@@ -79,7 +79,7 @@ bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, 
 	$(PY) -m benchmarks.tracking
 
 influx-setup: setup ## create buckets / retention policies from configs/app_config.yaml
-	$(PY) -m analytics.sinks.setup --config configs/app_config.yaml
+	$(PY) -m sinks.setup --config configs/app_config.yaml
 
 clean-data: ## remove generated sample data and outputs
 	rm -rf data/sample/* outputs/ data/demo/

@@ -20,7 +20,7 @@ import numpy as np
 from analytics.config import JourneySettings
 from analytics.records import JourneyRecord
 from analytics.slots import SlotMap, TrackTable, grow
-from analytics.tracking.matching import assign
+from tracking.matching import assign
 
 
 def counter_ids(prefix: str = "journey-", width: int = 6, start: int = 1) -> Callable[[], str]:

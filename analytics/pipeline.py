@@ -9,7 +9,7 @@
 ``tracks`` is the tracker's output (``track_ids`` int64[M], ``xyxy`` float32[M, 4],
 ``scores`` float32[M], ``class_ids`` int[M]); ``class_names`` maps class id -> label
 (a dict or a sequence). Persons are labels like ``person``; carts ``cart``/``basket``/
-``shopping cart``. ``frame_or_timestamp`` is an ``analytics.types.Frame`` (its
+``shopping cart``. ``frame_or_timestamp`` is an ``core.types.Frame`` (its
 ``timestamp`` and ``frame_number`` are used) or float seconds since the epoch.
 
 Records: ``DetectionRecord`` per track (every frame, or every ``detections_every_s``),

@@ -165,7 +165,7 @@ def run_analytics(n_tracks: int, frames: int, detections_every_s: float = 1.0, s
 def run_generator(hours: float, workers: int | None = None) -> dict:
     import resource
 
-    from scripts.generate_sample_data import generate
+    from simulator.day import generate
 
     with tempfile.TemporaryDirectory() as d:
         c0 = time.process_time()

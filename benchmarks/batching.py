@@ -23,7 +23,7 @@ from pathlib import Path
 import tritonclient.grpc as grpcclient
 
 from benchmarks.perf import input_data, perf_analyzer_cmd, sample_frames, store_frames
-from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
+from launchers.triton import REPO_ROOT, TritonPorts, start_triton
 
 SETTINGS = [  # (label, dynamic_batching or None, instance count)
     ("off", None, 1),
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", choices=("store", "photos"), default="store",
                     help="store: rendered checkout frames (people, so OSNet runs); photos: 960x540 photos")
     a = ap.parse_args(argv)
-    from scripts.build_models import ensure_models
+    from modelops.build import ensure_models
 
     ensure_models()
     levels = [int(c) for c in a.concurrency.split(",")]

@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from benchmarks.perf import STORE_CAMERA, STORE_START, input_data, perf_analyzer_cmd, sample_frames
-from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
+from launchers.triton import REPO_ROOT, TritonPorts, start_triton
 
 
 
@@ -61,7 +61,7 @@ def jpeg_table(frames: list[np.ndarray], qualities=(70, 80, 90, 95)) -> list[tup
 
 def store_clip(path: Path, n: int, fps: float = 5.0) -> tuple[Path, list[np.ndarray]]:
     """The simulator's checkout camera at the evening peak; also 4 of its frames for perf_analyzer."""
-    from scripts.simulator.render import render_camera_video
+    from simulator.render import render_camera_video
 
     render_camera_video(STORE_CAMERA, path, seconds=n / fps, fps=fps, start=STORE_START)
     cap = cv2.VideoCapture(str(path))
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     url = a.url
     if url is None:
-        from scripts.build_models import ensure_models
+        from modelops.build import ensure_models
 
         ensure_models()
         ports = TritonPorts.free()

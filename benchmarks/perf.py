@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from serving.local_triton import REPO_ROOT, TritonPorts, start_triton
+from launchers.triton import REPO_ROOT, TritonPorts, start_triton
 from serving.postprocess import reid_crops
 from serving.preprocess import letterbox
 
@@ -77,7 +77,7 @@ def sample_frames(n: int = 4, size: tuple[int, int] = (960, 540)) -> list[np.nda
 
 def store_frames(n: int = 8) -> list[np.ndarray]:
     """``n`` rendered checkout-camera frames with at least two people in view (640x360 BGR)."""
-    from scripts.simulator.render import render_camera
+    from simulator.render import render_camera
 
     frames = []
     for img, _t, _boxes, cls, _ids in render_camera(STORE_CAMERA, seconds=60.0, fps=1.0, start=STORE_START):
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if not grpc_ready(a.url):
         if host not in ("localhost", "127.0.0.1"):
             raise SystemExit(f"no Triton ready at {a.url}")
-        from scripts.build_models import ensure_models
+        from modelops.build import ensure_models
 
         ensure_models()
         print(f"starting local Triton on :{port} (CPU configs)")

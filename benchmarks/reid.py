@@ -2,7 +2,7 @@
 
     python -m benchmarks.reid [--seconds 120] [--camera cam-entrance-1]
 
-Renders a clip of one camera (scripts/simulator/render.py knows who is who), cuts each
+Renders a clip of one camera (simulator/render.py knows who is who), cuts each
 person's crop exactly as the ensemble does (serving.postprocess.reid_crops on the
 ground-truth box, people at least 60 % visible and 40 px tall), embeds the crops with the
 newest ``osnet_x0_25`` version through ONNX Runtime, and reports:
@@ -45,8 +45,8 @@ def newest_osnet() -> tuple[Path, str]:
 
 def collect(camera: str, seconds: float, fps: float, seed: int, start: str):
     """Crops (float32[K,3,256,128]), identity ids int64[K], times float64[K]."""
-    from scripts.simulator.camera import PERSON
-    from scripts.simulator.render import render_camera
+    from simulator.camera import PERSON
+    from simulator.render import render_camera
     from serving.postprocess import reid_crops
 
     crops, ids, times = [], [], []

@@ -32,7 +32,7 @@ import onnxruntime as ort
 import tritonclient.grpc as grpcclient
 
 from benchmarks.perf import sample_frames, store_frames
-from serving.local_triton import MODEL_REPOSITORY, TritonPorts, start_triton
+from launchers.triton import MODEL_REPOSITORY, TritonPorts, start_triton
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, reid_crops, to_original
 from serving.preprocess import decode_image, letterbox
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--frames", choices=("store", "photos"), default="store")
     a = ap.parse_args(argv)
-    from scripts.build_models import ensure_models
+    from modelops.build import ensure_models
 
     ensure_models()
     frames = store_frames() if a.frames == "store" else sample_frames()

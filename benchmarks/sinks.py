@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from analytics.sinks.config import InfluxConfig, RetentionConfig
-from analytics.sinks.influx import InfluxSink
-from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, PointMapper
-from analytics.sinks.setup import setup_v1
+from sinks.config import InfluxConfig, RetentionConfig
+from sinks.influx import InfluxSink
+from sinks.line_protocol import MEASUREMENT_DATA_TYPE, PointMapper
+from sinks.setup import setup_v1
 from tests.fixtures.influx import InfluxServer, pipeline_records
 
 

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args(argv)
-    from analytics.tracking import Tracker, TrackerConfig
+    from tracking import Tracker, TrackerConfig
 
     print(f"{'N':>5} {'no emb us/call':>15} {'emb us/call':>12}")
     for n in [int(v) for v in a.n.split(",")]:

@@ -1,4 +1,4 @@
-"""Tracker benchmark: analytics.tracking.Tracker vs Roboflow `trackers` ByteTrackTracker and
+"""Tracker benchmark: tracking.Tracker vs Roboflow `trackers` ByteTrackTracker and
 `norfair`, on the same noisy detections, scored with `motmetrics` (MOTA, IDF1, ID switches),
 with update() timed per frame.
 
@@ -196,7 +196,7 @@ def make_detections(gt, size, rng: np.random.Generator, occluders=np.zeros((0, 4
 # -- trackers under test --------------------------------------------------------------------
 class Ours:
     def __init__(self, use_emb: bool, coast: bool = True):
-        from analytics.tracking import Tracker, TrackerConfig
+        from tracking import Tracker, TrackerConfig
 
         extra = {} if coast else {"coast_output_s": 0.0}
         self.t = Tracker(TrackerConfig(frame_rate=FPS, high_thresh=HIGH, new_track_thresh=NEW, max_lost_s=LOST_S,

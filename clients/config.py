@@ -81,7 +81,7 @@ class AppConfig:
     raw: dict[str, Any]
     streams_path: Path | None = None  # the file the streams came from, when not ``path``
     analytics: Any = None  # whatever analytics.config returns (None when absent)
-    sinks: Any = None  # whatever analytics.sinks.config returns (None when absent)
+    sinks: Any = None  # whatever sinks.config returns (None when absent)
 
     @property
     def streams_file(self) -> Path:
@@ -274,7 +274,7 @@ def _start_time(start: Any, fld: str, ctx: _Ctx) -> float | None:
 
 
 def _parse_simulator(s: dict, sid: str, p: str, ctx: _Ctx) -> StreamSpec:
-    """``type: simulator``: a camera of the store simulator (scripts/simulator), rendered live."""
+    """``type: simulator``: a camera of the store simulator (simulator), rendered live."""
     if "reconnect" in s:
         raise ctx.err(f"{p}.reconnect", s["reconnect"], "only for live sources (url, usb), not a simulator")
     camera = s.get("camera", s.get("source", sid))
@@ -362,7 +362,7 @@ def load_app_config(path: str | Path, *, with_sections: bool = True,
     cfg = AppConfig(path, parse_triton(raw.get("triton"), ctx), streams, raw, streams_path)
     if with_sections:
         cfg.analytics = _load_optional("analytics.config", ("load_analytics_section",), path, raw)
-        cfg.sinks = _load_optional("analytics.sinks.config", ("load_sinks_section",), path, raw)
+        cfg.sinks = _load_optional("sinks.config", ("load_sinks_section",), path, raw)
     return cfg
 
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from analytics.records import DetectionRecord
-from analytics.types import Detections, Frame
+from core.types import Detections, Frame
 from clients.config import AppConfig, ConfigError, StreamSpec, load_app_config, open_source
 from clients.flow import Backpressure, PendingFrames, QueueClosed, ReorderBuffer
 from clients.health import HealthFile, StreamStats

@@ -1,6 +1,6 @@
 """Frame sources: video files, RTSP/HTTP URLs, USB cameras, image folders, simulated cameras.
 
-Every source is an async iterator of ``analytics.types.Frame`` (BGR image + timestamp):
+Every source is an async iterator of ``core.types.Frame`` (BGR image + timestamp):
 
 - file-like sources (video file, image folder, simulator) are *offline*: the timestamp is
   ``start_time + index / fps`` (so analytics see the clip's own time), and frames come
@@ -28,7 +28,7 @@ from typing import AsyncIterator, Callable, Iterator
 import cv2
 import numpy as np
 
-from analytics.types import Frame
+from core.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class ImageFolderSource(OfflineSource):
 
 class RenderedSource(OfflineSource):
     """Frames produced by a function ``render(index) -> BGR image or None`` (end of clip):
-    the store simulator's cameras (scripts.generate_sample_data) plug in here."""
+    the store simulator's cameras (simulator.day) plug in here."""
 
     def __init__(self, stream_id: str, render: Callable[[int], np.ndarray | None], fps: float,
                  n_frames: int | None = None, realtime: bool = False, start_time: float | None = None,
@@ -276,11 +276,11 @@ SIMULATOR_START = "2024-01-15T18:30:00Z"  # the simulator's evening rush (people
 
 
 def simulator_cameras() -> list[str]:
-    """Camera ids of the store simulator (scripts/simulator/world.py); SourceError if it is absent."""
+    """Camera ids of the store simulator (simulator/world.py); SourceError if it is absent."""
     try:
-        from scripts.simulator.world import CAMERA_IDS
+        from simulator.world import CAMERA_IDS
     except ImportError as e:
-        raise SourceError(f"the store simulator (scripts/simulator) is not available: {e}") from None
+        raise SourceError(f"the store simulator (simulator) is not available: {e}") from None
     return list(CAMERA_IDS)
 
 
@@ -320,7 +320,7 @@ class SimulatedCamera(RenderedSource):
                               f"{_iso(self.sim_start)} at {fps:g} fps{', looped' if loop else ''})")
 
     def _clip(self) -> Iterator:
-        from scripts.simulator.render import render_camera
+        from simulator.render import render_camera
 
         return render_camera(self.camera, seconds=self.seconds, fps=self.fps, seed=self.seed,
                              start=_iso(self.sim_start))

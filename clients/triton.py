@@ -1,6 +1,6 @@
 """Async gRPC client for the ``retail_pipeline`` ensemble (tritonclient.grpc.aio).
 
-One request per frame: JPEG bytes in, ``analytics.types.Detections`` out. JPEG is what
+One request per frame: JPEG bytes in, ``core.types.Detections`` out. JPEG is what
 travels (the ensemble decodes it): a 640x360 frame is ~1 MB of raw pixels and ~30-60 KB
 as quality-90 JPEG; the client counts bytes sent per frame so that choice stays measured.
 
@@ -29,7 +29,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from analytics.types import Detections
+from core.types import Detections
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.types import Detections, Frame
+from core.types import Detections, Frame
 from clients.config import AppConfig, StreamSpec
 from clients.sources import FrameSource
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def make_sinks(config: AppConfig) -> list[Any]:
-    from analytics.sinks import build_sinks, load_sinks_section
+    from sinks import build_sinks, load_sinks_section
 
     cfg = config.sinks if config.sinks is not None else load_sinks_section(config.raw, config.path)
     return build_sinks(cfg)
@@ -70,7 +70,7 @@ class TrackedCamera:
 def make_processor_factory(config: AppConfig):
     """Tracker per stream; analytics for streams that are cameras of the store config.
     Raises ImportError when the tracker is not installed (the runner falls back)."""
-    from analytics.tracking import Tracker, TrackerConfig
+    from tracking import Tracker, TrackerConfig
 
     store = config.analytics
     store_analytics = None

@@ -29,7 +29,7 @@ for model in yolov8n osnet_x0_25; do
       [ -n "$CALIB" ] && args+=(--calibration-dir "$CALIB")
     fi
     echo "engines: building $plan ($PRECISION)"
-    "$PY" -m serving.tensorrt_engine "${args[@]}"
+    "$PY" -m modelops.tensorrt_engine "${args[@]}"
     mv -f "$plan.tmp" "$plan"   # Triton never sees a half-written engine
     [ -e "$plan.tmp.json" ] && mv -f "$plan.tmp.json" "$plan.json"
     built=$((built + 1))

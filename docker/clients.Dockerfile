@@ -8,9 +8,16 @@ RUN apt-get update && apt-get install -y --no-install-recommends libglib2.0-0 li
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY analytics/ analytics/
+COPY core/ core/
+COPY simulator/ simulator/
 COPY clients/ clients/
 COPY serving/ serving/
+COPY modelops/ modelops/
+COPY launchers/ launchers/
+COPY tracking/ tracking/
+COPY analytics/ analytics/
+COPY sinks/ sinks/
+COPY monitoring/ monitoring/
 COPY scripts/ scripts/
 COPY benchmarks/ benchmarks/
 COPY configs/ configs/

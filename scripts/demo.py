@@ -1,9 +1,9 @@
 """``make demo``: the main job end to end on a newcomer's machine.
 
-1. builds the models if missing (scripts.build_models.ensure_models);
+1. builds the models if missing (modelops.build.ensure_models);
 2. starts the local CPU Triton unless one is already ready on the configured ports;
 3. renders a short multi-camera store clip with the store simulator
-   (scripts.generate_sample_data.render_camera) into data/demo/, with its ground truth;
+   (simulator.day.render_camera) into data/demo/, with its ground truth;
 4. writes a temporary app config with those cameras as streams and runs the stream
    runner (clients.run) on it: Triton ensemble -> tracker -> analytics -> sinks;
 5. prints a per-camera summary (frames, fps, tracks, footfall, queues, where the outputs
@@ -130,7 +130,7 @@ def render_clips(out_dir: Path, seconds: float, cameras: int, fps: float, seed: 
     Returns [{stream_id, path, truth}] where truth is the simulator's ground truth (dict) or None.
     """
     try:
-        import scripts.generate_sample_data as sim
+        import simulator.day as sim
     except ImportError as e:
         raise SystemExit(f"demo: the store simulator (scripts/generate_sample_data.py) is not available: {e}")
     render = getattr(sim, "render_camera", None)
@@ -208,7 +208,7 @@ def grpc_ready(grpc_url: str) -> bool:
 
 def ensure_triton(grpc_url: str):
     """None if a Triton answers at ``grpc_url``; else start the local one (HTTP/metrics on -1/+1)."""
-    from serving.local_triton import TritonPorts, start_triton
+    from launchers.triton import TritonPorts, start_triton
 
     if grpc_ready(grpc_url):
         print(f"Triton already running at {grpc_url}")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from scripts.build_models import ensure_models
+    from modelops.build import ensure_models
 
     print("checking models ...", flush=True)
     ensure_models()

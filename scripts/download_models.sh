@@ -31,7 +31,7 @@ URL=${OSNET_URL:-https://drive.google.com/uc?id=1rb8UN5ZzPKRc_xvtHlyDh-cSz88YX9h
 "$PY" -m gdown -q -O "$tmp/osnet_x0_25.pth" "$URL"
 "$PY" - "$tmp/osnet_x0_25.pth" "$OUT/osnet_x0_25.onnx" <<'PY'
 import sys, torch
-from scripts.architectures import OSNet
+from modelops.architectures import OSNet
 state = torch.load(sys.argv[1], map_location="cpu")
 state = state.get("state_dict", state)
 model = OSNet()
@@ -47,6 +47,6 @@ torch.onnx.export(model, torch.zeros(1, 3, 256, 128), sys.argv[2], dynamo=False,
 print("exported", sys.argv[2])
 PY
 
-"$PY" -m serving.model_repo add --model yolov8n --onnx "$OUT/yolov8n_retail.onnx" --source "ultralytics yolov8n.pt" --precision fp32 --update-labels
-"$PY" -m serving.model_repo add --model osnet_x0_25 --onnx "$OUT/osnet_x0_25.onnx" --source "torchreid osnet_x0_25 imagenet" --precision fp32
-echo "done: load the new versions with python -m serving.model_repo load --model yolov8n (explicit mode) or restart Triton"
+"$PY" -m modelops.model_repo add --model yolov8n --onnx "$OUT/yolov8n_retail.onnx" --source "ultralytics yolov8n.pt" --precision fp32 --update-labels
+"$PY" -m modelops.model_repo add --model osnet_x0_25 --onnx "$OUT/osnet_x0_25.onnx" --source "torchreid osnet_x0_25 imagenet" --precision fp32
+echo "done: load the new versions with python -m modelops.model_repo load --model yolov8n (explicit mode) or restart Triton"

@@ -26,7 +26,7 @@ The heavy training dependencies live in their own environment, not the runtime's
     .venv/bin/python scripts/train_demo_detector.py all --work .run/retrain --out .run/retrain/model
 
 ``make models`` installs the packed model as the newest ``yolov8n`` version through
-``serving.model_repo`` (``scripts/build_models.py``).
+``modelops.model_repo`` (``scripts/build_models.py``).
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def _yolo_label(xyxy: np.ndarray, cls, width: int, height: int) -> str:
 def make_dataset(tiles: int, val_frames: int, seed: int) -> dict:
     import cv2
 
-    from scripts.simulator.render import training_frames
+    from simulator.render import training_frames
 
     for split in ("train", "val"):
         for kind in ("images", "labels"):
@@ -281,7 +281,7 @@ def write_card(size: int) -> None:
 - **For**: the offline demo and tests only. It knows the simulator's rendered people and carts,
   not real cameras. Real deployments use `scripts/download_models.sh` or their own fine-tuned model.
 - **Data**: {ds['train_tiles']} training tiles ({TILE}x{TILE}, native scale) with {ds['train_boxes']} boxes,
-  rendered by `scripts/simulator/render.py` (seed {ds['seed']}: several cameras, lighting, occlusion);
+  rendered by `simulator/render.py` (seed {ds['seed']}: several cameras, lighting, occlusion);
   held-out: {ds['val_frames']} full 640x360 frames from seed {ds['seed'] + 1000}.
 - **Training**: {tr['epochs']} epochs at imgsz {tr['imgsz']}, batch {tr['batch']}, device `{tr['device']}`,
   {tr['train_seconds'] / 60:.1f} min wall clock.

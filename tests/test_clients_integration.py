@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
-from analytics.types import Detections, Frame
+from core.types import Detections, Frame
 from clients.config import load_app_config
 from clients.run import DetectionsOnly, Runner, build_processor_factory, build_sinks
-from serving.local_triton import start_triton
+from launchers.triton import start_triton
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 120

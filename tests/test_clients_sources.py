@@ -142,7 +142,7 @@ def test_rendered_source_ends_on_none():
 
 
 def test_simulated_camera_renders_the_store_and_loops():
-    ids = __import__("scripts.simulator.world", fromlist=["_"]).CAMERA_IDS
+    ids = __import__("simulator.world", fromlist=["_"]).CAMERA_IDS
     assert "cam-checkout-1" in ids
     src = SimulatedCamera("cam-checkout-1", "cam-checkout-1", seconds=1.0, fps=4.0, seed=3, sim_start=1_705_343_400.0)
     frames = collect(src)

@@ -96,7 +96,7 @@ def test_influxdb_is_initialised_and_retention_applied():
     assert env["DOCKER_INFLUXDB_INIT_ORG"] and env["DOCKER_INFLUXDB_INIT_BUCKET"].startswith("retail_")
     assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"].startswith("${INFLUXDB_TOKEN")
     setup = SERVICES["influx-setup"]
-    assert setup["command"][:3] == ["python", "-m", "analytics.sinks.setup"]
+    assert setup["command"][:3] == ["python", "-m", "sinks.setup"]
     assert setup["environment"]["RVA_INFLUXDB_VERSION"] == "2"
 
 

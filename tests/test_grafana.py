@@ -15,9 +15,9 @@ import time
 import pytest
 import yaml
 
-from analytics.sinks.config import InfluxConfig, RetentionConfig
-from analytics.sinks.influx import InfluxSink
-from analytics.sinks.setup import setup_v1
+from sinks.config import InfluxConfig, RetentionConfig
+from sinks.influx import InfluxSink
+from sinks.setup import setup_v1
 from tests.fixtures.influx import GRAFANA_DIR, dashboard_files, panel_targets, pipeline_records, run_panel_queries
 
 GRAFANA = GRAFANA_DIR

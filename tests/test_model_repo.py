@@ -1,4 +1,4 @@
-"""Model versioning (serving/model_repo.py) against the repository's real configs.
+"""Model versioning (modelops/model_repo.py) against the repository's real configs.
 
 Small ONNX files are built here with ``onnx.helper`` in the real signatures of
 ``yolov8n`` (images [N,3,640,640] -> output0 [N,4+C,8400]) and ``osnet_x0_25``
@@ -20,13 +20,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from serving import model_repo
-from serving.model_repo import ModelRepoError, ValidationError, add_version, list_versions, main, validate_onnx
+from modelops import model_repo
+from modelops.model_repo import ModelRepoError, ValidationError, add_version, list_versions, main, validate_onnx
 
 REAL_REPO = Path(__file__).resolve().parents[1] / "model_repository"
 # The repository's labels.txt follows whichever detector is installed (the trained demo detector:
 # person, cart); these tests pin the COCO-80 detector's names.
-COCO_NAMES = REAL_REPO.parent / "scripts" / "coco80.names"
+COCO_NAMES = REAL_REPO.parent / "modelops" / "coco80.names"
 COCO = model_repo.read_labels(COCO_NAMES)
 
 
@@ -142,7 +142,7 @@ def test_add_writes_next_version_with_manifest(repo, det):
     assert m["inputs"] == [{"name": "images", "dtype": "FP32", "shape": ["batch", 3, 640, 640]}]
     assert m["outputs"][0]["name"] == "output0"
     assert m["class_names"] == COCO
-    assert m["tool"]["name"] == "serving.model_repo"
+    assert m["tool"]["name"] == "modelops.model_repo"
     assert not list((repo / "yolov8n").glob(".tmp-*"))
     assert v2.stat().st_mode & 0o777 == 0o755  # readable by a server running as another user
 
@@ -436,7 +436,7 @@ def test_cli_plan_goes_into_the_same_version(repo, det, tmp_path):
 
 
 def test_cli_unreachable_server(capsys):
-    from serving.local_triton import TritonPorts
+    from launchers.triton import TritonPorts
 
     url = f"localhost:{TritonPorts.free().grpc}"
     assert main(["load", "--model", "yolov8n", "--url", url]) == 2
@@ -452,7 +452,7 @@ ADAPTER = b"from serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 @pytest.fixture
 def reid_triton(tmp_path):
     """A private CPU Triton serving osnet_x0_25 v1 (a tiny stand-in ONNX) from a temp repository."""
-    from serving.local_triton import TritonPorts, start_triton
+    from launchers.triton import TritonPorts, start_triton
 
     r = tmp_path / "model_repository"
     shutil.copytree(REAL_REPO / "osnet_x0_25", r / "osnet_x0_25", ignore=shutil.ignore_patterns("[0-9]*", "__pycache__"))
@@ -545,7 +545,7 @@ def test_add_load_rollback_unload_on_live_triton(reid_triton, tmp_path, capsys):
 
 
 def test_load_on_a_server_not_in_explicit_mode_says_so(tmp_path, capsys):
-    from serving.local_triton import TritonPorts, start_triton
+    from launchers.triton import TritonPorts, start_triton
 
     (tmp_path / "repo").mkdir()
     server = start_triton(TritonPorts.free(), model_repository=tmp_path / "repo", models=(), config_name=None,

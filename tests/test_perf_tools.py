@@ -11,7 +11,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from benchmarks import perf
-from serving.local_triton import MODEL_REPOSITORY
+from launchers.triton import MODEL_REPOSITORY
 
 # retail_pipeline.csv as benchmarks.perf wrote it (perf_analyzer 2.50.0 --verbose-csv
 # --bls-composing-models=osnet_x0_25, CPU server, 2 cores): the ensemble's own "Server Queue"

@@ -4,8 +4,8 @@ The real parts, nothing stubbed: ``clients.run.Runner`` against the real Triton 
 CPU ensemble with the shipped demo detector), the real tracker and store analytics
 (configs/store.yaml), and the sinks the runner builds from the app config (JSON files,
 ``InfluxSink``, Triton metrics collector) into a real influxd 1.6.7 whose retention policies
-the real setup command (``python -m analytics.sinks.setup``) created. Input: the store
-simulator's rendered clips (``scripts.generate_sample_data.render_camera``, as
+the real setup command (``python -m sinks.setup``) created. Input: the store
+simulator's rendered clips (``simulator.day.render_camera``, as
 ``make demo`` does) of the checkout and the entrance camera, 20 s at 5 fps each.
 
 A 20 s clip is short for a store, so the store config is tuned, not the dashboards: a 10 s
@@ -58,10 +58,10 @@ def _gpu_panel_exempt(metrics_url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def e2e(triton_server, influxd_server, tmp_path_factory):
-    from analytics.sinks.setup import main as influx_setup
+    from sinks.setup import main as influx_setup
     from clients.config import load_app_config
     from clients.run import Runner, build_processor_factory, build_sinks
-    from scripts.generate_sample_data import render_camera
+    from simulator.day import render_camera
 
     tmp = tmp_path_factory.mktemp("e2e")
     clips = {cam: render_camera(cam, tmp / f"{cam}.mp4", seconds=SECONDS, fps=FPS, seed=7) for cam in CAMERAS}

@@ -88,7 +88,7 @@ def test_ensemble_outputs_on_a_store_frame(triton_server):
     the installed demo detector finds the people, each person row has a unit-norm 512-d
     embedding, every other row (the cart) an all-zero one."""
     from benchmarks.perf import STORE_CAMERA, STORE_START
-    from scripts.simulator.render import render_camera
+    from simulator.render import render_camera
 
     _require_demo_detector()
     others = 0
@@ -232,7 +232,7 @@ def test_demo_detector_finds_the_rendered_people_through_triton(triton_server):
     """Issue 8's detector, as `make demo` serves it: rendered store frames through the ensemble,
     person boxes matched to the simulator's ground truth (IoU >= 0.5)."""
     from scripts.demo import detector_source
-    from scripts.simulator.render import render_camera
+    from simulator.render import render_camera
     def iou_matrix(a, b):
         lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
         inter = np.prod(np.clip(rb - lt, 0, None), axis=2)

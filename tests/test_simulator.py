@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from analytics.records import parse_iso_utc
-from scripts import generate_sample_data as gen
-from scripts.score_sample import SCHEMAS, score, validate_dir, validate_record
-from scripts.simulator import world as W
-from scripts.simulator.agents import positions, simulate
+from simulator import day as gen
+from simulator.score import SCHEMAS, score, validate_dir, validate_record
+from simulator import world as W
+from simulator.agents import positions, simulate
 
 SEED_FILES = list(SCHEMAS)
 BUSY = "2024-01-15T18:30:00Z"  # people in every camera
@@ -118,8 +118,8 @@ def test_positions_cover_only_the_asked_frames():
 
 
 def test_render_camera_draws_people_at_the_ground_truth_boxes():
-    from scripts.simulator.camera import PERSON
-    from scripts.simulator.render import background, render_camera
+    from simulator.camera import PERSON
+    from simulator.render import background, render_camera
 
     cid, seed = "cam-checkout-1", 7
     bg = background(W.CAMERAS[cid], seed=seed).astype(np.int16)
@@ -145,7 +145,7 @@ def test_render_camera_draws_people_at_the_ground_truth_boxes():
 
 
 def test_render_camera_is_deterministic_and_training_frames_vary():
-    from scripts.simulator.render import render_camera, training_frames
+    from simulator.render import render_camera, training_frames
 
     a = next(render_camera("cam-entrance-1", seconds=0.2, fps=5.0, seed=1))
     b = next(render_camera("cam-entrance-1", seconds=0.2, fps=5.0, seed=1))
@@ -163,7 +163,7 @@ def test_generator_cli_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_lanes_follow_the_staffing_schedule_and_the_rush_builds_queues():
-    from scripts.simulator.agents import OFF_PEAK_LANES, lanes_open
+    from simulator.agents import OFF_PEAK_LANES, lanes_open
 
     day = parse_iso_utc("2024-01-15T00:00:00Z")
     assert lanes_open(day + 15 * 3600) == list(OFF_PEAK_LANES)
@@ -250,7 +250,7 @@ def test_score_weights_waits_by_the_customers_served_in_each_window(tmp_path):
     """A 20 s first window with 1 served (rate 3/min, wait 10 s), then a 60 s window with 3 served
     (rate 3/min, wait 30 s): mean wait (10 + 3 x 30) / 4 = 25 s over 4 served. (Rounding the rate,
     as if every window were 60 s, gave (3 x 10 + 3 x 30) / 6 = 20 s over 6.)"""
-    from scripts.score_sample import served_in_window
+    from simulator.score import served_in_window
 
     assert served_in_window(3.0, 20.0) == 1 and served_in_window(0.999, 59.95) == 1
     _tiny_run(tmp_path / "r", [(20.0, 10.0, 3.0), (80.0, 30.0, 3.0)],

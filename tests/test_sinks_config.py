@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analytics.sinks import build_sinks
-from analytics.sinks.config import (SEED_RETENTION_DAYS, ConfigError, InfluxConfig, RetentionConfig,
+from sinks import build_sinks
+from sinks.config import (SEED_RETENTION_DAYS, ConfigError, InfluxConfig, RetentionConfig,
                                     load_sinks_config, load_sinks_section)
-from analytics.sinks.line_protocol import DATA_TYPES
-from analytics.sinks.setup import main as setup_main
-from analytics.sinks.setup import setup_v1
+from sinks.line_protocol import DATA_TYPES
+from sinks.setup import main as setup_main
+from sinks.setup import setup_v1
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_CONFIG = ROOT / "configs" / "app_config.yaml"
@@ -85,8 +85,8 @@ def test_build_sinks_closes_what_it_started_when_a_later_sink_fails(tmp_path, mo
     (``clients.run --wait-on-error`` retries start-up, and each try would leak another writer thread)."""
     import threading
 
-    import analytics.sinks.json_files as json_files
-    import analytics.sinks.triton_metrics as triton_metrics
+    import sinks.json_files as json_files
+    import monitoring.triton_metrics as triton_metrics
 
     closed = []
     real_close = json_files.JsonFilesSink.close
@@ -141,7 +141,7 @@ def test_setup_cli(influxd_server, tmp_path, capsys):
 def test_setup_module_runs_as_documented(influxd_server, tmp_path):
     p = tmp_path / "app.yaml"
     p.write_text(yaml.safe_dump({"sinks": {"influxdb": {"url": influxd_server.url, "database": "mod_db"}}}))
-    r = subprocess.run([sys.executable, "-m", "analytics.sinks.setup", "--config", str(p)], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "sinks.setup", "--config", str(p)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert set(DATA_TYPES) <= set(_rps(influxd_server, "mod_db"))

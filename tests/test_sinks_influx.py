@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from analytics.records import AlertRecord, JourneyRecord
-from analytics.sinks.config import InfluxConfig, RetentionConfig
-from analytics.sinks.influx import InfluxSink, RetryableError, V1Transport, V2Transport
-from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point
-from analytics.sinks.setup import setup_v1
+from sinks.config import InfluxConfig, RetentionConfig
+from sinks.influx import InfluxSink, RetryableError, V1Transport, V2Transport
+from sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point
+from sinks.setup import setup_v1
 from tests.fixtures.influx import pipeline_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,8 +213,8 @@ def test_sigterm_flushes_buffered_points(influxd_server, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from analytics.sinks.config import InfluxConfig
-        from analytics.sinks.influx import InfluxSink
+        from sinks.config import InfluxConfig
+        from sinks.influx import InfluxSink
         from tests.test_sinks_influx import _seq_points
         from pathlib import Path
         # batch far larger than the data and a one-hour flush interval: only the exit flush sends
@@ -255,7 +255,7 @@ def test_write_does_not_wait_for_an_unreachable_server(tmp_path):
 
 def test_v2_transport_reports_an_unreachable_v2_api_as_retryable(influxd_server):
     """influxdb-client's write path: 1.6.7 has no /api/v2/write (404), which must be retried, not lost."""
-    from analytics.sinks.influx import RetryableError
+    from sinks.influx import RetryableError
 
     t = V2Transport(InfluxConfig(version=2, url=influxd_server.url, token="x", org="o"))
     with pytest.raises(RetryableError, match="404"):
@@ -354,7 +354,7 @@ def test_overflow_with_a_full_spill_drops_exactly_the_points_that_do_not_fit(tmp
 
 def test_write_never_waits_for_the_disk(tmp_path, monkeypatch):
     """A disk that hangs in fsync (spilling) or in a read (sending a spill file) never holds up write()/stats()."""
-    import analytics.sinks.influx as influx
+    import sinks.influx as influx
 
     disk = threading.Event()
     real_fsync = os.fsync

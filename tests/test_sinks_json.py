@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from analytics.records import DetectionRecord, FootfallRecord
-from analytics.sinks.json_files import SEED_FILES, JsonFilesSink
+from sinks.json_files import SEED_FILES, JsonFilesSink
 from tests.fixtures.influx import pipeline_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_crash_mid_run_leaves_valid_json_up_to_the_last_flush(tmp_path):
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from analytics.records import DetectionRecord
-        from analytics.sinks.json_files import JsonFilesSink
+        from sinks.json_files import JsonFilesSink
         sink = JsonFilesSink({str(tmp_path)!r}, flush_every=50)
         t = time.time()
         for i in range(1020):

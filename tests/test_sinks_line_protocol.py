@@ -6,11 +6,11 @@ import time
 
 from analytics.records import (AlertRecord, DetectionRecord, HeatmapRecord, Hotspot, JourneyRecord,
                                StreamHealthRecord)
-from analytics.sinks.config import InfluxConfig, RetentionConfig
-from analytics.sinks.influx import V1Transport
-from analytics.sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point, PointMapper, encode_line, record_points
-from analytics.sinks.setup import setup_v1
-from analytics.sinks.triton_metrics import TritonMetricsParser, parse_prometheus
+from sinks.config import InfluxConfig, RetentionConfig
+from sinks.influx import V1Transport
+from sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point, PointMapper, encode_line, record_points
+from sinks.setup import setup_v1
+from monitoring.triton_metrics import TritonMetricsParser, parse_prometheus
 from tests.fixtures.influx import TRITON_METRICS_TEMPLATE
 
 
@@ -106,7 +106,7 @@ def test_triton_points_turn_counters_into_per_interval_averages():
 
 def test_scrape_of_a_real_triton(triton_server):
     """The parser against the metrics a real tritonserver prints (CPU build from nvidia-pytriton)."""
-    from analytics.sinks.triton_metrics import scrape
+    from monitoring.triton_metrics import scrape
 
     points = TritonMetricsParser().points(scrape(triton_server.metrics_url), time.time())
     models = {dict(p.tags)["model"] for p in points if p.measurement == "triton"}

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from analytics.sinks.config import InfluxConfig, load_sinks_config
-from analytics.sinks.influx import InfluxSink, RejectedError, RetryableError, V2Transport
-from analytics.sinks.line_protocol import DATA_TYPES, Point
-from analytics.sinks.setup import DEFAULT_DATA_TYPE, SetupError, setup_v2
+from sinks.config import InfluxConfig, load_sinks_config
+from sinks.influx import InfluxSink, RejectedError, RetryableError, V2Transport
+from sinks.line_protocol import DATA_TYPES, Point
+from sinks.setup import DEFAULT_DATA_TYPE, SetupError, setup_v2
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_CONFIG = ROOT / "configs" / "app_config.yaml"

@@ -1,4 +1,4 @@
-"""TensorRT converter (serving/tensorrt_engine.py): the GPU-free parts, and the build where possible.
+"""TensorRT converter (modelops/tensorrt_engine.py): the GPU-free parts, and the build where possible.
 
 Argument checks, the Triton model config (max batch, dims for dynamic ONNX dims), ONNX
 input shapes -> optimisation profile, the default timing cache, calibration batches
@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pytest
 
-from serving import tensorrt_engine as te
+from modelops import tensorrt_engine as te
 from serving.postprocess import reid_crops
 from serving.preprocess import letterbox
 from tests.test_model_repo import make_detector, make_reid
@@ -269,7 +269,7 @@ def test_build_engines_script_passes_model_and_caches(repo, tmp_path):
     stub = tmp_path / "python3"
     stub.write_text(f"""#!{sys.executable}
 import json, sys
-from serving import tensorrt_engine as te
+from modelops import tensorrt_engine as te
 def fake_build(spec, log=print):
     spec = te.validate_spec(spec)
     _, shapes = te.plan_profile(spec)
@@ -277,7 +277,7 @@ def fake_build(spec, log=print):
                                         "config": str(spec.model_config)}}))
     spec.output.with_suffix(spec.output.suffix + ".json").write_text("{{}}")
 te.build_engine = fake_build
-assert sys.argv[1:3] == ["-m", "serving.tensorrt_engine"], sys.argv
+assert sys.argv[1:3] == ["-m", "modelops.tensorrt_engine"], sys.argv
 sys.exit(te.main(sys.argv[3:]))
 """)
     stub.chmod(0o755)

@@ -1,12 +1,12 @@
-"""Behaviour of analytics.tracking.Tracker on small hand-made scenes (real tracker, no mocks)."""
+"""Behaviour of tracking.Tracker on small hand-made scenes (real tracker, no mocks)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analytics.tracking import Tracker, TrackerConfig, Tracks
-from analytics.tracking import kalman as kf
-from analytics.tracking.matching import assign, iou_matrix, unambiguous
+from tracking import Tracker, TrackerConfig, Tracks
+from tracking import kalman as kf
+from tracking.matching import assign, iou_matrix, unambiguous
 
 FPS = 25.0
 
@@ -584,7 +584,7 @@ def test_stacked_kalman_equals_per_array_functions():
 
 
 def test_tracker_iou_equals_iou_matrix():
-    from analytics.tracking.tracker import _iou
+    from tracking.tracker import _iou
 
     rng = np.random.default_rng(2)
     a = rng.uniform(0, 200, size=(6, 4))

@@ -1,6 +1,6 @@
 """Create the storage the InfluxDB sink writes to, with the retention of configs/app_config.yaml.
 
-    python -m analytics.sinks.setup --config configs/app_config.yaml [--dry-run]   (make influx-setup)
+    python -m sinks.setup --config configs/app_config.yaml [--dry-run]   (make influx-setup)
 
 InfluxDB 1.x (``sinks.influxdb.version: 1``): the database, and one retention policy
 per data type (``detections`` 7d, ``journeys`` 90d, ...); existing policies get their
@@ -20,10 +20,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from analytics.sinks.config import ConfigError, InfluxConfig, RetentionConfig, load_sinks_config
-from analytics.sinks.line_protocol import DATA_TYPES
+from sinks.config import ConfigError, InfluxConfig, RetentionConfig, load_sinks_config
+from sinks.line_protocol import DATA_TYPES
 
-log = logging.getLogger("analytics.sinks.setup")
+log = logging.getLogger("sinks.setup")
 
 # the default RP / DBRP: what an unqualified InfluxQL query (FROM "x" without "rp".) reads
 DEFAULT_DATA_TYPE = "health"
@@ -133,7 +133,7 @@ def setup_v2(cfg: InfluxConfig, retention: RetentionConfig, dry_run: bool = Fals
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analytics.sinks.setup", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m sinks.setup", description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, default=Path("configs/app_config.yaml"))
     ap.add_argument("--url", default=None, help="override sinks.influxdb.url")
     ap.add_argument("--dry-run", action="store_true", help="print what would be done")

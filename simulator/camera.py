@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scripts.simulator import world as W
-from scripts.simulator.agents import Positions, Store
+from simulator import world as W
+from simulator.agents import Positions, Store
 
 PERSON, CART = 0, 1
 CLASS_NAMES = {PERSON: "person", CART: "cart"}

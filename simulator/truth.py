@@ -10,9 +10,9 @@ import numpy as np
 
 from analytics.config import StoreConfig
 from analytics.zones import ZoneSet
-from scripts.simulator import world as W
-from scripts.simulator.agents import Store
-from scripts.simulator.camera import PERSON, Objects
+from simulator import world as W
+from simulator.agents import Store
+from simulator.camera import PERSON, Objects
 
 
 class Truth:

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from analytics.records import iso_utc, parse_iso_utc
-from scripts.simulator import world as W
-from scripts.simulator.agents import Store, positions, simulate
-from scripts.simulator.camera import CART, PERSON, objects_in_view
+from simulator import world as W
+from simulator.agents import Store, positions, simulate
+from simulator.camera import CART, PERSON, objects_in_view
 
 CLOTHES = np.array([[40, 40, 200], [200, 80, 40], [60, 160, 60], [30, 30, 30], [220, 220, 220], [40, 140, 220],
                     [140, 60, 140], [90, 90, 160], [20, 100, 160], [160, 160, 40], [110, 70, 40], [200, 150, 120]],
@@ -233,9 +233,9 @@ def render_camera_video(camera_id: str, output: str | Path | None = None, second
     frames = []
     t_start = parse_iso_utc(start)
     from analytics.config import load_store_config
-    from scripts.simulator.truth import Truth
+    from simulator.truth import Truth
 
-    cfg = load_store_config(Path(__file__).resolve().parents[2] / "configs" / "store.yaml")
+    cfg = load_store_config(Path(__file__).resolve().parents[1] / "configs" / "store.yaml")
     holder = {}
 
     def make_truth(store):

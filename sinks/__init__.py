@@ -1,6 +1,6 @@
 """Sinks: records -> seed JSON files and InfluxDB time series.
 
-    from analytics.sinks import build_sinks
+    from sinks import build_sinks
     sinks = build_sinks(load_sinks_config("configs/app_config.yaml"))
 
 See docs/influxdb.md for the measurement schema, retention and dashboards.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 
-from analytics.sinks.base import Sink
-from analytics.sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
+from sinks.base import Sink
+from sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
 
 __all__ = ["Sink", "ConfigError", "InfluxConfig", "SinksConfig", "load_sinks_config", "load_sinks_section",
            "build_sinks"]
@@ -22,17 +22,17 @@ def build_sinks(cfg: SinksConfig) -> list[Sink]:
     started: list[Sink] = []  # closed again if a later one fails (no stray writer threads on a retry)
     try:
         if cfg.json.enabled:
-            from analytics.sinks.json_files import JsonFilesSink
+            from sinks.json_files import JsonFilesSink
 
             out.append(JsonFilesSink.from_config(cfg.json))
             started.append(out[-1])
         if cfg.influxdb.enabled:
-            from analytics.sinks.influx import InfluxSink
+            from sinks.influx import InfluxSink
 
             influx = InfluxSink(cfg.influxdb)
             started.append(influx)
             if cfg.influxdb.triton_metrics.enabled:
-                from analytics.sinks.triton_metrics import TritonMetricsCollector
+                from monitoring.triton_metrics import TritonMetricsCollector
 
                 # before the Influx sink: closed first, so its last scrape still gets written
                 out.append(TritonMetricsCollector(cfg.influxdb.triton_metrics, influx))

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from analytics.sinks.line_protocol import DATA_TYPES
+from sinks.line_protocol import DATA_TYPES
 
 try:  # one exception type for the whole config file when the analytics loader defines it
     from analytics.config import ConfigError  # type: ignore

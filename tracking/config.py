@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Settings of :class:`analytics.tracking.Tracker`. Times are in seconds, never frames,
+    """Settings of :class:`tracking.Tracker`. Times are in seconds, never frames,
     so a stream that drops frames or has uneven timestamps behaves the same.
 
     Detection confidence (two-stage, ByteTrack-style):

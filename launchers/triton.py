@@ -4,9 +4,9 @@ The wheel carries a genuine ``tritonserver`` binary with the python backend only
 FACTS.md), so the CPU variants of the models (``configs/cpu.pbtxt``: ONNX Runtime inside
 the python backend) are served with ``--model-config-name=cpu``.
 
-    python -m serving.local_triton up      # background, waits until ready, prints URLs
-    python -m serving.local_triton status
-    python -m serving.local_triton down
+    python -m launchers.triton up      # background, waits until ready, prints URLs
+    python -m launchers.triton status
+    python -m launchers.triton down
 
 From Python (tests, benchmarks)::
 
@@ -219,7 +219,7 @@ def _pid_file(ports: TritonPorts) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m serving.local_triton", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m launchers.triton", description=__doc__.split("\n")[0])
     ap.add_argument("action", choices=["up", "down", "status"])
     ap.add_argument("--http-port", type=int, default=int(os.environ.get("TRITON_HTTP_PORT", 8000)))
     ap.add_argument("--grpc-port", type=int, default=int(os.environ.get("TRITON_GRPC_PORT", 8001)))

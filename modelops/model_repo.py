@@ -1,10 +1,10 @@
 """Model versions in the Triton model repository, for MLOps teams.
 
-    python -m serving.model_repo add --model yolov8n --onnx best.onnx --source "run 42" [--update-labels]
-    python -m serving.model_repo list [--model yolov8n] [--url localhost:8001] [--verify]
-    python -m serving.model_repo load --model yolov8n [--version 3] [--url localhost:8001]
-    python -m serving.model_repo unload --model yolov8n [--url localhost:8001]
-    python -m serving.model_repo retire --model yolov8n --version 3    # persistent roll back
+    python -m modelops.model_repo add --model yolov8n --onnx best.onnx --source "run 42" [--update-labels]
+    python -m modelops.model_repo list [--model yolov8n] [--url localhost:8001] [--verify]
+    python -m modelops.model_repo load --model yolov8n [--version 3] [--url localhost:8001]
+    python -m modelops.model_repo unload --model yolov8n [--url localhost:8001]
+    python -m modelops.model_repo retire --model yolov8n --version 3    # persistent roll back
 
 ``add`` validates the ONNX *before* touching the repository: it must load and pass
 ``onnx.checker``; its input/output names, dtypes and dims must match every config of the
@@ -44,7 +44,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
-TOOL = "serving.model_repo"
+TOOL = "modelops.model_repo"
 TOOL_VERSION = "1"
 PRECISIONS = ("fp32", "fp16", "int8")
 MANIFEST = "manifest.json"
@@ -630,7 +630,7 @@ def _control_error(e, action: str, model: str, url: str) -> ModelRepoError:
     msg = e.message() if hasattr(e, "message") else str(e)
     if "not allowed" in msg or "explicit" in msg.lower() or "polling" in msg.lower():
         return ModelRepoError(f"Triton at {url} refused to {action} '{model}': {msg}. The repository API needs the "
-                              f"server started with --model-control-mode=explicit (serving.local_triton does this)")
+                              f"server started with --model-control-mode=explicit (launchers.triton does this)")
     return ModelRepoError(f"Triton at {url} failed to {action} '{model}': {msg}")
 
 
@@ -703,7 +703,7 @@ def _print_versions(rows: list[VersionInfo], with_state: bool, verify: bool) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m serving.model_repo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m modelops.model_repo", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_add = sub.add_parser("add", help="validate an ONNX and add it as the next version")
     p_add.add_argument("--model", required=True)
@@ -745,10 +745,10 @@ def main(argv: list[str] | None = None) -> int:
             m = json.loads((vdir / MANIFEST).read_text())
             print(f"added {a.model} version {m['version']} at {vdir} (sha256 {m['sha256'][:12]}, "
                   f"{len(m['class_names'] or [])} classes, {time.perf_counter() - t0:.1f}s)")
-            print(f"serve it: python -m serving.model_repo load --model {a.model} --url HOST:8001")
+            print(f"serve it: python -m modelops.model_repo load --model {a.model} --url HOST:8001")
             if read_labels(Path(a.repo) / a.model / LABELS) != labels_before:
                 print(f"{LABELS} changed: postprocess reads it when it loads, so also run "
-                      f"python -m serving.model_repo load --model postprocess --url HOST:8001")
+                      f"python -m modelops.model_repo load --model postprocess --url HOST:8001")
         elif a.cmd == "list":
             rows = list_versions(a.repo, a.model, verify=a.verify)
             if a.url:
@@ -765,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
             dst = retire_version(a.repo, a.model, a.version)
             left = numeric_versions(dst.parent)
             print(f"retired {a.model} version {a.version} -> {dst}; versions left: {left or 'none'}")
-            print(f"serve the latest of those: python -m serving.model_repo load --model {a.model} --url HOST:8001")
+            print(f"serve the latest of those: python -m modelops.model_repo load --model {a.model} --url HOST:8001")
         elif a.cmd == "load":
             ready = load(a.url, a.model, a.version)
             pinned = f" (pinned to version {a.version})" if a.version is not None else ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scripts.simulator import world as W
+from simulator import world as W
 
 # customers per minute by hour of day (store open 08:00-22:00)
 # (the 17-19 h rush loads four lanes to ~90 %: queues of 5+ and long waits, so the alerts fire)

@@ -1,11 +1,11 @@
 """ONNX -> TensorRT engine (a serialized plan for Triton's ``platform: "tensorrt_plan"`` configs).
 
-    python -m serving.tensorrt_engine convert --input X.onnx --output Y.engine --precision fp16 \\
+    python -m modelops.tensorrt_engine convert --input X.onnx --output Y.engine --precision fp16 \\
         [--model yolov8n] [--min-batch 1 --opt-batch 8 --max-batch 16] [--input-shape 3,640,640] \\
         [--timing-cache PATH | --no-timing-cache] [--workspace-gb 4]
-    python -m serving.tensorrt_engine convert --input X.onnx --output Y.engine --precision int8 \\
+    python -m modelops.tensorrt_engine convert --input X.onnx --output Y.engine --precision int8 \\
         --calibration-dir data/calibration [--calibration-batches 32] [--calibration-cache Y.calib]
-    python -m serving.tensorrt_engine inspect --input X.onnx [--model yolov8n] [--opt-batch 4 ...] [--calibration-dir DIR]
+    python -m modelops.tensorrt_engine inspect --input X.onnx [--model yolov8n] [--opt-batch 4 ...] [--calibration-dir DIR]
 
 What it does (TensorRT 10 Python API): parse the ONNX into a network, one optimisation
 profile over the batch axis of every input (min/opt/max), a workspace limit, a timing
@@ -742,7 +742,7 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m serving.tensorrt_engine", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m modelops.tensorrt_engine", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("convert", "inspect"):
         p = sub.add_parser(name, help="build an engine" if name == "convert" else

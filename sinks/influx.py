@@ -65,10 +65,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
-from analytics.sinks.config import InfluxConfig
-from analytics.sinks.line_protocol import Point, PointMapper
+from sinks.config import InfluxConfig
+from sinks.line_protocol import Point, PointMapper
 
-log = logging.getLogger("analytics.sinks.influx")
+log = logging.getLogger("sinks.influx")
 
 Entry = tuple[str, str]  # (data type, line protocol)
 

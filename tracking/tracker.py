@@ -33,10 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.tracking import kalman as kf
-from analytics.tracking.config import TrackerConfig
-from analytics.tracking.inputs import check_detections, check_timestamp
-from analytics.tracking.matching import assign, cosine_distance, iou_matrix, unambiguous
+from tracking import kalman as kf
+from tracking.config import TrackerConfig
+from tracking.inputs import check_detections, check_timestamp
+from tracking.matching import assign, cosine_distance, iou_matrix, unambiguous
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 INF = np.inf

@@ -1,11 +1,11 @@
 """Multi-object tracking: ByteTrack-style association, Kalman motion, appearance re-id.
 
-    from analytics.tracking import Tracker, TrackerConfig
+    from tracking import Tracker, TrackerConfig
     tracker = Tracker(TrackerConfig(frame_rate=25))
     out = tracker.update(xyxy, scores, class_ids=None, embeddings=None, timestamp=None)
     out.track_ids, out.xyxy, out.scores, out.class_ids, out.det_index
 """
-from analytics.tracking.config import TrackerConfig
-from analytics.tracking.tracker import Tracker, Tracks
+from tracking.config import TrackerConfig
+from tracking.tracker import Tracker, Tracks
 
 __all__ = ["Tracker", "TrackerConfig", "Tracks"]

@@ -22,9 +22,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterable
 
-from analytics.sinks.line_protocol import Point
+from sinks.line_protocol import Point
 
-log = logging.getLogger("analytics.sinks.triton_metrics")
+log = logging.getLogger("monitoring.triton_metrics")
 
 _SAMPLE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?\s*$')
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')

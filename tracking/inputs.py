@@ -16,7 +16,7 @@ def check_detections(xyxy, scores, class_ids=None, embeddings=None):
 
     Zero-area boxes are legal input (a box clipped to the image edge) but cannot be tracked by
     overlap; callers drop them via ``keep``. Zero embedding rows mean "no embedding" (classes
-    without re-id), as in ``analytics.types.Detections``.
+    without re-id), as in ``core.types.Detections``.
     """
     boxes = np.asarray(xyxy if xyxy is not None else np.zeros((0, 4)), dtype=np.float64)
     if boxes.size == 0:
