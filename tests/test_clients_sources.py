@@ -63,14 +63,11 @@ def test_video_file_frames_and_timestamps(video):
 
 
 def test_video_file_paced_in_real_time(video):
-    fast = time.monotonic()
-    collect(VideoFileSource("cam", video))
-    fast = time.monotonic() - fast
     paced = time.monotonic()
-    collect(VideoFileSource("cam", video, realtime=True, fps=40.0))  # 12 frames at 40 fps: >= 0.275 s
+    frames = collect(VideoFileSource("cam", video, realtime=True, fps=40.0))  # 12 frames at 40 fps: >= 0.275 s
     paced = time.monotonic() - paced
-    assert paced >= (N - 1) / 40.0 - 0.01
-    assert paced > fast
+    # a lower bound only: a loaded machine makes a run slower, never a paced one faster
+    assert len(frames) == N and paced >= (N - 1) / 40.0 - 0.01
 
 
 def test_video_loop(video):
@@ -155,8 +152,9 @@ def test_simulated_camera_renders_the_store_and_loops():
     assert looped[8].timestamp == 1_705_343_400.0 + 2.0  # timestamps keep counting
     for i in range(4):  # the clip replays frame for frame
         np.testing.assert_array_equal(looped[i + 4].image, frames[i].image)
+    before = time.time()
     wall = SimulatedCamera("c", "cam-entrance-1", seconds=1.0, fps=4.0, clock="wall")
-    assert abs(wall.start_time - time.time()) < 5
+    assert before - 1 <= wall.start_time <= time.time() + 1  # the wall clock at construction
     with pytest.raises(SourceError, match="simulator camera 'cam-nowhere' does not exist"):
         SimulatedCamera("c", "cam-nowhere", seconds=1.0)
 
@@ -176,7 +174,7 @@ def test_unreachable_rtsp_fails_after_bounded_retries():
     t = time.monotonic()
     with pytest.raises(SourceError, match=r"unreachable after 4 attempt") as e:
         collect(src)
-    assert time.monotonic() - t < 10
+    assert time.monotonic() - t < 120  # bounded (4 attempts, 1 s open timeout each), not forever
     assert "secret" not in str(e.value) and "cam-rtsp" in str(e.value)
     assert src.reconnects == 3
 
@@ -237,11 +235,12 @@ def test_live_http_camera_reconnects_after_a_cut():
         return t0
 
     try:
-        t0 = asyncio.run(asyncio.wait_for(go(), 30))
+        t0 = asyncio.run(asyncio.wait_for(go(), 120))
+        t1 = time.time()
     finally:
         cam.stop()
     assert src.reconnects >= 1
     assert [f.frame_number for f in got] == list(range(15))  # numbering continues across the cut
     ts = np.array([f.timestamp for f in got])
-    assert np.all(np.diff(ts) >= 0) and abs(ts[0] - t0) < 5  # wall clock
+    assert np.all(np.diff(ts) >= 0) and t0 <= ts[0] and ts[-1] <= t1  # wall clock
     assert got[0].image.shape == (48, 64, 3)
