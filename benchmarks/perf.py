@@ -56,7 +56,7 @@ _COMPOSING_CSV = re.compile(r"^(?P<model>.+)_v(?P<version>\d+)\.(?P<part>c\d+\.c
 
 
 def perf_analyzer_cmd() -> tuple[list[str], dict[str, str]]:
-    """The binary from the tritonclient wheel and the libraries it needs (FACTS.md)."""
+    """The binary from the tritonclient wheel and the libraries it needs (docs/platform.md)."""
     exe = Path(sys.executable).parent / "perf_analyzer"
     if not exe.exists():
         raise SystemExit(f"perf_analyzer not found at {exe}: run `make setup` (tritonclient==2.50.0 ships it)")

@@ -1,7 +1,7 @@
 """Run a real Triton Inference Server locally, on the CPU, from the nvidia-pytriton wheel.
 
 The wheel carries a genuine ``tritonserver`` binary with the python backend only (see
-FACTS.md), so the CPU variants of the models (``configs/cpu.pbtxt``: ONNX Runtime inside
+docs/platform.md), so the CPU variants of the models (``configs/cpu.pbtxt``: ONNX Runtime inside
 the python backend) are served with ``--model-config-name=cpu``.
 
     python -m launchers.triton up      # background, waits until ready, prints URLs

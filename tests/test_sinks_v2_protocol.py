@@ -1,7 +1,7 @@
 """InfluxDB 2.x paths (setup_v2, V2Transport) against a recording stand-in of the 2.x HTTP API.
 
 This is a protocol-level check, not a server test: no InfluxDB 2.x can run here (see
-shared/FACTS.md), so a small ``http.server`` in a thread answers the requests that
+docs/platform.md), so a small ``http.server`` in a thread answers the requests that
 ``influxdb-client`` makes the way the 2.x API documents them (``/api/v2/orgs``,
 ``/api/v2/buckets``, ``/api/v2/dbrps``, ``/api/v2/write``), keeps buckets and DBRP
 mappings as state, and records every request. The tests assert what the client sent:
