@@ -6,7 +6,7 @@ STAMP := .venv/.setup-stamp
 APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
-.PHONY: help setup test test-stress models download-models triton-up triton-down demo run \
+.PHONY: help setup lint test test-stress models download-models triton-up triton-down demo run \
         sample-data score perf bench bench-tracking influx-setup clean-data clean-all
 
 help:
@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml
 
 test: setup ## the README's test command: setup, then the whole suite
 	$(PY) -m pytest -q
+
+lint: setup ## ruff (pyflakes, import order, bugbear; pyproject.toml [tool.ruff])
+	$(PY) -m ruff check .
 
 RUNS ?= 5
 test-stress: setup ## the whole suite RUNS times (default 5) with every core kept busy; names any test that failed
