@@ -190,8 +190,10 @@ def encoded(shape: tuple[int, int], ext: str) -> np.ndarray:
     (encoded((17000, 600), ".jpg"), "UINT8", r"image of 600x17000 px .*too large, limits are 16384 px a side"),
 ], ids=["corrupt", "empty", "1x3000-png", "3000x1-bmp", "aspect-50", "huge-jpeg"])
 def test_bad_images_get_a_clear_error_and_server_stays_healthy(triton_server, payload, dtype, message):
-    with pytest.raises(InferenceServerException, match=message):
+    with pytest.raises(InferenceServerException, match=message) as e:
         infer(triton_server.grpc_url, payload, dtype)
+    # the client's frame is at fault: INVALID_ARGUMENT (not retried), not INTERNAL
+    assert e.value.status() == "StatusCode.INVALID_ARGUMENT", (e.value.status(), e.value.message())
     client = grpcclient.InferenceServerClient(triton_server.grpc_url)
     assert client.is_server_live() and client.is_model_ready("retail_pipeline")
     infer(triton_server.grpc_url, jpeg(np.full((64, 64, 3), 127, np.uint8)))

@@ -8,7 +8,8 @@ Output images    FP32[1, 3, 640, 640] RGB in [0, 1], letterboxed
 A bad image is an error response for that request only (the others in the batch and the
 server carry on): not an image / corrupt / empty (ImageDecodeError), a degenerate or huge
 size (ImageSizeError: the message names the size and the limits, serving/preprocess.py),
-or anything else that fails while preparing it.
+both with status INVALID_ARGUMENT (the client must not retry them), or anything else that
+fails while preparing it (INTERNAL).
 """
 import triton_python_backend_utils as pb_utils
 
@@ -23,8 +24,9 @@ class TritonPythonModel:
                 data = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
                 image = decode_image(data)
                 x, lb = letterbox(image)
-            except ImageDecodeError as e:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"preprocess: {e}")))
+            except ImageDecodeError as e:  # the client's frame is bad: INVALID_ARGUMENT, not worth a retry
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    f"preprocess: {e}", pb_utils.TritonError.INVALID_ARG)))
                 continue
             except Exception as e:  # never let one request's image fail the whole batch or the instance
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
