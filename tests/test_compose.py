@@ -25,6 +25,20 @@ def test_the_services_are_there():
     assert {"triton", "influxdb", "grafana", "clients", "influx-setup", "engines"} <= set(SERVICES)
 
 
+def test_the_seeds_generator_command_runs_as_written():
+    """`docker-compose run --rm retail-vision python scripts/generate_sample_data.py` (the seed's data README)."""
+    tool = SERVICES["retail-vision"]
+    assert tool["profiles"] == ["tools"]  # `docker compose up` does not start it; `run` does
+    assert tool["build"]["dockerfile"] == "docker/clients.Dockerfile"
+    assert "./data:/app/data" in tool["volumes"]  # writable: the files land in the host's data/sample/
+    assert tool["command"][:2] == ["python", "scripts/generate_sample_data.py"]
+    assert (ROOT / "scripts/generate_sample_data.py").is_file()
+    image = (ROOT / "docker/clients.Dockerfile").read_text()
+    for pkg in ("scripts", "simulator", "tracking", "analytics", "sinks", "core"):  # what the generator imports
+        assert f"COPY {pkg}/ {pkg}/" in image, pkg
+    assert "WORKDIR /app" in image
+
+
 def test_every_published_port_is_bound_to_localhost():
     published = [(name, p) for name, s in SERVICES.items() for p in s.get("ports", [])]
     assert len(published) >= 5
