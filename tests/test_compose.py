@@ -55,7 +55,19 @@ def test_secrets_come_from_the_env_file_only():
             assert s.get("env_file") == ".env", f"{name}: secrets must come from env_file .env"
     for k, v in ENV_EXAMPLE.items():
         if SECRET.search(k):
-            assert v.startswith("change-me"), f".env.example: {k} must be a placeholder"
+            assert v == "", f".env.example: {k} must be empty (a shipped placeholder would be accepted)"
+
+
+def test_compose_refuses_to_start_without_each_secret():
+    """Every secret is interpolated as ``${VAR:?message naming VAR}``: with it empty or unset,
+    ``docker compose`` stops before starting anything, with that one line."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = {m.group(1): m.group(2) for m in re.finditer(r"\$\{([A-Z_][A-Z0-9_]*):\?([^}]*)\}", text)}
+    secrets = {k for k in ENV_EXAMPLE if SECRET.search(k)}
+    assert secrets == {"DOCKER_INFLUXDB_INIT_PASSWORD", "INFLUXDB_TOKEN", "GF_SECURITY_ADMIN_PASSWORD"}
+    for k in secrets:
+        assert k in required, f"{k}: not required by docker-compose.yml"
+        assert k in required[k] and ".env" in required[k], f"{k}: the message must name the variable and .env"
 
 
 def test_every_variable_used_is_documented_in_env_example():
@@ -147,7 +159,12 @@ def test_compose_cli_validates_the_file(tmp_path):
         pytest.skip("no compose CLI installed (the docker CLI here has no compose plugin); parsed checks above")
     # in a copy, with .env made from the example (the services' env_file must exist for `config`)
     shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
-    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    example = (ROOT / ".env.example").read_text()
+    (tmp_path / ".env").write_text(example)
+    r = subprocess.run([*cli, "config", "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode != 0 and re.search(r"INFLUXDB_TOKEN|PASSWORD", r.stderr), r.stderr  # secrets not set
+    (tmp_path / ".env").write_text(re.sub(r"^(\w*(?:TOKEN|PASSWORD)\w*)=$", r"\1=s3cret-for-the-test", example,
+                                          flags=re.M))
     r = subprocess.run([*cli, "config", "-q"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
 
