@@ -35,6 +35,7 @@ import yaml
 
 from clients.app import run_app
 from clients.config import load_app_config
+from simulator.day import DEMO_CAMERAS, render_camera
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO_ROOT / "data" / "demo"
@@ -135,29 +136,12 @@ def render_clips(out_dir: Path, seconds: float, cameras: int, fps: float, seed: 
 
     Returns [{stream_id, path, truth}] where truth is the simulator's ground truth (dict) or None.
     """
-    try:
-        import simulator.day as sim
-    except ImportError as e:
-        raise SystemExit(f"demo: the store simulator (scripts/generate_sample_data.py) is not available: {e}")
-    render = getattr(sim, "render_camera", None)
-    if render is None:
-        raise SystemExit("demo: scripts/generate_sample_data.py has no render_camera(): cannot render the store clip")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = list(getattr(sim, "DEMO_CAMERAS", None) or getattr(sim, "CAMERAS", []))[:cameras]
-    if not ids:
-        raise SystemExit("demo: the simulator lists no cameras (DEMO_CAMERAS)")
     clips = []
-    for cam_id in ids:
-        path = out_dir / f"{cam_id}.mp4"
-        res = render(cam_id, path, seconds=seconds, fps=fps, seed=seed, start=start)
-        video = Path(getattr(res, "video_path", None) or (res if isinstance(res, (str, Path)) else path))
-        truth = None
-        for cand in (getattr(res, "truth_path", None), Path(str(video) + ".truth.json"),
-                     video.with_suffix(".truth.json")):
-            if cand and Path(cand).exists():
-                truth = json.loads(Path(cand).read_text())
-                break
-        clips.append({"stream_id": cam_id, "path": video, "truth": truth})
+    for cam_id in DEMO_CAMERAS[:cameras]:
+        res = render_camera(cam_id, out_dir / f"{cam_id}.mp4", seconds=seconds, fps=fps, seed=seed, start=start)
+        truth = json.loads(res.truth_path.read_text()) if res.truth_path.exists() else None
+        clips.append({"stream_id": cam_id, "path": Path(res.video_path), "truth": truth})
     return clips
 
 
