@@ -114,7 +114,7 @@ def fast_exit(sinks: Sequence[Sink], why: str, before_exit: Callable[[], None] |
     log.error("%s: fast exit: in-flight frames and the analytics flush are skipped; the sinks put what they "
               "hold in memory to their outputs/spill (at most %.0f s each)", why, FAST_EXIT_SINK_BOUND_S)
     stats = close_sinks_within(sinks)
-    log.error("fast exit: sinks closed: %s", stats)
+    log.warning("fast exit: sinks closed: %s", stats)
     if before_exit is not None:
         with contextlib.suppress(Exception):
             before_exit()
