@@ -19,7 +19,6 @@ the machine hits both alike. Writes its section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import logging
@@ -89,8 +88,8 @@ def bench_store_config(workdir: Path, n_streams: int) -> Path:
 
 def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: int, workdir: Path,
                 analytics: bool = False) -> dict:
+    from clients.app import build_processor_factory, run_app
     from clients.config import load_app_config
-    from clients.run import Runner, build_processor_factory, build_sinks
 
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": in_flight, "jpeg_quality": quality},
            "streams": [{"id": f"bench-{k}", "source": str(clip), "start_time": 1_700_000_000} for k in range(n_streams)],
@@ -100,14 +99,15 @@ def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: i
     path = workdir / f"app-{n_streams}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     config = load_app_config(path)
-    sinks = build_sinks(config)
-    runner = Runner(config, build_processor_factory(config), sinks, health_interval_s=3600)
-    try:
-        summary = asyncio.run(runner.run())
-    finally:
-        for s in sinks:
-            s.close()
-    stats = [p.stats for p in runner.pipelines]
+    build = build_processor_factory(config)
+    processors: list = []
+
+    def factory(spec, source):  # the configured processors, noted for the report
+        processors.append(build(spec, source))
+        return processors[-1]
+
+    summary = run_app(config, processor_factory=factory, health_interval_s=3600)
+    stats = list(summary.stats.values())
     done = sum(s.frames_processed for s in stats)
     t0 = min(s.first_result_at for s in stats)
     t1 = max(s.last_result_at for s in stats)
@@ -121,7 +121,7 @@ def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: i
             "bytes_per_frame": float(np.mean([s.bytes_per_frame() for s in stats])),
             "detections": sum(s.detections for s in stats),
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "processor": type(runner.pipelines[0].processor).__name__}
+            "processor": type(processors[0]).__name__}
 
 
 def run_perf_analyzer(url: str, frames: list[np.ndarray], concurrency: int, quality: int, window_ms: int,
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     if not a.no_doc:
         from benchmarks._report import append_section
-        from scripts.demo import detector_source
+        from clients.demo import detector_source
 
         source = detector_source()[0]
         what = (f"the simulator's {STORE_CAMERA} at {STORE_START} (640x360, 5 fps clip), tracker + store analytics "

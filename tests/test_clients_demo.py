@@ -1,10 +1,10 @@
-"""scripts.demo helpers: the detector's provenance notice and the per-camera tally."""
+"""clients.demo (make demo) helpers: the detector's provenance notice and the per-camera tally."""
 from __future__ import annotations
 
 import json
 
 from analytics.records import DetectionRecord, FootfallRecord, JourneyRecord, QueueMetricsRecord
-from scripts.demo import SummarySink, detector_source, placeholder_notice
+from clients.demo import SummarySink, detector_source, placeholder_notice
 
 
 def test_detector_source_reads_the_newest_manifest(tmp_path):
@@ -38,7 +38,7 @@ def test_summary_sink_tallies_per_camera():
 
 def test_demo_end_to_end(triton_server, tmp_path, capsys):
     """`make demo`'s path on a short clip: simulator -> Triton -> tracker -> analytics -> files."""
-    from scripts.demo import main
+    from clients.demo import main
 
     out = tmp_path / "out"
     assert main(["--seconds", "3", "--cameras", "2", "--fps", "5", "--triton-url", triton_server.grpc_url,

@@ -1,4 +1,5 @@
-"""The runner against a real Triton (fixture-started CPU ensemble).
+"""The runner (clients.runner.Runner) and the application (clients.app.run_app) against a
+real Triton (fixture-started CPU ensemble).
 
 Clips are a few dozen small frames: the CPU YOLOv8n costs ~0.2 s per frame here.
 """
@@ -22,8 +23,10 @@ import pytest
 import yaml
 
 from core.types import Detections, Frame
+from clients.app import build_processor_factory, run_app
+from clients.camera import detection_records
 from clients.config import load_app_config
-from clients.run import DetectionsOnly, Runner, build_processor_factory, build_sinks
+from clients.runner import Runner
 from launchers.triton import start_triton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +51,20 @@ def write_config(tmp: Path, url: str, streams: list[dict], **triton) -> Path:
     p = tmp / "app.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
+
+
+class DetectionsOnly:
+    """Tracker-free processor: one DetectionRecord per box."""
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+
+    def process(self, frame: Frame, dets: Detections):
+        return detection_records(self.stream_id, frame, dets.xyxy, dets.scores,
+                                 list(dets.class_names) or ["object"] * len(dets), None)
+
+    def flush(self, timestamp: float):
+        return []
 
 
 class Recorder:
@@ -363,14 +380,15 @@ def test_real_wiring_tracker_analytics_and_seed_files(triton_server, tmp_path):
     raw["analytics"] = {"store_config": str(REPO / "configs" / "store.yaml")}
     cfg.write_text(yaml.safe_dump(raw))
     config = load_app_config(cfg)
-    sinks = build_sinks(config)
-    runner = Runner(config, build_processor_factory(config), sinks, health_interval_s=60)
-    try:
-        summary = asyncio.run(runner.run())
-    finally:
-        for s in sinks:
-            s.close()
-    proc = runner.pipelines[0].processor
+    build = build_processor_factory(config)
+    procs = []
+
+    def factory(spec, source):
+        procs.append(build(spec, source))
+        return procs[-1]
+
+    summary = run_app(config, processor_factory=factory, health_interval_s=60)
+    proc, = procs
     assert type(proc).__name__ == "TrackedCamera" and proc.analytics is not None
     assert summary.streams["cam-entrance-1"]["frames_processed"] == n
     files = {f.name: json.loads(f.read_text()) for f in (tmp_path / "out").glob("*.json")}

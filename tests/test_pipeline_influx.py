@@ -1,6 +1,6 @@
 """End to end: the stream runner into InfluxDB, then every panel query of every provisioned dashboard.
 
-The real parts, nothing stubbed: ``clients.run.Runner`` against the real Triton (fixture,
+The real parts, nothing stubbed: the application (``clients.app.run_app``) against the real Triton (fixture,
 CPU ensemble with the shipped demo detector), the real tracker and store analytics
 (configs/store.yaml), and the sinks the runner builds from the app config (JSON files,
 ``InfluxSink``, Triton metrics collector) into a real influxd 1.6.7 whose retention policies
@@ -22,7 +22,6 @@ tests/test_grafana.py checks that panel's query on a scrape that has GPU metrics
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import urllib.request
@@ -59,8 +58,8 @@ def _gpu_panel_exempt(metrics_url: str) -> bool:
 @pytest.fixture(scope="module")
 def e2e(triton_server, influxd_server, tmp_path_factory):
     from sinks.setup import main as influx_setup
+    from clients.app import build_sinks, run_app
     from clients.config import load_app_config
-    from clients.run import Runner, build_processor_factory, build_sinks
     from simulator.day import render_camera
 
     tmp = tmp_path_factory.mktemp("e2e")
@@ -89,13 +88,8 @@ def e2e(triton_server, influxd_server, tmp_path_factory):
     config = load_app_config(cfg_path)
     sinks = build_sinks(config)
     assert [type(s).__name__ for s in sinks] == ["JsonFilesSink", "TritonMetricsCollector", "InfluxSink"]
-    runner = Runner(config, build_processor_factory(config), sinks, health_interval_s=1.0)
     t = time.monotonic()
-    try:
-        summary = asyncio.run(runner.run())
-    finally:
-        for s in sinks:
-            s.close()
+    summary = run_app(config, sinks=sinks, health_interval_s=1.0)  # closes the sinks
     wall = time.monotonic() - t
     stats = {type(s).__name__: s.stats() for s in sinks}
     return {"server": influxd_server, "start": start, "summary": summary, "stats": stats, "out": tmp / "out",

@@ -76,7 +76,7 @@ def reference_detections(onnx_path, image_bgr, conf=0.25, iou=0.45):
 
 
 def _require_demo_detector() -> None:
-    from scripts.demo import detector_source
+    from clients.demo import detector_source
 
     source, _ = detector_source()
     if "demo detector" not in source:
@@ -233,7 +233,7 @@ def test_wrong_shape_or_dtype_is_rejected_by_triton(triton_server, shape, dtype)
 def test_demo_detector_finds_the_rendered_people_through_triton(triton_server):
     """Issue 8's detector, as `make demo` serves it: rendered store frames through the ensemble,
     person boxes matched to the simulator's ground truth (IoU >= 0.5)."""
-    from scripts.demo import detector_source
+    from clients.demo import detector_source
     from simulator.render import render_camera
     def iou_matrix(a, b):
         lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])

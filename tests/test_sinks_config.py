@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sinks import build_sinks
+from clients.app import sinks_from_config as build_sinks
 from sinks.config import (SEED_RETENTION_DAYS, ConfigError, InfluxConfig, RetentionConfig,
                                     load_sinks_config, load_sinks_section)
 from sinks.line_protocol import DATA_TYPES
@@ -85,8 +85,8 @@ def test_build_sinks_closes_what_it_started_when_a_later_sink_fails(tmp_path, mo
     (``clients.run --wait-on-error`` retries start-up, and each try would leak another writer thread)."""
     import threading
 
+    import clients.app
     import sinks.json_files as json_files
-    import monitoring.triton_metrics as triton_metrics
 
     closed = []
     real_close = json_files.JsonFilesSink.close
@@ -95,7 +95,7 @@ def test_build_sinks_closes_what_it_started_when_a_later_sink_fails(tmp_path, mo
     def broken(*a, **k):
         raise OSError("metrics endpoint misconfigured")
 
-    monkeypatch.setattr(triton_metrics, "TritonMetricsCollector", broken)
+    monkeypatch.setattr(clients.app, "TritonMetricsCollector", broken)
     raw = {"sinks": {"json": {"output_dir": str(tmp_path / "out")},
                      "influxdb": {"enabled": True, "url": "http://127.0.0.1:9", "spill_dir": str(tmp_path / "sp"),
                                   "handle_sigterm": False, "close_timeout_s": 0,

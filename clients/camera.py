@@ -1,7 +1,14 @@
-"""Connects the runner to the other parts: tracker, per-camera analytics, sinks.
+"""One camera's per-frame processing: tracker, then the camera's store analytics.
 
-Kept apart from ``clients.run`` so the runner itself depends only on two small protocols
-(``Processor``: frames in order -> records; ``Sink``: records -> storage).
+``TrackedCamera`` is the ``clients.pipeline.Processor`` the application uses: detections
+of one frame (in time order) in, records from ``analytics.records`` out. A stream that is
+not a camera of the store config is tracked and written as ``DetectionRecord`` rows
+(``detection_records``), without zone analytics.
+
+Inputs: ``Frame`` + ``Detections`` (core.types), a tracker (``tracking.Tracker``-like:
+``update(xyxy, scores, class_ids, embeddings, timestamp=)`` -> tracks with ``track_ids``,
+``xyxy``, ``scores``, ``class_ids``), the camera's analytics (``update``/``flush``) or None.
+Outputs: lists of records. May import: numpy, core, analytics.records.
 """
 from __future__ import annotations
 
@@ -10,18 +17,22 @@ from typing import Any
 
 import numpy as np
 
+from analytics.records import DetectionRecord
 from core.types import Detections, Frame
-from clients.config import AppConfig, StreamSpec
-from clients.sources import FrameSource
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("clients.camera")
 
 
-def make_sinks(config: AppConfig) -> list[Any]:
-    from sinks import build_sinks, load_sinks_section
-
-    cfg = config.sinks if config.sinks is not None else load_sinks_section(config.raw, config.path)
-    return build_sinks(cfg)
+def detection_records(stream_id: str, frame: Frame, xyxy: np.ndarray, scores: np.ndarray,
+                      names: list[str], track_ids: np.ndarray | None) -> list[DetectionRecord]:
+    """One ``DetectionRecord`` per box (x, y, width, height in pixels; track id if tracked)."""
+    if len(xyxy) == 0:
+        return []
+    wh = xyxy[:, 2:4] - xyxy[:, 0:2]
+    tids = [None] * len(xyxy) if track_ids is None else [int(t) for t in track_ids]
+    return [DetectionRecord(stream_id, frame.frame_number, frame.timestamp, n, float(s),
+                            float(b[0]), float(b[1]), float(w[0]), float(w[1]), t)
+            for b, w, s, n, t in zip(xyxy.tolist(), wh.tolist(), scores.tolist(), names, tids)]
 
 
 class TrackedCamera:
@@ -55,8 +66,6 @@ class TrackedCamera:
                                      timestamp=frame.timestamp)
         if self.analytics is not None:
             return list(self.analytics.update(frame, tracks, self.class_names) or [])
-        from clients.run import detection_records
-
         names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
         return detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
                                  names, np.asarray(tracks.track_ids))
@@ -65,30 +74,3 @@ class TrackedCamera:
         if self.analytics is None:
             return []
         return list(self.analytics.flush(timestamp) or [])
-
-
-def make_processor_factory(config: AppConfig):
-    """Tracker per stream; analytics for streams that are cameras of the store config.
-    Raises ImportError when the tracker is not installed (the runner falls back)."""
-    from tracking import Tracker, TrackerConfig
-
-    store = config.analytics
-    store_analytics = None
-    if store is not None:
-        from analytics.pipeline import StoreAnalytics
-
-        store_analytics = StoreAnalytics(store)
-        missing = [s.id for s in config.streams if s.id not in store.cameras]
-        if missing:
-            log.warning("stream(s) %s are not cameras in %s: tracked, but no zone analytics",
-                        ", ".join(missing), store.path)
-
-    def factory(spec: StreamSpec, source: FrameSource) -> TrackedCamera:
-        fps = getattr(source, "fps", None) or 25.0
-        tracker = Tracker(TrackerConfig(frame_rate=fps))
-        analytics = None
-        if store_analytics is not None and spec.id in store.cameras:
-            analytics = store_analytics.for_stream(spec.id)
-        return TrackedCamera(spec.id, tracker, analytics)
-
-    return factory
