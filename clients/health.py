@@ -76,7 +76,8 @@ class StreamStats:
     frames_processed: int = 0  # went through tracker -> analytics -> sinks with detections
     frames_dropped: int = 0  # evicted by backpressure (live streams) or discarded at shutdown
     frames_lost: int = 0  # sent but no answer after retries (Triton away) or a failed request
-    inference_errors: int = 0  # non-retryable request failures
+    inference_errors: int = 0  # non-retryable request failures (the frame was fine)
+    bad_frames: int = 0  # frames the server refused as invalid (INVALID_ARGUMENT), never retried
     inference_retries: int = 0
     analytics_errors: int = 0  # frames whose tracking/analytics raised (logged, skipped)
     reconnects: int = 0
@@ -125,7 +126,7 @@ class StreamStats:
             inference_errors=self.inference_errors,
             extra={"frames_read": self.frames_read, "frames_sent": self.frames_sent,
                    "frames_lost": self.frames_lost, "inference_retries": self.inference_retries,
-                   "analytics_errors": self.analytics_errors,
+                   "bad_frames": self.bad_frames, "analytics_errors": self.analytics_errors,
                    "decode_errors": self.decode_errors,
                    "bytes_per_frame": round(self.bytes_per_frame(), 1)},
         )
@@ -136,8 +137,8 @@ class StreamStats:
             "stream_id": self.stream_id, "frames_read": self.frames_read, "frames_sent": self.frames_sent,
             "frames_processed": self.frames_processed, "frames_dropped": self.frames_dropped,
             "frames_lost": self.frames_lost, "inference_errors": self.inference_errors,
-            "inference_retries": self.inference_retries, "analytics_errors": self.analytics_errors,
-            "reconnects": self.reconnects,
+            "inference_retries": self.inference_retries, "bad_frames": self.bad_frames,
+            "analytics_errors": self.analytics_errors, "reconnects": self.reconnects,
             "decode_errors": self.decode_errors, "detections": self.detections,
             "fps": round(self.mean_fps(), 3), "latency_p50_ms": round(p50, 1), "latency_p95_ms": round(p95, 1),
             "bytes_per_frame": round(self.bytes_per_frame(), 1), "error": self.error,

@@ -22,7 +22,7 @@ from clients.config import StreamSpec
 from clients.flow import Backpressure, PendingFrames, QueueClosed, ReorderBuffer
 from clients.health import StreamStats
 from clients.sources import FrameSource, SourceError
-from clients.triton import EnsembleClient, InferenceFailed, InferenceLost, encode_jpeg
+from clients.triton import BadFrame, EnsembleClient, InferenceFailed, InferenceLost, encode_jpeg
 from core.types import Detections, Frame
 from sinks.base import Sink
 
@@ -139,6 +139,10 @@ class StreamPipeline:
         except InferenceLost as e:
             self.stats.frames_lost += 1
             log.warning("%s: frame %d lost: %s", self.spec.id, frame.frame_number, e)
+        except BadFrame as e:
+            self.stats.frames_lost += 1
+            self.stats.bad_frames += 1
+            log.error("%s: frame %d refused by the server: %s", self.spec.id, frame.frame_number, e)
         except InferenceFailed as e:
             self.stats.frames_lost += 1
             self.stats.inference_errors += 1

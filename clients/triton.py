@@ -52,6 +52,10 @@ class InferenceFailed(RuntimeError):
     """The server answered with an error that retrying will not fix."""
 
 
+class BadFrame(InferenceFailed):
+    """The server refused the frame itself (INVALID_ARGUMENT: undecodable, degenerate or huge)."""
+
+
 class InferenceLost(RuntimeError):
     """The server stayed unavailable through every retry: the frame is lost."""
 
@@ -253,6 +257,8 @@ class EnsembleClient:
                 return parse_outputs(result), attempt - 1
             except InferenceServerException as e:
                 status = e.status() or ""
+                if status == "StatusCode.INVALID_ARGUMENT":  # the frame is at fault: never retried
+                    raise BadFrame(f"{status}: {e.message()}") from None
                 if not is_retryable(status, e.message()):
                     raise InferenceFailed(f"{status or 'error'}: {e.message()}") from None
                 self._mark_down(e.message() or status)

@@ -396,3 +396,19 @@ def test_real_wiring_tracker_analytics_and_seed_files(triton_server, tmp_path):
     # the end-of-stream flush reported this camera's heatmap in the seed's schema
     hm = [h for h in files["heatmap.json"] if h["stream_id"] == "cam-entrance-1"]
     assert hm and hm[-1]["resolution"] == [96, 54] and len(hm[-1]["data"]) == 54
+
+
+def test_a_frame_the_server_refuses_is_a_bad_frame_not_retried(triton_server, tmp_path):
+    """A camera sending a frame Triton cannot take (50:1, refused by preprocess with INVALID_ARGUMENT):
+    counted as a bad frame, never retried, and the stream carries on with the next frames."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        shape = (20, 1000, 3) if i == 2 else (H, W, 3)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full(shape, 60 + 20 * i, np.uint8))
+    cfg = write_config(tmp_path, triton_server.grpc_url, [{"id": "cam-bad", "source": str(folder)}])
+    summary, rec, _ = run_runner(cfg)
+    st = summary.streams["cam-bad"]
+    assert st["bad_frames"] == 1 and st["inference_errors"] == 0 and st["inference_retries"] == 0, st
+    assert st["frames_processed"] == 4 and st["frames_lost"] == 1 and st["error"] is None, st
+    assert [s[0] for s in rec["cam-bad"].seen] == [0, 1, 3, 4]
