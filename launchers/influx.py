@@ -12,8 +12,8 @@ HTTP logs off. Used by the tests (``tests/fixtures/influx.py``) and benchmarks
     server.stop()
 
 ``start()`` raises ``InfluxStartError`` when the server cannot start: naming the missing
-binary and how to install it, or with the exit code / timeout and the tail of its log
-(``<root>/influxd.log``). ``stop()`` terminates it (SIGTERM, then SIGKILL after 15 s) and
+binary and how to install it, the port another server already holds, or with the exit
+code / timeout and the tail of its log (``<root>/influxd.log``). ``stop()`` terminates it (SIGTERM, then SIGKILL after 15 s) and
 waits until the port no longer answers, so a restart can bind it again.
 
 Imports: the standard library only.
@@ -102,6 +102,8 @@ class InfluxServer:
         if self.proc is not None and self.proc.poll() is None:
             return self
         exe = find_influxd()
+        if self.ping():  # /ping would be answered by that server, not by ours
+            raise InfluxStartError(f"{self.url} already answers /ping: another InfluxDB holds port {self.port}")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([exe, "-config", str(self.conf)], stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
