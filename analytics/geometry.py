@@ -37,34 +37,11 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return inside
 
 
-def points_in_polygons(points: np.ndarray, polygons: list[np.ndarray]) -> np.ndarray:
-    """bool[N, Z]: membership of N points in each of Z polygons."""
-    n = len(np.asarray(points).reshape(-1, 2))
-    if not polygons:
-        return np.zeros((n, 0), dtype=bool)
-    return np.stack([points_in_polygon(points, poly) for poly in polygons], axis=1)
-
-
-def side_of_line(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float[N]: signed distance (pixels) of points from the infinite line a->b, measured
-    along the normal ``line_normal(a, b)``."""
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return (p - np.asarray(a, np.float64)) @ line_normal(a, b)
-
-
 def line_normal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Unit normal (-dy, dx) of the direction a->b; on screen (y down), for a->b pointing
     right it points down."""
     d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
     return np.array([-d[1], d[0]]) / np.hypot(d[0], d[1])
-
-
-def projection_on_segment(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float[N]: position of each point's projection along segment a->b (0 at a, 1 at b)."""
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    a = np.asarray(a, np.float64)
-    d = np.asarray(b, np.float64) - a
-    return ((p - a) @ d) / float(d @ d)
 
 
 def segments_intersect(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.files import atomic_write_text
+
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -59,7 +61,6 @@ def append_section(title: str, table_markdown: str, notes: str = "", path: Path 
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # read-modify-write: concurrent benchmarks must not lose sections
         text = path.read_text() if path.exists() else "# Benchmarks\n"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(replace_section(text, title, "\n".join(block)))
-        os.replace(tmp, path)
+        atomic_write_text(path, replace_section(text, title, "\n".join(block)), fsync=False,
+                          tmp=path.with_name(path.name + ".tmp"))
     print(f"wrote '{title}' to {path}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""InfluxDB sink throughput against a real influxd (Debian's 1.6.7 on loopback).
+"""InfluxDB sink throughput against a real influxd (Debian's 1.6.7 on loopback, started by launchers.influx).
 
     python -m benchmarks.sinks [--points 300000] [--batch-sizes 500 5000 20000]
 
@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from launchers.influx import InfluxServer, start_influx
+from simulator.record_mix import pipeline_records
 from sinks.config import InfluxConfig, RetentionConfig
 from sinks.influx import InfluxSink
 from sinks.line_protocol import MEASUREMENT_DATA_TYPE, PointMapper
 from sinks.setup import setup_v1
-from tests.fixtures.influx import InfluxServer, pipeline_records
-
 
 
 def make_points(n_target: int, t0: float) -> list[list]:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     batches = make_points(a.points, time.time() - 6 * 86400)  # inside the 7-day detections retention
     with tempfile.TemporaryDirectory() as tmp:
-        server = InfluxServer(Path(tmp) / "influxd").start()
+        server = start_influx(Path(tmp) / "influxd")
         try:
             rows = [run_one(server, batches, bs, Path(tmp)) for bs in a.batch_sizes]
         finally:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     notes = (f"InfluxSink (line protocol over HTTP /write, one request per retention policy per batch) into "
              f"Debian's influxd 1.6.7 on loopback, same machine ({os.cpu_count()} cores, {platform.machine()}, "
-             f"shared with the server). Points: the pipeline mix of tests/fixtures/influx.py for 8 cameras "
+             f"shared with the server). Points: the pipeline mix of simulator/record_mix.py for 8 cameras "
              f"(detections as per-frame class counts, queue, zones, footfall, heatmap summaries, journeys, "
              f"alerts, health, Triton metrics). points/s = all points / time from the first write() to flush() "
              f"returning with everything acknowledged; 'read back' is counted with InfluxQL afterwards. "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analytics.records import StreamHealthRecord
+from core.files import atomic_write_text
 
 
 class LatencyWindow:
@@ -177,14 +178,12 @@ class HealthFile:
 
     def write(self, status: str, detail: str = "", **extra) -> None:
         doc = {"status": status, "time": time.time(), "pid": os.getpid(), "detail": detail, **extra}
-        tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             d = os.path.dirname(self.path)
             if d:
                 os.makedirs(d, exist_ok=True)
-            with open(tmp, "w") as f:
-                json.dump(doc, f, default=str)
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(doc, default=str), fsync=False,
+                              tmp=f"{self.path}.{os.getpid()}.tmp")
         except OSError as e:  # health reporting must never stop the job
             print(f"health file {self.path}: cannot write: {e}", file=sys.stderr)
 

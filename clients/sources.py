@@ -420,15 +420,3 @@ class LiveSource(FrameSource):
                 log.warning("%s: %s: %s; reconnect attempt %d in %.2fs", self.stream_id, self.describe(),
                             last_error, failures, delay)
             await self._sleep(delay)
-
-
-def iter_sync(source: FrameSource, limit: int | None = None) -> Iterator[Frame]:
-    """Blocking helper (scripts, notebooks): the first ``limit`` frames of a source."""
-    async def collect() -> list[Frame]:
-        out: list[Frame] = []
-        async for f in source.frames():
-            out.append(f)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
-    return iter(asyncio.run(collect()))

@@ -9,6 +9,7 @@ WORKDIR /app
 RUN python3 -m pip install --no-cache-dir "numpy==1.26.4" "opencv-python-headless==4.10.0.84" "onnx==1.17.0" \
     "pyyaml==6.0.2"
 COPY serving/ /app/serving/
+COPY core/ /app/core/
 COPY modelops/ /app/modelops/
 COPY docker/build_engines.sh /app/docker/build_engines.sh
 ENTRYPOINT ["bash", "/app/docker/build_engines.sh"]

@@ -10,7 +10,7 @@ source says ``deterministic-placeholder`` and every log says so. Real weights:
 Where ``data/models/demo/yolov8n_demo.onnx`` exists (the detector trained on the store
 simulator's frames, ``scripts/train_demo_detector.py``; classes person and cart), it is
 installed as the newest ``yolov8n`` version through the versioning command
-(``modelops.model_repo.add_version``, labels.txt rewritten to its class names), so the
+(``modelops.versions.add_version``, labels.txt rewritten to its class names), so the
 offline demo sees real detections. Installing it again is a no-op (matched by sha256).
 
     python -m scripts.build_models [--force]
@@ -148,7 +148,8 @@ def install(model: str, onnx_path: Path, source: str, repo: Path = MODEL_REPOSIT
 
     The first version gets the python-backend adapter; later ones copy their predecessor's.
     """
-    from modelops.model_repo import add_version, numeric_versions
+    from modelops.layout import numeric_versions
+    from modelops.versions import add_version
 
     first = not numeric_versions(repo / model)
     return add_version(repo, model, onnx_path, source=source, precision="fp32", update_labels=update_labels,
@@ -189,7 +190,7 @@ def installed_sha256(model: str, repo: Path = MODEL_REPOSITORY) -> set[str]:
 def demo_detector_missing(repo: Path = MODEL_REPOSITORY) -> bool:
     if not DEMO_DETECTOR.exists():
         return False
-    from modelops.model_repo import sha256_file
+    from modelops.layout import sha256_file
 
     return sha256_file(DEMO_DETECTOR) not in installed_sha256("yolov8n", repo)
 
@@ -199,7 +200,8 @@ def install_demo_detector(repo: Path = MODEL_REPOSITORY, force: bool = False) ->
     is it (``force``: add it again, e.g. after ``--force`` rebuilt the placeholder on top)."""
     if not DEMO_DETECTOR.exists() or not (force or demo_detector_missing(repo)):
         return None
-    from modelops.model_repo import add_version, numeric_versions
+    from modelops.layout import numeric_versions
+    from modelops.versions import add_version
 
     first = not numeric_versions(repo / "yolov8n")
     vdir = add_version(repo, "yolov8n", DEMO_DETECTOR, source=DEMO_SOURCE, precision="fp16", update_labels=True,

@@ -26,7 +26,7 @@ import numpy as np
 from analytics.records import iso_utc, parse_iso_utc
 from simulator import world as W
 from simulator.agents import Store, positions, simulate
-from simulator.camera import CART, PERSON, objects_in_view
+from simulator.camera import PERSON, objects_in_view
 
 CLOTHES = np.array([[40, 40, 200], [200, 80, 40], [60, 160, 60], [30, 30, 30], [220, 220, 220], [40, 140, 220],
                     [140, 60, 140], [90, 90, 160], [20, 100, 160], [160, 160, 40], [110, 70, 40], [200, 150, 120]],

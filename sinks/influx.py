@@ -36,254 +36,48 @@ that reached the server before the connection broke overwrites itself on resend
 instead of duplicating. The server refusing points (HTTP 400: bad line, field type
 conflict) is not retried: those points count as ``rejected`` and are logged.
 
-Two transports, one schema: ``version: 1`` posts line protocol to ``/write?db=&rp=``
-(InfluxDB 1.x, and 2.x's v1 compatibility API with DBRP mappings); ``version: 2`` uses
-``influxdb-client``'s synchronous write API to the bucket ``<bucket_prefix><data type>``
-(its own batching is not used: it is what loses points on outages and at exit).
+Two transports, one schema (``sinks/transports.py``): ``version: 1`` posts line protocol to
+``/write?db=&rp=`` (InfluxDB 1.x, and 2.x's v1 compatibility API with DBRP mappings);
+``version: 2`` uses ``influxdb-client``'s synchronous write API to the bucket
+``<bucket_prefix><data type>`` (its own batching is not used: it is what loses points on
+outages and at exit).
 
-Spill files (``spill_dir/spill-<n>.lp``, lines ``<data type>\\t<JSON-quoted line protocol>``) survive a
-restart: a new sink with the same ``spill_dir`` sends them first. One process per spill_dir.
+Spill files (``sinks/spill.py``: ``spill_dir/spill-<n>.lp``) survive a restart: a new sink
+with the same ``spill_dir`` sends them first. One process per spill_dir.
+
+Exit: ``close()`` is also registered with ``atexit`` (a normal interpreter exit flushes and
+spills). The sink installs no signal handlers: the process owns them. The stream runner
+closes its sinks on SIGINT/SIGTERM itself; a library user who wants a flush on SIGTERM turns
+it into a normal exit in their own process, e.g.
+``signal.signal(signal.SIGTERM, lambda n, f: sys.exit(128 + n))``.
+
+Imports: ``sinks.config``, ``sinks.line_protocol``, ``sinks.transports``, ``sinks.spill``
+(and through them ``core.files``); never monitoring or clients.
 """
 from __future__ import annotations
 
 import atexit
-import base64
-import contextlib
-import http.client
-import json
 import logging
 import math
-import os
 import random
-import re
-import signal
 import threading
 import time
-import urllib.parse
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 from sinks.config import InfluxConfig
 from sinks.line_protocol import Point, PointMapper
+from sinks.spill import Entry, SpillStore, unlink
+from sinks.transports import (RejectedError, RetryableError, Transport, V1Transport, V2Transport,  # noqa: F401
+                              make_transport)
+
+__all__ = ["InfluxSink", "SINK_HEALTH_FIELDS", "RetryableError", "RejectedError", "Transport", "V1Transport",
+           "V2Transport", "make_transport", "SpillStore"]
 
 log = logging.getLogger("sinks.influx")
 
-Entry = tuple[str, str]  # (data type, line protocol)
-
-
-class RetryableError(Exception):
-    """The server is away or unhappy now; the same batch may succeed later."""
-
-
-class RejectedError(Exception):
-    """The server refused points in the batch (bad data); resending would not help."""
-
-    def __init__(self, message: str, refused: int | None = None) -> None:
-        super().__init__(message)
-        self.refused = refused  # None: the whole request
-
-
-class Transport(Protocol):
-    def send(self, data_type: str, body: bytes) -> None: ...
-    def close(self) -> None: ...
-
-
-# --------------------------------------------------------------------------- transports
-
-_DROPPED_RE = re.compile(r"dropped=(\d+)")
-
-
-class V1Transport:
-    """Line protocol to ``POST /write?db=<database>&rp=<data type>&precision=ns`` (keep-alive)."""
-
-    def __init__(self, cfg: InfluxConfig) -> None:
-        u = urllib.parse.urlsplit(cfg.url)
-        self._https = u.scheme == "https"
-        self._host = u.hostname or "localhost"
-        self._port = u.port or (443 if self._https else 8086)
-        self._prefix = u.path.rstrip("/")
-        self._timeout = cfg.timeout_s
-        self._db = cfg.database
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if cfg.token:  # 2.x v1 API accepts the token
-            self._headers["Authorization"] = f"Token {cfg.token}"
-        elif cfg.username and cfg.password:
-            cred = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {cred}"
-        self._conn: http.client.HTTPConnection | None = None
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout)
-        return self._conn
-
-    def send(self, data_type: str, body: bytes) -> None:
-        q = urllib.parse.urlencode({"db": self._db, "rp": data_type, "precision": "ns"})
-        try:
-            conn = self._connection()
-            conn.request("POST", f"{self._prefix}/write?{q}", body=body, headers=self._headers)
-            resp = conn.getresponse()
-            text = resp.read().decode("utf-8", "replace")
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            raise RetryableError(f"{type(e).__name__}: {e}") from None
-        if resp.status in (200, 204):
-            return
-        if resp.status == 400:
-            m = _DROPPED_RE.search(text)
-            raise RejectedError(f"HTTP 400: {text.strip()[:300]}", int(m.group(1)) if m else None)
-        if resp.status == 413:
-            raise RejectedError(f"HTTP 413 (batch too large; lower batch_size): {text.strip()[:200]}")
-        # 401/403/404 (auth, database not created yet), 5xx: keep the points, retry, shout in the log
-        raise RetryableError(f"HTTP {resp.status}: {text.strip()[:300]}")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-
-class V2Transport:
-    """InfluxDB 2.x through ``influxdb-client`` (token, org, bucket ``<prefix><data type>``)."""
-
-    def __init__(self, cfg: InfluxConfig) -> None:
-        from influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
-
-        if not cfg.token:
-            log.warning("InfluxDB 2.x without a token: set the environment variable named by sinks.influxdb.token_env")
-        self._cfg = cfg
-        # retries=False: retrying is this module's job (with spill), the client's urllib3 must not hide failures
-        self._client = InfluxDBClient(url=cfg.url, token=cfg.token or "", org=cfg.org,
-                                      timeout=int(cfg.timeout_s * 1000), retries=False)
-        self._api = self._client.write_api(write_options=SYNCHRONOUS)
-
-    def send(self, data_type: str, body: bytes) -> None:
-        from influxdb_client.rest import ApiException
-
-        try:
-            self._api.write(bucket=self._cfg.bucket(data_type), org=self._cfg.org, record=body,
-                            write_precision="ns")
-        except ApiException as e:
-            text = (e.body or e.reason or "")
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
-            if e.status in (400, 413, 422):
-                raise RejectedError(f"HTTP {e.status}: {str(text)[:300]}") from None
-            raise RetryableError(f"HTTP {e.status}: {str(text)[:300]}") from None
-        except Exception as e:  # noqa: BLE001 (urllib3 connection errors, timeouts)
-            raise RetryableError(f"{type(e).__name__}: {e}") from None
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._api.close()
-        with contextlib.suppress(Exception):
-            self._client.close()
-
-
-def make_transport(cfg: InfluxConfig) -> Transport:
-    return V2Transport(cfg) if cfg.version == 2 else V1Transport(cfg)
-
-
-# --------------------------------------------------------------------------- spill to disk
-
-class SpillStore:
-    """Append-only chunks of entries on disk, oldest first; bounded by ``max_points``.
-
-    The bookkeeping (``points``, the file list) is changed under the sink's lock; the file
-    I/O (``write_file``, ``read``, unlink) happens outside it, in the spill and sender
-    threads, so a slow disk never holds up ``InfluxSink.write()``.
-    """
-
-    def __init__(self, directory: Path | None, max_points: int) -> None:
-        self.dir = directory
-        self.max_points = max_points if directory is not None else 0
-        self.points = 0
-        self._files: deque[tuple[Path, int]] = deque()
-        self._seq = 0
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            for tmp in directory.glob("spill-*.lp.tmp"):
-                tmp.unlink()  # a chunk half-written by a crash: its points were counted as buffered, not spilled
-            for p in sorted(directory.glob("spill-*.lp")):
-                n = _count_lines(p)
-                self._files.append((p, n))
-                self.points += n
-                self._seq = max(self._seq, int(p.stem.split("-")[1]) + 1)
-
-    @property
-    def enabled(self) -> bool:
-        return self.dir is not None and self.max_points > 0
-
-    @property
-    def free(self) -> int:
-        return max(self.max_points - self.points, 0)
-
-    def __len__(self) -> int:
-        return len(self._files)
-
-    def next_path(self) -> Path:  # lock held
-        assert self.dir is not None
-        path = self.dir / f"spill-{self._seq:012d}.lp"
-        self._seq += 1
-        return path
-
-    @staticmethod
-    def write_file(path: Path, entries: list[Entry]) -> None:
-        """Write a chunk whole or not at all (tmp file, fsync, rename). No shared state: call it unlocked."""
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                # JSON-quoted: a string field may hold a newline, and a spill file is one point per line
-                f.writelines(f"{dt}\t{json.dumps(line, ensure_ascii=False)}\n" for dt, line in entries)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def commit(self, path: Path, n: int) -> None:  # lock held; the file is on disk whole
-        self._files.append((path, n))
-        self.points += n
-
-    def head(self) -> tuple[Path, int] | None:  # lock held
-        return self._files[0] if self._files else None
-
-    @staticmethod
-    def read(path: Path) -> list[Entry]:
-        with open(path, encoding="utf-8") as f:
-            entries = []
-            for ln in f:
-                if ln.strip():
-                    dt, quoted = ln.rstrip("\n").split("\t", 1)
-                    entries.append((dt, json.loads(quoted)))
-        return entries
-
-    def forget(self, path: Path) -> bool:  # lock held; the caller unlinks the file (outside the lock)
-        if self._files and self._files[0][0] == path:
-            _, n = self._files.popleft()
-            self.points -= n
-            return True
-        return False
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _count_lines(p: Path) -> int:
-    with open(p, "rb") as f:
-        return sum(1 for ln in f if ln.strip())
-
-
-# --------------------------------------------------------------------------- the sink
 
 SPILL_BACKLOG_MIN = 50_000  # points the spill thread may have waiting (at least; or max_buffer_points)
 _DROP_LOG_EVERY_S = 10.0  # losses are counted exactly; the ERROR line says so at most this often per reason
@@ -334,8 +128,6 @@ class InfluxSink:
             self._spill_thread.start()
         ref = weakref.ref(self)
         atexit.register(lambda: (s := ref()) is not None and s.close())
-        if cfg.handle_sigterm:
-            _install_sigterm_exit()
 
     # ---------------------------------------------------------------- producer side (frame path)
 
@@ -488,7 +280,7 @@ class InfluxSink:
             if err is not None:
                 self._last_error = f"spill file {path}: {err}"
                 self._count_dropped(n, f"unreadable spill file in {self.cfg.spill_dir} ({type(err).__name__})")
-        _unlink(path)
+        unlink(path)
 
     def _run(self) -> None:
         delay = self.cfg.retry_initial_s
@@ -541,7 +333,7 @@ class InfluxSink:
                     self._flush_requested = False
                     delay = min(delay * 2, self.cfg.retry_max_s)
             if done_file is not None:
-                _unlink(done_file)
+                unlink(done_file)
 
     def _send(self, batch: list[Entry], is_retry: bool) -> bool:
         """One attempt at the whole batch, one request per data type. True: nothing left to retry."""
@@ -681,25 +473,3 @@ class InfluxSink:
 SINK_HEALTH_FIELDS = ("queued", "written", "retried", "dropped", "rejected", "spilled_total", "buffered",
                       "spill_backlog", "on_disk", "pending", "failures", "batches", "recovered_from_disk",
                       "nudged_timestamps", "unknown_records", "server_up")
-
-
-_sigterm_installed = False
-
-
-def _install_sigterm_exit() -> None:
-    """Turn a default (silent, immediate) SIGTERM into SystemExit so atexit flushes the sinks.
-
-    Only when nobody else handles SIGTERM (the stream runner installs its own, which
-    closes the sinks itself) and only from the main thread (a signal rule of Python).
-    """
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    with contextlib.suppress(ValueError, OSError):
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
-            _sigterm_installed = True
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)

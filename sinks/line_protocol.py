@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from analytics.records import (AlertRecord, DetectionRecord, FootfallRecord, HeatmapRecord,
                                JourneyRecord, QueueMetricsRecord, StreamHealthRecord,
@@ -322,8 +322,3 @@ def heatmap_point(r: HeatmapRecord) -> Point:
                       top_hotspot_intensity=float(top.intensity))
     ts = r.timestamp if r.timestamp is not None else _time.time()
     return Point.make("heatmap", {"stream": r.stream_id}, fields, ts)
-
-
-def iter_lines(points: Iterable[Point]) -> Iterator[str]:
-    for p in points:
-        yield p.to_line()

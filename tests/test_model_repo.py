@@ -20,7 +20,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelops import model_repo
+from modelops import model_repo, versions
 from modelops.model_repo import ModelRepoError, ValidationError, add_version, list_versions, main, validate_onnx
 
 REAL_REPO = Path(__file__).resolve().parents[1] / "model_repository"
@@ -309,7 +309,7 @@ def test_failure_mid_write_leaves_no_version(repo, tmp_path, det, monkeypatch, f
     """Disk full at the n-th fsync before the rename (model.onnx, model.py, manifest, temp dir, labels)."""
     add_version(repo, "yolov8n", det, source="v1", extra_files={"model.py": b"# a\n"})
     before = snapshot(repo)
-    real = model_repo.os.fsync
+    real = versions.os.fsync
     calls = {"n": 0}
 
     def failing_fsync(fd):
@@ -318,7 +318,7 @@ def test_failure_mid_write_leaves_no_version(repo, tmp_path, det, monkeypatch, f
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd)
 
-    monkeypatch.setattr(model_repo.os, "fsync", failing_fsync)
+    monkeypatch.setattr(versions.os, "fsync", failing_fsync)
     new = make_detector(tmp_path / "retail.onnx", names=["person", "cart"])
     with pytest.raises(OSError, match="No space left"):
         add_version(repo, "yolov8n", new, source="v2", update_labels=True)
@@ -331,7 +331,7 @@ def test_failure_at_rename_leaves_no_version(repo, det, monkeypatch):
     def boom(src, dst):
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(model_repo.os, "rename", boom)
+    monkeypatch.setattr(versions.os, "rename", boom)
     with pytest.raises(OSError, match="I/O error"):
         add_version(repo, "yolov8n", det, source="t")
     assert snapshot(repo) == before
@@ -343,7 +343,7 @@ def test_interrupt_mid_write_cleans_up(repo, det, monkeypatch):
     def interrupted(dst, data):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model_repo, "_write_synced", interrupted)
+    monkeypatch.setattr(versions, "_write_synced", interrupted)  # the writer behind model_repo.add_version
     with pytest.raises(KeyboardInterrupt):
         add_version(repo, "yolov8n", det, source="t")
     assert snapshot(repo) == before

@@ -1,0 +1,152 @@
+"""Write transports for InfluxSink: one request of line protocol in, success or a typed failure out.
+
+    t = make_transport(cfg)                  # cfg: sinks.config.InfluxConfig
+    t.send("detections", b"m,tag=v f=1i 1700000000000000000\n")   # data type -> retention policy / bucket
+    t.close()
+
+``send()`` returns when the server accepted the body, or raises:
+
+- ``RetryableError``: the server is away or unhappy now (connection refused/reset,
+  timeouts, 401/403/404, 5xx); the same body may succeed later.
+- ``RejectedError``: the server refused points (400: bad line, field type conflict; 413:
+  body too large; 422 on 2.x); resending would not help. ``refused`` is the number of
+  points the server says it dropped (parsed from 1.x's ``dropped=N``), None for the whole
+  request.
+
+Two transports, one schema: ``V1Transport`` posts to ``/write?db=<database>&rp=<data
+type>&precision=ns`` (InfluxDB 1.x, and 2.x's v1 compatibility API with DBRP mappings)
+over one keep-alive connection; ``V2Transport`` uses ``influxdb-client``'s synchronous
+write API to the bucket ``<bucket_prefix><data type>`` (its own batching and retries are
+off: retrying and spilling are the sink's job).
+
+Imports: the standard library, ``sinks.config`` (InfluxConfig), and ``influxdb_client``
+lazily for version 2. Never the sink itself, monitoring or clients.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import logging
+import re
+import urllib.parse
+from typing import Protocol
+
+from sinks.config import InfluxConfig
+
+__all__ = ["RetryableError", "RejectedError", "Transport", "V1Transport", "V2Transport", "make_transport"]
+
+log = logging.getLogger("sinks.influx")
+
+class RetryableError(Exception):
+    """The server is away or unhappy now; the same batch may succeed later."""
+
+
+class RejectedError(Exception):
+    """The server refused points in the batch (bad data); resending would not help."""
+
+    def __init__(self, message: str, refused: int | None = None) -> None:
+        super().__init__(message)
+        self.refused = refused  # None: the whole request
+
+
+class Transport(Protocol):
+    def send(self, data_type: str, body: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+_DROPPED_RE = re.compile(r"dropped=(\d+)")
+
+
+class V1Transport:
+    """Line protocol to ``POST /write?db=<database>&rp=<data type>&precision=ns`` (keep-alive)."""
+
+    def __init__(self, cfg: InfluxConfig) -> None:
+        u = urllib.parse.urlsplit(cfg.url)
+        self._https = u.scheme == "https"
+        self._host = u.hostname or "localhost"
+        self._port = u.port or (443 if self._https else 8086)
+        self._prefix = u.path.rstrip("/")
+        self._timeout = cfg.timeout_s
+        self._db = cfg.database
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if cfg.token:  # 2.x v1 API accepts the token
+            self._headers["Authorization"] = f"Token {cfg.token}"
+        elif cfg.username and cfg.password:
+            cred = base64.b64encode(f"{cfg.username}:{cfg.password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {cred}"
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def send(self, data_type: str, body: bytes) -> None:
+        q = urllib.parse.urlencode({"db": self._db, "rp": data_type, "precision": "ns"})
+        try:
+            conn = self._connection()
+            conn.request("POST", f"{self._prefix}/write?{q}", body=body, headers=self._headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise RetryableError(f"{type(e).__name__}: {e}") from None
+        if resp.status in (200, 204):
+            return
+        if resp.status == 400:
+            m = _DROPPED_RE.search(text)
+            raise RejectedError(f"HTTP 400: {text.strip()[:300]}", int(m.group(1)) if m else None)
+        if resp.status == 413:
+            raise RejectedError(f"HTTP 413 (batch too large; lower batch_size): {text.strip()[:200]}")
+        # 401/403/404 (auth, database not created yet), 5xx: keep the points, retry, shout in the log
+        raise RetryableError(f"HTTP {resp.status}: {text.strip()[:300]}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class V2Transport:
+    """InfluxDB 2.x through ``influxdb-client`` (token, org, bucket ``<prefix><data type>``)."""
+
+    def __init__(self, cfg: InfluxConfig) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        if not cfg.token:
+            log.warning("InfluxDB 2.x without a token: set the environment variable named by sinks.influxdb.token_env")
+        self._cfg = cfg
+        # retries=False: retrying is this module's job (with spill), the client's urllib3 must not hide failures
+        self._client = InfluxDBClient(url=cfg.url, token=cfg.token or "", org=cfg.org,
+                                      timeout=int(cfg.timeout_s * 1000), retries=False)
+        self._api = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def send(self, data_type: str, body: bytes) -> None:
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._api.write(bucket=self._cfg.bucket(data_type), org=self._cfg.org, record=body,
+                            write_precision="ns")
+        except ApiException as e:
+            text = (e.body or e.reason or "")
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            if e.status in (400, 413, 422):
+                raise RejectedError(f"HTTP {e.status}: {str(text)[:300]}") from None
+            raise RetryableError(f"HTTP {e.status}: {str(text)[:300]}") from None
+        except Exception as e:  # noqa: BLE001 (urllib3 connection errors, timeouts)
+            raise RetryableError(f"{type(e).__name__}: {e}") from None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._api.close()
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+def make_transport(cfg: InfluxConfig) -> Transport:
+    return V2Transport(cfg) if cfg.version == 2 else V1Transport(cfg)
