@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 
+from core.config import ConfigError
 from sinks.base import Sink
-from sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
+from sinks.config import InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
 
 __all__ = ["Sink", "ConfigError", "InfluxConfig", "SinksConfig", "load_sinks_config", "load_sinks_section",
            "build_sinks"]
