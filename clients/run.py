@@ -43,8 +43,9 @@ from typing import Any, Callable, Iterable, Protocol
 import numpy as np
 
 from analytics.records import DetectionRecord
+from core.config import ConfigError
 from core.types import Detections, Frame
-from clients.config import AppConfig, ConfigError, StreamSpec, load_app_config, open_source
+from clients.config import AppConfig, StreamSpec, load_app_config, open_source
 from clients.flow import Backpressure, PendingFrames, QueueClosed, ReorderBuffer
 from clients.health import HealthFile, StreamStats
 from clients.sources import FrameSource, SourceError

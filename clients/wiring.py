@@ -18,10 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def make_sinks(config: AppConfig) -> list[Any]:
-    from sinks import build_sinks, load_sinks_section
+    from sinks import build_sinks
 
-    cfg = config.sinks if config.sinks is not None else load_sinks_section(config.raw, config.path)
-    return build_sinks(cfg)
+    return build_sinks(config.sinks)
 
 
 class TrackedCamera:
