@@ -24,11 +24,10 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DATA = REPO_ROOT / "data" / "demo"
@@ -184,14 +183,12 @@ def truth_errors(clips: list[dict], tally: "SummarySink") -> list[str]:
     return lines
 
 
-def demo_store_config(out_dir: Path, metrics_interval_s: float) -> Path:
+def demo_store_config(metrics_interval_s: float):
     """configs/store.yaml with a shorter metrics interval, so a short clip has queue samples."""
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "store.yaml").read_text())
-    cfg["metrics_interval_s"] = metrics_interval_s
-    path = out_dir / "demo_store.yaml"
-    path.write_text("# written by scripts/demo.py: configs/store.yaml with metrics_interval_s = "
-                    f"{metrics_interval_s:g}\n" + yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    from analytics.config import load_store_config
+
+    return load_store_config(REPO_ROOT / "configs" / "store.yaml",
+                             overrides={"metrics_interval_s": metrics_interval_s})
 
 
 # --------------------------------------------------------------------------- main
@@ -221,11 +218,9 @@ def ensure_triton(grpc_url: str):
     return start_triton(TritonPorts(grpc - 1, grpc, grpc + 1))
 
 
-def run_pipeline(cfg_path: Path, extra_sink: SummarySink):
-    from clients.config import load_app_config
+def run_pipeline(config, extra_sink: SummarySink):
     from clients.run import Runner, build_processor_factory, build_sinks
 
-    config = load_app_config(cfg_path)
     sinks = build_sinks(config) + [extra_sink]
     runner = Runner(config, build_processor_factory(config), sinks, health_interval_s=5.0)
     try:
@@ -326,14 +321,14 @@ def main(argv: list[str] | None = None) -> int:
             "triton": {"url": a.triton_url},
             "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": a.start}
                         for c in clips],
-            "analytics": {"store_config": str(demo_store_config(a.out, a.metrics_interval))},
             "sinks": {"json": {"output_dir": str(a.out)}, "influxdb": {"enabled": False}},
         }
-        cfg_path = a.out / "demo_app_config.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        print(f"running the stream clients on {len(clips)} camera(s) (config {cfg_path}) ...", flush=True)
+        from clients.config import parse_app_config
+
+        config = replace(parse_app_config(cfg, "<scripts.demo>"), analytics=demo_store_config(a.metrics_interval))
+        print(f"running the stream clients on {len(clips)} camera(s) ...", flush=True)
         tally = SummarySink()
-        summary, _ = run_pipeline(cfg_path, tally)
+        summary, _ = run_pipeline(config, tally)
         save_heatmaps(tally, clips, a.out)
         print_summary(summary, tally, a.out, notice, clips)
         (a.out / "demo_summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
