@@ -31,7 +31,6 @@ import numpy as np
 from analytics.geometry import polygon_area, polygon_self_intersects
 from core.config import ConfigError, Fields, apply_overrides, field_path, read_yaml
 
-
 ZONE_KINDS = ("entrance", "aisle", "checkout", "queue", "service", "exit", "other")
 ALERT_TYPES = ("queue_length", "wait_time", "occupancy", "dwell")
 SEVERITIES = ("info", "warning", "critical")

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from core.config import ConfigError, Fields, apply_overrides, read_mapping  # ConfigError: re-exported
+from core.config import ConfigError, Fields, apply_overrides, read_mapping  # noqa: F401 (ConfigError re-exported)
 from sinks.line_protocol import DATA_TYPES
 
 # The seed's storage table (days), plus the time series that have no seed file.
