@@ -11,6 +11,8 @@ the field (dotted path) and the value, worded ``<file>: <field>: <problem> (got 
     cfg = parse_app_config({"triton": {...}, "streams": [...]}, "<benchmark>")  # built in code
     cfg = dataclasses.replace(cfg, analytics=load_store_config(..., overrides={...}))
 
+The ``streams`` section:
+
     streams:
       - id: cam-entrance-1
         source: data/demo/cam-entrance-1.mp4   # file | rtsp://... | http://... | 0 (USB) | folder
