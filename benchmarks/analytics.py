@@ -31,6 +31,7 @@ import numpy as np
 from analytics.config import parse_store_config
 from analytics.pipeline import CameraAnalytics
 from benchmarks._report import append_section
+from core.config import read_mapping
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {0: "person", 1: "cart"}
@@ -47,9 +48,7 @@ class _Tracks:
 def bench_camera(store_yaml: Path = REPO / "configs" / "store.yaml"):
     """A camera with the checkout camera's zones and lanes, the entrance's door line, and the
     store's alert rules (restricted to no camera), so every analytic has work to do."""
-    import yaml
-
-    raw = yaml.safe_load(store_yaml.read_text())
+    raw = read_mapping(store_yaml, "store config")
     co, en = raw["cameras"]["cam-checkout-1"], raw["cameras"]["cam-entrance-1"]
     cam = {"image_size": [640, 360], "zones": dict(co["zones"]), "lanes": co["lanes"], "lines": en["lines"]}
     cam["zones"]["entrance"] = {"kind": "entrance", "polygon": [[520, 40], [630, 40], [630, 200], [520, 200]]}

@@ -26,13 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
+from analytics.config import StoreConfig, load_store_config
 from benchmarks.perf import STORE_CAMERA, STORE_START, input_data, perf_analyzer_cmd, sample_frames
+from core.config import read_mapping
 from launchers.triton import REPO_ROOT, TritonPorts, start_triton
 
 
@@ -75,30 +77,27 @@ def store_clip(path: Path, n: int, fps: float = 5.0) -> tuple[Path, list[np.ndar
     return path, frames
 
 
-def bench_store_config(workdir: Path, n_streams: int) -> Path:
+def bench_store_config(n_streams: int) -> StoreConfig:
     """configs/store.yaml with cameras bench-0..N-1, each the checkout camera's zones and lanes."""
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "store.yaml").read_text())
-    cam = cfg["cameras"][STORE_CAMERA]
-    cfg["cameras"] = {f"bench-{k}": cam for k in range(n_streams)}
-    cfg["alerts"] = [r for r in cfg.get("alerts", []) if "cameras" not in r]  # rules for other cameras
-    path = workdir / f"store-{n_streams}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    store = REPO_ROOT / "configs" / "store.yaml"
+    raw = read_mapping(store, "store config")
+    cam = raw["cameras"][STORE_CAMERA]
+    alerts = [r for r in raw.get("alerts", []) if "cameras" not in r]  # rules for other cameras
+    return load_store_config(store, overrides={"cameras": {f"bench-{k}": cam for k in range(n_streams)},
+                                               "alerts": alerts})
 
 
 def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: int, workdir: Path,
                 analytics: bool = False) -> dict:
     from clients.app import build_processor_factory, run_app
-    from clients.config import load_app_config
+    from clients.config import parse_app_config
 
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": in_flight, "jpeg_quality": quality},
            "streams": [{"id": f"bench-{k}", "source": str(clip), "start_time": 1_700_000_000} for k in range(n_streams)],
            "sinks": {"json": {"output_dir": str(workdir / f"out-{n_streams}")}, "influxdb": {"enabled": False}}}
+    config = parse_app_config(cfg, "<benchmarks.clients>")
     if analytics:
-        cfg["analytics"] = {"store_config": str(bench_store_config(workdir, n_streams))}
-    path = workdir / f"app-{n_streams}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    config = load_app_config(path)
+        config = replace(config, analytics=bench_store_config(n_streams))
     build = build_processor_factory(config)
     processors: list = []
 

@@ -27,14 +27,15 @@ from typing import Sequence
 
 from analytics.pipeline import StoreAnalytics
 from clients.camera import TrackedCamera
-from clients.config import AppConfig, ConfigError, StreamSpec, load_app_config
+from clients.config import AppConfig, StreamSpec, load_app_config
+from core.config import ConfigError
 from clients.health import HealthFile
 from clients.pipeline import ProcessorFactory
 from clients.runner import Runner, RunSummary
 from clients.signals import FAST_EXIT_FLUSH_S, StopAction, StopSignals, close_sink, process_signal_handlers
 from clients.sources import FrameSource
 from monitoring.triton_metrics import TritonMetricsCollector
-from sinks import SinksConfig, load_sinks_section
+from sinks import SinksConfig
 from sinks.base import Sink
 from sinks.influx import InfluxSink
 from sinks.json_files import JsonFilesSink
@@ -94,8 +95,7 @@ def sinks_from_config(cfg: SinksConfig) -> list[Sink]:
 
 def build_sinks(config: AppConfig) -> list[Sink]:
     """The sinks an app config asks for."""
-    cfg = config.sinks if config.sinks is not None else load_sinks_section(config.raw, config.path)
-    return sinks_from_config(cfg)
+    return sinks_from_config(config.sinks)
 
 
 def close_sinks(sinks: Sequence[Sink], signals: StopSignals) -> None:

@@ -1,8 +1,17 @@
-"""Load and validate the ``triton`` and ``streams`` sections of configs/app_config.yaml.
+"""Load and validate configs/app_config.yaml: the ``triton`` and ``streams`` sections here,
+``analytics`` (-> ``StoreConfig``) and ``sinks`` + ``retention`` (-> ``SinksConfig``) by their
+own modules, so one call validates the whole file before any camera is opened.
 
-Every mistake raises ``ConfigError`` naming the file, the field (dotted path) and the value.
-``load_app_config`` also runs the analytics and sinks loaders (their own modules) so one
-call validates the whole file before any camera is opened.
+Every mistake raises ``ConfigError`` (``core.config``, re-exported here) naming the file,
+the field (dotted path) and the value, worded ``<file>: <field>: <problem> (got <value>)``.
+
+    cfg = load_app_config("configs/app_config.yaml")              # AppConfig
+    cfg = load_app_config("configs/app_config.yaml", overrides={"sinks.json.output_dir": "out",
+                                                                "streams": [{"id": "a", "source": 0}]})
+    cfg = parse_app_config({"triton": {...}, "streams": [...]}, "<benchmark>")  # built in code
+    cfg = dataclasses.replace(cfg, analytics=load_store_config(..., overrides={...}))
+
+The ``streams`` section:
 
     streams:
       - id: cam-entrance-1
@@ -29,29 +38,26 @@ which then replaces the app config's list (docker compose mounts the cameras fil
 """
 from __future__ import annotations
 
-import re
+import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from analytics.config import StoreConfig, load_analytics_section
 from analytics.records import parse_iso_utc
 from clients.sources import (SIMULATOR_START, Backoff, FrameSource, ImageFolderSource, LiveSource,
                              SimulatedCamera, SourceError, VideoFileSource, simulator_cameras)
 from clients.triton import RetryPolicy, TritonSettings
-
-try:  # one exception type for the whole file when the analytics loader defines it
-    from analytics.config import ConfigError  # type: ignore
-except Exception:  # noqa: BLE001 (module absent or broken: ours is equivalent)
-    class ConfigError(ValueError):
-        """Invalid configuration: file, field and value are in the message."""
+from core.config import ConfigError, Fields, apply_overrides, field_path, read_mapping  # ConfigError: re-exported
+from sinks.config import SinksConfig, load_sinks_section
 
 STREAM_TYPES = ("auto", "file", "url", "usb", "images", "simulator")
 SIMULATOR_KEYS = {"camera", "seconds", "seed", "clock"}  # only for type: simulator
 SIMULATOR_DEFAULTS = {"seconds": 300.0, "fps": 5.0, "seed": 7}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_STREAM_KEYS = {"id", "source", "type", "realtime", "fps", "start_time", "loop", "reconnect"} | SIMULATOR_KEYS
+_STYLE = "value-last"  # "<file>: <field>: <problem> (got <value>)", all unknown keys at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +81,14 @@ class StreamSpec:
 
 @dataclass
 class AppConfig:
+    """The validated app config; adjust it with ``dataclasses.replace`` (values already valid)."""
     path: Path
     triton: TritonSettings
     streams: list[StreamSpec]
-    raw: dict[str, Any]
+    raw: dict[str, Any]  # the mapping that was validated (the file's, after overrides)
     streams_path: Path | None = None  # the file the streams came from, when not ``path``
-    analytics: Any = None  # whatever analytics.config returns (None when absent)
-    sinks: Any = None  # whatever sinks.config returns (None when absent)
+    analytics: StoreConfig | None = None  # None: no ``analytics:`` section (or with_sections=False)
+    sinks: SinksConfig = field(default_factory=SinksConfig)  # sinks + retention (defaults when absent)
 
     @property
     def streams_file(self) -> Path:
@@ -99,84 +106,39 @@ class AppConfig:
         return replace(self, streams=[s for s in self.streams if s.id in ids])
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def err(self, fld: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {fld}: {why} (got {value!r})")
-
-    def number(self, d: dict, key: str, prefix: str, default: Any, *, lo: float | None = None,
-               hi: float | None = None, integer: bool = False, allow_none: bool = False) -> Any:
-        v = d.get(key, default)
-        fld = f"{prefix}.{key}"
-        if v is None and allow_none:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            raise self.err(fld, v, "must be an integer" if integer else "must be a number")
-        if lo is not None and v < lo:
-            raise self.err(fld, v, f"must be >= {lo}")
-        if hi is not None and v > hi:
-            raise self.err(fld, v, f"must be <= {hi}")
-        return v
-
-    def boolean(self, d: dict, key: str, prefix: str, default: bool) -> bool:
-        v = d.get(key, default)
-        if not isinstance(v, bool):
-            raise self.err(f"{prefix}.{key}", v, "must be true or false")
-        return v
-
-    def string(self, d: dict, key: str, prefix: str, default: str | None = None) -> str:
-        v = d.get(key, default)
-        if not isinstance(v, str) or not v.strip():
-            raise self.err(f"{prefix}.{key}", v, "must be a non-empty string")
-        return v
-
-    def unknown_keys(self, d: dict, allowed: set[str], prefix: str) -> None:
-        extra = sorted(set(d) - allowed)
-        if extra:
-            raise self.err(prefix, extra, f"unknown key(s); allowed: {sorted(allowed)}")
-
-
-def parse_triton(section: Any, ctx: _Ctx) -> TritonSettings:
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ctx.err("triton", section, "must be a mapping")
-    ctx.unknown_keys(section, {"url", "model", "model_version", "max_in_flight_per_stream",
-                               "max_pending_per_stream", "jpeg_quality", "request_timeout_s",
-                               "health_poll_s", "retry"}, "triton")
-    url = ctx.string(section, "url", "triton", "localhost:8001")
+def parse_triton(section: Any, fields: Fields) -> TritonSettings:
+    section = fields.section(section, "triton", {"url", "model", "model_version", "max_in_flight_per_stream",
+                                                 "max_pending_per_stream", "jpeg_quality", "request_timeout_s",
+                                                 "health_poll_s", "retry"})
+    url = fields.string(section, "url", "triton", "localhost:8001")
     if "://" in url:
-        raise ctx.err("triton.url", url, "must be host:port for gRPC (no scheme)")
-    retry_d = section.get("retry") or {}
-    if not isinstance(retry_d, dict):
-        raise ctx.err("triton.retry", retry_d, "must be a mapping")
-    ctx.unknown_keys(retry_d, {"max_attempts", "initial_backoff_s", "max_backoff_s"}, "triton.retry")
+        raise fields.error("triton.url", url, "must be host:port for gRPC (no scheme)")
+    retry_d = fields.section(section.get("retry") or {}, "triton.retry",
+                             {"max_attempts", "initial_backoff_s", "max_backoff_s"})
     d = RetryPolicy()
     retry = RetryPolicy(
-        max_attempts=ctx.number(retry_d, "max_attempts", "triton.retry", d.max_attempts, lo=1, integer=True),
-        initial_backoff_s=ctx.number(retry_d, "initial_backoff_s", "triton.retry", d.initial_backoff_s, lo=0),
-        max_backoff_s=ctx.number(retry_d, "max_backoff_s", "triton.retry", d.max_backoff_s, lo=0),
+        max_attempts=fields.number(retry_d, "max_attempts", "triton.retry", d.max_attempts, lo=1, integer=True),
+        initial_backoff_s=fields.number(retry_d, "initial_backoff_s", "triton.retry", d.initial_backoff_s, lo=0),
+        max_backoff_s=fields.number(retry_d, "max_backoff_s", "triton.retry", d.max_backoff_s, lo=0),
     )
     t = TritonSettings()
     version = section.get("model_version", "")
     return TritonSettings(
         url=url,
-        model=ctx.string(section, "model", "triton", t.model),
+        model=fields.string(section, "model", "triton", t.model),
         model_version="" if version in (None, "") else str(version),
-        max_in_flight_per_stream=ctx.number(section, "max_in_flight_per_stream", "triton",
-                                            t.max_in_flight_per_stream, lo=1, hi=256, integer=True),
-        max_pending_per_stream=ctx.number(section, "max_pending_per_stream", "triton",
-                                          t.max_pending_per_stream, lo=1, hi=1024, integer=True),
-        jpeg_quality=ctx.number(section, "jpeg_quality", "triton", t.jpeg_quality, lo=1, hi=100, integer=True),
-        request_timeout_s=ctx.number(section, "request_timeout_s", "triton", t.request_timeout_s, lo=0.1),
-        health_poll_s=ctx.number(section, "health_poll_s", "triton", t.health_poll_s, lo=0.05),
+        max_in_flight_per_stream=fields.number(section, "max_in_flight_per_stream", "triton",
+                                               t.max_in_flight_per_stream, lo=1, hi=256, integer=True),
+        max_pending_per_stream=fields.number(section, "max_pending_per_stream", "triton",
+                                             t.max_pending_per_stream, lo=1, hi=1024, integer=True),
+        jpeg_quality=fields.number(section, "jpeg_quality", "triton", t.jpeg_quality, lo=1, hi=100, integer=True),
+        request_timeout_s=fields.number(section, "request_timeout_s", "triton", t.request_timeout_s, lo=0.1),
+        health_poll_s=fields.number(section, "health_poll_s", "triton", t.health_poll_s, lo=0.05),
         retry=retry,
     )
 
 
-def _resolve_type(source: Any, declared: str, fld: str, ctx: _Ctx) -> str:
+def _resolve_type(source: str | int, declared: str) -> str:
     if declared != "auto":
         return declared
     if isinstance(source, int):
@@ -188,182 +150,151 @@ def _resolve_type(source: Any, declared: str, fld: str, ctx: _Ctx) -> str:
     return "images" if Path(source).is_dir() else "file"
 
 
-def parse_streams(section: Any, ctx: _Ctx) -> list[StreamSpec]:
+def parse_streams(section: Any, fields: Fields) -> list[StreamSpec]:
     if section is None:
         return []
     if not isinstance(section, list):
-        raise ctx.err("streams", section, "must be a list of streams")
+        raise fields.error("streams", section, "must be a list of streams")
     specs: list[StreamSpec] = []
     seen: set[str] = set()
-    allowed = {"id", "source", "type", "realtime", "fps", "start_time", "loop", "reconnect"} | SIMULATOR_KEYS
     for i, s in enumerate(section):
-        p = f"streams[{i}]"
+        p = field_path("streams", i)
         if not isinstance(s, dict):
-            raise ctx.err(p, s, "must be a mapping with at least id and source")
-        ctx.unknown_keys(s, allowed, p)
-        sid = s.get("id")
-        if not isinstance(sid, str) or not _ID_RE.match(sid):
-            raise ctx.err(f"{p}.id", sid, "must be a string of letters, digits, '_', '-', '.', ':'")
+            raise fields.error(p, s, "must be a mapping with at least id and source")
+        fields.unknown(s, _STREAM_KEYS, p)
+        sid = fields.name(s.get("id"), f"{p}.id")
         if sid in seen:
-            raise ctx.err(f"{p}.id", sid, "duplicate stream id")
+            raise fields.error(f"{p}.id", sid, "duplicate stream id")
         seen.add(sid)
-        declared = s.get("type", "auto")
-        if declared not in STREAM_TYPES:
-            raise ctx.err(f"{p}.type", declared, f"must be one of {list(STREAM_TYPES)}")
-        if declared == "simulator":
-            specs.append(_parse_simulator(s, sid, p, ctx))
-            continue
-        extra = sorted(SIMULATOR_KEYS & set(s))
-        if extra:
-            raise ctx.err(p, extra, "only for `type: simulator` streams")
-        src = s.get("source")
-        if isinstance(src, bool) or not isinstance(src, (str, int)) or (isinstance(src, str) and not src.strip()):
-            raise ctx.err(f"{p}.source", src, "must be a path, a URL or a camera index")
-        kind = _resolve_type(src, declared, f"{p}.type", ctx)
-        if kind == "usb":
-            try:
-                src = int(src)
-            except ValueError:
-                raise ctx.err(f"{p}.source", src, "a USB camera is an integer index") from None
-        elif kind in ("file", "images"):
-            path = Path(str(src))
-            if kind == "file" and not path.is_file():
-                raise ctx.err(f"{p}.source", src, "video file does not exist")
-            if kind == "images" and not path.is_dir():
-                raise ctx.err(f"{p}.source", src, "image folder does not exist")
-        start = _start_time(s.get("start_time"), f"{p}.start_time", ctx)
-        rc = s.get("reconnect") or {}
-        if not isinstance(rc, dict):
-            raise ctx.err(f"{p}.reconnect", rc, "must be a mapping")
-        ctx.unknown_keys(rc, {"initial_s", "max_s", "max_retries", "jitter"}, f"{p}.reconnect")
-        b = Backoff()
-        backoff = Backoff(
-            initial_s=ctx.number(rc, "initial_s", f"{p}.reconnect", b.initial_s, lo=0),
-            max_s=ctx.number(rc, "max_s", f"{p}.reconnect", b.max_s, lo=0),
-            jitter=ctx.number(rc, "jitter", f"{p}.reconnect", b.jitter, lo=0, hi=1),
-            max_retries=ctx.number(rc, "max_retries", f"{p}.reconnect", b.max_retries, lo=0, integer=True,
-                                   allow_none=True),
-        )
-        specs.append(StreamSpec(
-            id=sid, source=src, type=kind,
-            realtime=ctx.boolean(s, "realtime", p, False),
-            fps=ctx.number(s, "fps", p, None, lo=0.01, hi=1000, allow_none=True),
-            start_time=start,
-            loop=ctx.boolean(s, "loop", p, False),
-            reconnect=backoff,
-        ))
+        declared = fields.choice(s.get("type", "auto"), f"{p}.type", STREAM_TYPES)
+        specs.append(_parse_simulator(s, sid, p, fields) if declared == "simulator"
+                     else _parse_stream(s, sid, p, declared, fields))
     return specs
 
 
-def _start_time(start: Any, fld: str, ctx: _Ctx) -> float | None:
+def _parse_stream(s: dict, sid: str, p: str, declared: str, fields: Fields) -> StreamSpec:
+    """A file, image folder, URL or USB camera stream (everything but ``type: simulator``)."""
+    extra = sorted(SIMULATOR_KEYS & set(s))
+    if extra:
+        raise fields.error(p, extra, "only for `type: simulator` streams")
+    src = s.get("source")
+    if isinstance(src, bool) or not isinstance(src, (str, int)) or (isinstance(src, str) and not src.strip()):
+        raise fields.error(f"{p}.source", src, "must be a path, a URL or a camera index")
+    kind = _resolve_type(src, declared)
+    if kind == "usb":
+        try:
+            src = int(src)
+        except ValueError:
+            raise fields.error(f"{p}.source", src, "a USB camera is an integer index") from None
+    elif kind == "file" and not Path(str(src)).is_file():
+        raise fields.error(f"{p}.source", src, "video file does not exist")
+    elif kind == "images" and not Path(str(src)).is_dir():
+        raise fields.error(f"{p}.source", src, "image folder does not exist")
+    start = _start_time(s.get("start_time"), f"{p}.start_time", fields)
+    rf = f"{p}.reconnect"
+    rc = fields.section(s.get("reconnect") or {}, rf, {"initial_s", "max_s", "max_retries", "jitter"})
+    b = Backoff()
+    backoff = Backoff(
+        initial_s=fields.number(rc, "initial_s", rf, b.initial_s, lo=0),
+        max_s=fields.number(rc, "max_s", rf, b.max_s, lo=0),
+        jitter=fields.number(rc, "jitter", rf, b.jitter, lo=0, hi=1),
+        max_retries=fields.number(rc, "max_retries", rf, b.max_retries, lo=0, integer=True, optional=True),
+    )
+    return StreamSpec(
+        id=sid, source=src, type=kind,
+        realtime=fields.boolean(s, "realtime", p, False),
+        fps=fields.number(s, "fps", p, None, lo=0.01, hi=1000, optional=True),
+        start_time=start,
+        loop=fields.boolean(s, "loop", p, False),
+        reconnect=backoff,
+    )
+
+
+def _start_time(start: Any, fld: str, fields: Fields) -> float | None:
     if start is None:
         return None
     if hasattr(start, "timestamp"):  # YAML parses unquoted ISO dates into datetime
-        import datetime as _dt
         if start.tzinfo is None:
-            start = start.replace(tzinfo=_dt.timezone.utc)
+            start = start.replace(tzinfo=datetime.timezone.utc)
         return start.timestamp()
     if isinstance(start, str):
         try:
             return parse_iso_utc(start)
         except ValueError:
-            raise ctx.err(fld, start, "must be ISO-8601 like 2024-01-15T10:00:00Z") from None
+            raise fields.error(fld, start, "must be ISO-8601 like 2024-01-15T10:00:00Z") from None
     if isinstance(start, (int, float)) and not isinstance(start, bool):
         return float(start)
-    raise ctx.err(fld, start, "must be ISO-8601 or seconds since the epoch")
+    raise fields.error(fld, start, "must be ISO-8601 or seconds since the epoch")
 
 
-def _parse_simulator(s: dict, sid: str, p: str, ctx: _Ctx) -> StreamSpec:
+def _parse_simulator(s: dict, sid: str, p: str, fields: Fields) -> StreamSpec:
     """``type: simulator``: a camera of the store simulator (simulator), rendered live."""
     if "reconnect" in s:
-        raise ctx.err(f"{p}.reconnect", s["reconnect"], "only for live sources (url, usb), not a simulator")
+        raise fields.error(f"{p}.reconnect", s["reconnect"], "only for live sources (url, usb), not a simulator")
     camera = s.get("camera", s.get("source", sid))
     if "camera" in s and "source" in s and s["source"] != s["camera"]:
-        raise ctx.err(f"{p}.source", s["source"], f"a simulator stream names its camera once (camera: {s['camera']!r})")
+        raise fields.error(f"{p}.source", s["source"],
+                           f"a simulator stream names its camera once (camera: {s['camera']!r})")
     try:
         cameras = simulator_cameras()
     except SourceError as e:
-        raise ctx.err(f"{p}.type", "simulator", str(e)) from None
+        raise fields.error(f"{p}.type", "simulator", str(e)) from None
     if camera not in cameras:
         fld = f"{p}.camera" if "camera" in s or "source" not in s else f"{p}.source"
         why = f"not a simulator camera; cameras: {cameras}"
         if "camera" not in s and "source" not in s:
             why = f"the stream id is not a simulator camera: set `camera:` to one of {cameras}"
-        raise ctx.err(fld, camera, why)
-    start = _start_time(s.get("start_time", SIMULATOR_START), f"{p}.start_time", ctx)
-    clock = s.get("clock", "simulated")
-    if clock not in ("simulated", "wall"):
-        raise ctx.err(f"{p}.clock", clock, "must be 'simulated' (timestamps from start_time) or 'wall'")
+        raise fields.error(fld, camera, why)
+    start = _start_time(s.get("start_time", SIMULATOR_START), f"{p}.start_time", fields)
+    clock = fields.choice(s.get("clock", "simulated"), f"{p}.clock", ("simulated", "wall"),
+                          "must be 'simulated' (timestamps from start_time) or 'wall'")
     d = SIMULATOR_DEFAULTS
     return StreamSpec(
         id=sid, source=camera, type="simulator",
-        realtime=ctx.boolean(s, "realtime", p, False),
-        fps=ctx.number(s, "fps", p, d["fps"], lo=0.1, hi=60),
+        realtime=fields.boolean(s, "realtime", p, False),
+        fps=fields.number(s, "fps", p, d["fps"], lo=0.1, hi=60),
         start_time=start,
-        loop=ctx.boolean(s, "loop", p, False),
-        seconds=ctx.number(s, "seconds", p, d["seconds"], lo=0.2, hi=86400),
-        seed=ctx.number(s, "seed", p, d["seed"], lo=0, integer=True),
+        loop=fields.boolean(s, "loop", p, False),
+        seconds=fields.number(s, "seconds", p, d["seconds"], lo=0.2, hi=86400),
+        seed=fields.number(s, "seed", p, d["seed"], lo=0, integer=True),
         clock=clock,
     )
 
 
-def _read_mapping(path: Path, ctx: "_Ctx", what: str, shape: str) -> dict:
-    """A YAML file whose top level is a mapping (empty file: {}); errors name the file."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read {what}: {e.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ctx.err("(top level)", type(raw).__name__, shape)
-    return raw
-
-
 def load_streams_file(path: str | Path) -> list[StreamSpec]:
     """A cameras file: a mapping whose one key is ``streams`` (the list, as in the app config)."""
+    fields = Fields(path, style=_STYLE)
+    raw = read_mapping(path, "streams file", shape="must be a mapping with a `streams:` list", style=_STYLE)
+    fields.unknown(raw, {"streams"}, "(top level)")
+    return parse_streams(raw.get("streams"), fields)
+
+
+def parse_app_config(raw: Mapping[str, Any], path: str | Path = "<app config>", *, with_sections: bool = True,
+                     streams_file: str | Path | None = None) -> AppConfig:
+    """An app config mapping built in code (``path`` names it in errors and anchors a relative
+    ``analytics.store_config``) -> the validated AppConfig; what ``load_app_config`` runs."""
     path = Path(path)
-    ctx = _Ctx(path)
-    raw = _read_mapping(path, ctx, "streams file", "must be a mapping with a `streams:` list")
-    ctx.unknown_keys(raw, {"streams"}, "(top level)")
-    return parse_streams(raw.get("streams"), ctx)
-
-
-def _load_optional(module: str, names: tuple[str, ...], path: Path, raw: dict) -> Any:
-    """Run another part's section loader if it exists (analytics, sinks)."""
-    try:
-        mod = __import__(module, fromlist=["_"])
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            return None
-        raise
-    for n in names:
-        fn = getattr(mod, n, None)
-        if callable(fn):
-            return fn(raw, path)
-    return None
-
-
-def load_app_config(path: str | Path, *, with_sections: bool = True,
-                    streams_file: str | Path | None = None) -> AppConfig:
-    """The whole app config, validated; ``streams_file``: take the streams from that file."""
-    path = Path(path)
-    ctx = _Ctx(path)
-    raw = _read_mapping(path, ctx, "config file", "must be a mapping of sections")
+    fields = Fields(path, style=_STYLE)
+    raw = fields.mapping(raw, "(top level)")
     if streams_file is not None:
         streams_path: Path | None = Path(streams_file)
         streams = load_streams_file(streams_path)
     else:
-        streams_path, streams = None, parse_streams(raw.get("streams"), ctx)
-    cfg = AppConfig(path, parse_triton(raw.get("triton"), ctx), streams, raw, streams_path)
-    if with_sections:
-        cfg.analytics = _load_optional("analytics.config", ("load_analytics_section",), path, raw)
-        cfg.sinks = _load_optional("sinks.config", ("load_sinks_section",), path, raw)
-    return cfg
+        streams_path, streams = None, parse_streams(raw.get("streams"), fields)
+    triton = parse_triton(raw.get("triton"), fields)
+    return AppConfig(path=path, triton=triton, streams=streams, raw=dict(raw), streams_path=streams_path,
+                     analytics=load_analytics_section(raw, path) if with_sections else None,
+                     sinks=load_sinks_section(raw, path))
+
+
+def load_app_config(path: str | Path, *, with_sections: bool = True, streams_file: str | Path | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """The whole app config, validated; ``streams_file``: take the streams from that file;
+    ``overrides``: dotted keys set on the file's mapping before validation;
+    ``with_sections=False``: skip the ``analytics`` section (its store file); sinks are always read."""
+    raw = read_mapping(path, "config file", shape="must be a mapping of sections", style=_STYLE)
+    return parse_app_config(apply_overrides(raw, overrides), path, with_sections=with_sections,
+                            streams_file=streams_file)
 
 
 def open_source(spec: StreamSpec) -> FrameSource:

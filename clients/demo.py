@@ -27,14 +27,14 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from analytics.config import StoreConfig, load_store_config
 from clients.app import run_app
-from clients.config import load_app_config
+from clients.config import AppConfig, parse_app_config
+from clients.runner import RunSummary
 from simulator.day import DEMO_CAMERAS, render_camera
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -174,14 +174,9 @@ def truth_errors(clips: list[dict], tally: "SummarySink") -> list[str]:
     return lines
 
 
-def demo_store_config(out_dir: Path, metrics_interval_s: float) -> Path:
+def demo_store_config(metrics_interval_s: float) -> StoreConfig:
     """configs/store.yaml with a shorter metrics interval, so a short clip has queue samples."""
-    cfg = yaml.safe_load((REPO_ROOT / "configs" / "store.yaml").read_text())
-    cfg["metrics_interval_s"] = metrics_interval_s
-    path = out_dir / "demo_store.yaml"
-    path.write_text("# written by the demo (clients/demo.py): configs/store.yaml with metrics_interval_s = "
-                    f"{metrics_interval_s:g}\n" + yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return load_store_config(REPO_ROOT / "configs" / "store.yaml", overrides={"metrics_interval_s": metrics_interval_s})
 
 
 # --------------------------------------------------------------------------- main
@@ -211,9 +206,8 @@ def ensure_triton(grpc_url: str):
     return start_triton(TritonPorts(grpc - 1, grpc, grpc + 1))
 
 
-def run_pipeline(cfg_path: Path, extra_sink: SummarySink):
-    config = load_app_config(cfg_path)
-    return run_app(config, extra_sinks=[extra_sink], health_interval_s=5.0), config
+def run_pipeline(config: AppConfig, extra_sink: SummarySink) -> RunSummary:
+    return run_app(config, extra_sinks=[extra_sink], health_interval_s=5.0)
 
 
 def save_heatmaps(tally: SummarySink, clips: list[dict], out_dir: Path) -> list[Path]:
@@ -307,14 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             "triton": {"url": a.triton_url},
             "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": a.start}
                         for c in clips],
-            "analytics": {"store_config": str(demo_store_config(a.out, a.metrics_interval))},
             "sinks": {"json": {"output_dir": str(a.out)}, "influxdb": {"enabled": False}},
         }
-        cfg_path = a.out / "demo_app_config.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        print(f"running the stream clients on {len(clips)} camera(s) (config {cfg_path}) ...", flush=True)
+        config = replace(parse_app_config(cfg, "<clients.demo>"), analytics=demo_store_config(a.metrics_interval))
+        print(f"running the stream clients on {len(clips)} camera(s) ...", flush=True)
         tally = SummarySink()
-        summary, _ = run_pipeline(cfg_path, tally)
+        summary = run_pipeline(config, tally)
         save_heatmaps(tally, clips, a.out)
         print_summary(summary, tally, a.out, notice, clips)
         (a.out / "demo_summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))

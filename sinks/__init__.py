@@ -9,7 +9,8 @@ See docs/influxdb.md for the measurement schema, retention and dashboards.
 """
 from __future__ import annotations
 
+from core.config import ConfigError
 from sinks.base import Sink
-from sinks.config import ConfigError, InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
+from sinks.config import InfluxConfig, SinksConfig, load_sinks_config, load_sinks_section
 
 __all__ = ["Sink", "ConfigError", "InfluxConfig", "SinksConfig", "load_sinks_config", "load_sinks_section"]

@@ -1,6 +1,8 @@
 """Load and validate the ``sinks`` and ``retention`` sections of configs/app_config.yaml.
 
-Every mistake raises ``ConfigError`` naming the file, the field (dotted path) and the value.
+Every mistake raises ``ConfigError`` (``core.config``, re-exported here) naming the file,
+the field (dotted path) and the value. ``load_sinks_config(path, overrides={"sinks.json.
+output_dir": "out"})`` adjusts the file's settings in code before they are validated.
 Secrets never live in the YAML: the InfluxDB token / password are read from the
 environment variables the config names (``token_env``, ...; docker compose fills them
 from the env file). ``RVA_INFLUXDB_{ENABLED,VERSION,URL,ORG,DATABASE}`` and
@@ -23,21 +25,16 @@ are validated like the file's.
 """
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.config import ConfigError, Fields, apply_overrides, read_mapping  # noqa: F401 (ConfigError re-exported)
 from sinks.line_protocol import DATA_TYPES
-
-try:  # one exception type for the whole config file when the analytics loader defines it
-    from analytics.config import ConfigError  # type: ignore
-except Exception:  # noqa: BLE001
-    class ConfigError(ValueError):
-        """Invalid configuration: file, field and value are in the message."""
 
 # The seed's storage table (days), plus the time series that have no seed file.
 SEED_RETENTION_DAYS = {"detections": 7, "journeys": 90, "queue_metrics": 90, "heatmaps": 30, "alerts": 365}
@@ -102,61 +99,20 @@ class RetentionConfig:
 
 @dataclass(frozen=True, slots=True)
 class SinksConfig:
-    json: JsonSinkConfig
-    influxdb: InfluxConfig
-    retention: RetentionConfig
+    json: JsonSinkConfig = field(default_factory=JsonSinkConfig)
+    influxdb: InfluxConfig = field(default_factory=InfluxConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
-class _Ctx:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def err(self, fld: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {fld}: {value!r}: {why}")
-
-    def section(self, raw: Any, fld: str, keys: set[str]) -> dict:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise self.err(fld, raw, "must be a mapping")
-        unknown = sorted(set(raw) - keys)
-        if unknown:
-            raise self.err(f"{fld}.{unknown[0]}", raw[unknown[0]], f"unknown key (known: {', '.join(sorted(keys))})")
-        return raw
-
-    def boolean(self, d: dict, key: str, fld: str, default: bool) -> bool:
-        v = d.get(key, default)
-        if not isinstance(v, bool):
-            raise self.err(f"{fld}.{key}", v, "must be true or false")
-        return v
-
-    def number(self, d: dict, key: str, fld: str, default: float, *, lo: float, hi: float, integer: bool = False):
-        v = d.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-            raise self.err(f"{fld}.{key}", v, "must be a number")
-        if integer and (isinstance(v, float) and not v.is_integer()):
-            raise self.err(f"{fld}.{key}", v, "must be a whole number")
-        if not lo <= v <= hi:
-            raise self.err(f"{fld}.{key}", v, f"must be between {lo:g} and {hi:g}")
-        return int(v) if integer else float(v)
-
-    def string(self, d: dict, key: str, fld: str, default: str | None, *, allow_none: bool = False) -> str | None:
-        v = d.get(key, default)
-        if v is None and allow_none:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            raise self.err(f"{fld}.{key}", v, "must be a non-empty string")
-        return v.strip()
-
-    def secret(self, d: dict, key: str, fld: str, default_env: str | None) -> str | None:
-        """``<key>_env`` names an environment variable; inline secrets are refused."""
-        if key in d:
-            raise self.err(f"{fld}.{key}", "***", f"secrets do not belong in the config: set {fld}.{key}_env "
+def _secret(fields: Fields, d: dict, key: str, fld: str, default_env: str | None) -> str | None:
+    """``<key>_env`` names an environment variable; inline secrets are refused."""
+    if key in d:
+        raise fields.error(f"{fld}.{key}", "***", f"secrets do not belong in the config: set {fld}.{key}_env "
                            "to the name of an environment variable (docker compose: the env file)")
-        env = self.string(d, f"{key}_env", fld, default_env, allow_none=True)
-        if env is None:
-            return None
-        return os.environ.get(env) or None
+    env = fields.string(d, f"{key}_env", fld, default_env, optional=True)
+    if env is None:
+        return None
+    return os.environ.get(env) or None
 
 
 _JSON_KEYS = {"enabled", "output_dir", "flush_every"}
@@ -166,13 +122,13 @@ _INFLUX_KEYS = {"enabled", "version", "url", "database", "org", "bucket_prefix",
                 "handle_sigterm", "health_interval_s", "triton_metrics"}
 
 
-def parse_json(raw: Any, ctx: _Ctx) -> JsonSinkConfig:
-    d = ctx.section(raw, "sinks.json", _JSON_KEYS)
-    out = ctx.string(d, "output_dir", "sinks.json", "outputs")
+def parse_json(raw: Any, fields: Fields) -> JsonSinkConfig:
+    d = fields.section(raw, "sinks.json", _JSON_KEYS)
+    out = fields.string(d, "output_dir", "sinks.json", "outputs")
     return JsonSinkConfig(
-        enabled=ctx.boolean(d, "enabled", "sinks.json", True),
+        enabled=fields.boolean(d, "enabled", "sinks.json", True),
         output_dir=Path(out),  # relative paths are relative to the working directory (the repo root)
-        flush_every=ctx.number(d, "flush_every", "sinks.json", 500, lo=1, hi=10_000_000, integer=True),
+        flush_every=fields.number(d, "flush_every", "sinks.json", 500, lo=1, hi=10_000_000, integer=True),
     )
 
 
@@ -182,7 +138,7 @@ ENV_OVERRIDES = {"RVA_INFLUXDB_ENABLED": "enabled", "RVA_INFLUXDB_VERSION": "ver
                  "RVA_TRITON_METRICS_URL": "triton_metrics.url", "RVA_TRITON_METRICS_ENABLED": "triton_metrics.enabled"}
 
 
-def _apply_env(d: dict, ctx: _Ctx) -> dict:
+def _apply_env(d: dict) -> dict:
     d = dict(d)
     for env, key in ENV_OVERRIDES.items():
         text = os.environ.get(env)
@@ -201,88 +157,81 @@ def _apply_env(d: dict, ctx: _Ctx) -> dict:
     return d
 
 
-def parse_influx(raw: Any, ctx: _Ctx) -> InfluxConfig:
+def parse_influx(raw: Any, fields: Fields) -> InfluxConfig:
     f = "sinks.influxdb"
-    d = _apply_env(ctx.section(raw, f, _INFLUX_KEYS), ctx)
-    version = d.get("version", 1)
-    if version not in (1, 2):
-        raise ctx.err(f"{f}.version", version, "must be 1 (line protocol on /write) or 2 (influxdb-client)")
-    url = ctx.string(d, "url", f, "http://localhost:8086")
+    d = _apply_env(fields.section(raw, f, _INFLUX_KEYS))
+    version = fields.choice(d.get("version", 1), f"{f}.version", (1, 2),
+                            "must be 1 (line protocol on /write) or 2 (influxdb-client)")
+    url = fields.string(d, "url", f, "http://localhost:8086")
     if not url.startswith(("http://", "https://")):
-        raise ctx.err(f"{f}.url", url, "must start with http:// or https://")
-    retry = ctx.section(d.get("retry"), f"{f}.retry", {"initial_s", "max_s"})
-    initial = ctx.number(retry, "initial_s", f"{f}.retry", 0.5, lo=0.001, hi=600)
-    max_s = ctx.number(retry, "max_s", f"{f}.retry", 30.0, lo=0.001, hi=3600)
+        raise fields.error(f"{f}.url", url, "must start with http:// or https://")
+    retry = fields.section(d.get("retry"), f"{f}.retry", {"initial_s", "max_s"})
+    initial = fields.number(retry, "initial_s", f"{f}.retry", 0.5, lo=0.001, hi=600)
+    max_s = fields.number(retry, "max_s", f"{f}.retry", 30.0, lo=0.001, hi=3600)
     if max_s < initial:
-        raise ctx.err(f"{f}.retry.max_s", max_s, f"must be >= retry.initial_s ({initial:g})")
+        raise fields.error(f"{f}.retry.max_s", max_s, f"must be >= retry.initial_s ({initial:g})")
     spill = d.get("spill_dir", ".run/influx-spill")
     if spill is not None and (not isinstance(spill, str) or not spill.strip()):
-        raise ctx.err(f"{f}.spill_dir", spill, "must be a directory path or null (no spilling)")
+        raise fields.error(f"{f}.spill_dir", spill, "must be a directory path or null (no spilling)")
     spill_p = None if spill is None else Path(spill)
-    tm = ctx.section(d.get("triton_metrics"), f"{f}.triton_metrics", {"enabled", "url", "interval_s"})
-    tm_url = ctx.string(tm, "url", f"{f}.triton_metrics", "http://localhost:8002/metrics")
+    tm = fields.section(d.get("triton_metrics"), f"{f}.triton_metrics", {"enabled", "url", "interval_s"})
+    tm_url = fields.string(tm, "url", f"{f}.triton_metrics", "http://localhost:8002/metrics")
     if not tm_url.startswith(("http://", "https://")):
-        raise ctx.err(f"{f}.triton_metrics.url", tm_url, "must start with http:// or https://")
-    batch = ctx.number(d, "batch_size", f, 5000, lo=1, hi=1_000_000, integer=True)
-    buf = ctx.number(d, "max_buffer_points", f, 100_000, lo=1, hi=100_000_000, integer=True)
+        raise fields.error(f"{f}.triton_metrics.url", tm_url, "must start with http:// or https://")
+    batch = fields.number(d, "batch_size", f, 5000, lo=1, hi=1_000_000, integer=True)
+    buf = fields.number(d, "max_buffer_points", f, 100_000, lo=1, hi=100_000_000, integer=True)
     if buf < batch:
-        raise ctx.err(f"{f}.max_buffer_points", buf, f"must be >= batch_size ({batch})")
+        raise fields.error(f"{f}.max_buffer_points", buf, f"must be >= batch_size ({batch})")
     return InfluxConfig(
-        enabled=ctx.boolean(d, "enabled", f, False),
+        enabled=fields.boolean(d, "enabled", f, False),
         version=version,
         url=url.rstrip("/"),
-        database=ctx.string(d, "database", f, "retail"),
-        org=ctx.string(d, "org", f, "retail"),
-        bucket_prefix=ctx.string(d, "bucket_prefix", f, "retail_"),
-        token=ctx.secret(d, "token", f, "INFLUXDB_TOKEN"),
-        username=ctx.secret(d, "username", f, None),
-        password=ctx.secret(d, "password", f, None),
+        database=fields.string(d, "database", f, "retail"),
+        org=fields.string(d, "org", f, "retail"),
+        bucket_prefix=fields.string(d, "bucket_prefix", f, "retail_"),
+        token=_secret(fields, d, "token", f, "INFLUXDB_TOKEN"),
+        username=_secret(fields, d, "username", f, None),
+        password=_secret(fields, d, "password", f, None),
         batch_size=batch,
-        flush_interval_s=ctx.number(d, "flush_interval_s", f, 1.0, lo=0.01, hi=3600),
+        flush_interval_s=fields.number(d, "flush_interval_s", f, 1.0, lo=0.01, hi=3600),
         max_buffer_points=buf,
         spill_dir=spill_p,
-        max_spill_points=ctx.number(d, "max_spill_points", f, 5_000_000, lo=0, hi=10**10, integer=True),
+        max_spill_points=fields.number(d, "max_spill_points", f, 5_000_000, lo=0, hi=10**10, integer=True),
         retry_initial_s=initial,
         retry_max_s=max_s,
-        timeout_s=ctx.number(d, "timeout_s", f, 10.0, lo=0.1, hi=600),
-        close_timeout_s=ctx.number(d, "close_timeout_s", f, 10.0, lo=0, hi=3600),
-        health_interval_s=ctx.number(d, "health_interval_s", f, 10.0, lo=0, hi=86400),
-        handle_sigterm=ctx.boolean(d, "handle_sigterm", f, True),
+        timeout_s=fields.number(d, "timeout_s", f, 10.0, lo=0.1, hi=600),
+        close_timeout_s=fields.number(d, "close_timeout_s", f, 10.0, lo=0, hi=3600),
+        health_interval_s=fields.number(d, "health_interval_s", f, 10.0, lo=0, hi=86400),
+        handle_sigterm=fields.boolean(d, "handle_sigterm", f, True),
         triton_metrics=TritonMetricsConfig(
-            enabled=ctx.boolean(tm, "enabled", f"{f}.triton_metrics", False),
+            enabled=fields.boolean(tm, "enabled", f"{f}.triton_metrics", False),
             url=tm_url,
-            interval_s=ctx.number(tm, "interval_s", f"{f}.triton_metrics", 10.0, lo=0.1, hi=3600)),
+            interval_s=fields.number(tm, "interval_s", f"{f}.triton_metrics", 10.0, lo=0.1, hi=3600)),
     )
 
 
-def parse_retention(raw: Any, ctx: _Ctx) -> RetentionConfig:
-    d = ctx.section(raw, "retention", set(DEFAULT_RETENTION_DAYS))
+def parse_retention(raw: Any, fields: Fields) -> RetentionConfig:
+    d = fields.section(raw, "retention", set(DEFAULT_RETENTION_DAYS))
     days = {}
     for k, default in DEFAULT_RETENTION_DAYS.items():
         # 0 = keep forever; InfluxDB's shortest retention is 1 hour, so at least 1 day here
-        days[k] = ctx.number(d, k, "retention", default, lo=0, hi=36500, integer=True)
+        days[k] = fields.number(d, k, "retention", default, lo=0, hi=36500, integer=True)
     return RetentionConfig(days)
 
 
 def load_sinks_section(raw: dict, path: str | Path) -> SinksConfig:
     """The loader ``clients.config.load_app_config`` calls with the whole parsed file."""
-    path = Path(path)
-    ctx = _Ctx(path)
+    fields = Fields(path)
     if not isinstance(raw, dict):
-        raise ctx.err("(top level)", raw, "must be a mapping of sections")
-    sinks = ctx.section(raw.get("sinks"), "sinks", {"json", "influxdb"})
-    return SinksConfig(json=parse_json(sinks.get("json"), ctx),
-                       influxdb=parse_influx(sinks.get("influxdb"), ctx),
-                       retention=parse_retention(raw.get("retention"), ctx))
+        raise fields.error("(top level)", raw, "must be a mapping of sections")
+    sinks = fields.section(raw.get("sinks"), "sinks", {"json", "influxdb"})
+    return SinksConfig(json=parse_json(sinks.get("json"), fields),
+                       influxdb=parse_influx(sinks.get("influxdb"), fields),
+                       retention=parse_retention(raw.get("retention"), fields))
 
 
-def load_sinks_config(path: str | Path) -> SinksConfig:
-    """Read the file and validate only the sinks + retention sections."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    return load_sinks_section(raw, path)
+def load_sinks_config(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SinksConfig:
+    """Read the file and validate only the sinks + retention sections; ``overrides`` (dotted
+    keys such as ``"sinks.json.output_dir"``) adjust the file's mapping before validation."""
+    raw = read_mapping(path, "config file")
+    return load_sinks_section(apply_overrides(raw, overrides), path)

@@ -20,7 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from sinks.config import ConfigError, InfluxConfig, RetentionConfig, load_sinks_config
+from core.config import ConfigError
+from sinks.config import InfluxConfig, RetentionConfig, load_sinks_config
 from sinks.line_protocol import DATA_TYPES
 
 log = logging.getLogger("sinks.setup")

@@ -45,9 +45,11 @@ def make_video(path: Path, n: int, fourcc: str = "mp4v", seed: int = 0) -> Path:
     return path
 
 
-def write_config(tmp: Path, url: str, streams: list[dict], **triton) -> Path:
+def write_config(tmp: Path, url: str, streams: list[dict], store_config: Path | None = None, **triton) -> Path:
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": 2, **triton}, "streams": streams,
            "sinks": {"json": {"output_dir": str(tmp / "out")}, "influxdb": {"enabled": False}}}
+    if store_config is not None:
+        cfg["analytics"] = {"store_config": str(store_config)}
     p = tmp / "app.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
@@ -267,10 +269,8 @@ def test_sigterm_flushes_outputs(triton_server, tmp_path):
     cam = "cam-checkout-1"  # a camera of configs/store.yaml: queue + service zones
     cfg = write_config(tmp_path, triton_server.grpc_url,
                        [{"id": cam, "type": "simulator", "start_time": "2024-01-15T18:30:00Z", "seconds": 120,
-                         "fps": 5, "seed": 7}])  # the evening rush: people queue at both tills
-    raw = yaml.safe_load(cfg.read_text())
-    raw["analytics"] = {"store_config": str(REPO / "configs" / "store.yaml")}
-    cfg.write_text(yaml.safe_dump(raw))
+                         "fps": 5, "seed": 7}],  # the evening rush: people queue at both tills
+                       store_config=REPO / "configs" / "store.yaml")  # a file: the CLI runs in a subprocess
     summary_path = tmp_path / "summary.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "clients.run", "--config", str(cfg), "--health-interval", "0.5",
@@ -376,10 +376,7 @@ def test_real_wiring_tracker_analytics_and_seed_files(triton_server, tmp_path):
     cfg = write_config(tmp_path, triton_server.grpc_url,
                        [{"id": "cam-entrance-1", "source": str(tmp_path / "cam.mp4"),
                          "start_time": "2024-01-15T10:00:00Z"}])
-    raw = yaml.safe_load(cfg.read_text())
-    raw["analytics"] = {"store_config": str(REPO / "configs" / "store.yaml")}
-    cfg.write_text(yaml.safe_dump(raw))
-    config = load_app_config(cfg)
+    config = load_app_config(cfg, overrides={"analytics.store_config": str(REPO / "configs" / "store.yaml")})
     build = build_processor_factory(config)
     procs = []
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,22 +59,20 @@ def _gpu_panel_exempt(metrics_url: str) -> bool:
 @pytest.fixture(scope="module")
 def e2e(triton_server, influxd_server, tmp_path_factory):
     from sinks.setup import main as influx_setup
+    from analytics.config import load_store_config
     from clients.app import build_sinks, run_app
     from clients.config import load_app_config
     from simulator.day import render_camera
 
     tmp = tmp_path_factory.mktemp("e2e")
     clips = {cam: render_camera(cam, tmp / f"{cam}.mp4", seconds=SECONDS, fps=FPS, seed=7) for cam in CAMERAS}
-    store = yaml.safe_load((REPO / "configs" / "store.yaml").read_text())
-    store["metrics_interval_s"] = 10
-    store["alerts"] = LOW_ALERTS
-    (tmp / "store.yaml").write_text(yaml.safe_dump(store))
+    store = load_store_config(REPO / "configs" / "store.yaml",
+                              overrides={"metrics_interval_s": 10, "alerts": LOW_ALERTS})
     # frame 0 a minute ago: inside retention, and the clip's timestamps never run ahead of "now"
     start = time.time() - 60
     app = {
         "triton": {"url": triton_server.grpc_url},
         "streams": [{"id": cam, "source": str(clips[cam].video_path), "start_time": start} for cam in CAMERAS],
-        "analytics": {"store_config": str(tmp / "store.yaml")},
         "sinks": {"json": {"output_dir": str(tmp / "out")},
                   "influxdb": {"enabled": True, "version": 1, "url": influxd_server.url, "database": DB,
                                "batch_size": 1000, "flush_interval_s": 0.2, "spill_dir": str(tmp / "spill"),
@@ -81,11 +80,11 @@ def e2e(triton_server, influxd_server, tmp_path_factory):
                                "triton_metrics": {"enabled": True, "url": triton_server.metrics_url,
                                                   "interval_s": 1}}},
     }
-    cfg_path = tmp / "app.yaml"
+    cfg_path = tmp / "app.yaml"  # a file: the setup command reads it, as `make influx-setup` does
     cfg_path.write_text(yaml.safe_dump(app))
     assert influx_setup(["--config", str(cfg_path)]) == 0  # retention policies, as `make influx-setup`
 
-    config = load_app_config(cfg_path)
+    config = replace(load_app_config(cfg_path), analytics=store)
     sinks = build_sinks(config)
     assert [type(s).__name__ for s in sinks] == ["JsonFilesSink", "TritonMetricsCollector", "InfluxSink"]
     t = time.monotonic()
