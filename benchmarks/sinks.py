@@ -56,7 +56,7 @@ def run_one(server: InfluxServer, batches: list[list], batch_size: int, spill: P
     db = f"bench_{batch_size}"
     cfg = InfluxConfig(enabled=True, url=server.url, database=db, batch_size=batch_size, flush_interval_s=0.5,
                        max_buffer_points=max(1_000_000, 2 * batch_size), spill_dir=spill / db,
-                       max_spill_points=10_000_000, handle_sigterm=False, timeout_s=60,
+                       max_spill_points=10_000_000, timeout_s=60,
                        health_interval_s=0)  # read-back counts only the benchmark's own points
     setup_v1(cfg, RetentionConfig())
     n = sum(len(b) for b in batches)

@@ -77,7 +77,6 @@ class InfluxConfig:
     timeout_s: float = 10.0
     close_timeout_s: float = 10.0
     health_interval_s: float = 10.0  # seconds between the sink's own sink_health points; 0 = none
-    handle_sigterm: bool = True
     triton_metrics: TritonMetricsConfig = field(default_factory=TritonMetricsConfig)
 
     def bucket(self, data_type: str) -> str:
@@ -119,7 +118,7 @@ _JSON_KEYS = {"enabled", "output_dir", "flush_every"}
 _INFLUX_KEYS = {"enabled", "version", "url", "database", "org", "bucket_prefix", "token", "token_env",
                 "username", "username_env", "password", "password_env", "batch_size", "flush_interval_s",
                 "max_buffer_points", "spill_dir", "max_spill_points", "retry", "timeout_s", "close_timeout_s",
-                "handle_sigterm", "health_interval_s", "triton_metrics"}
+                "health_interval_s", "triton_metrics"}
 
 
 def parse_json(raw: Any, fields: Fields) -> JsonSinkConfig:
@@ -202,7 +201,6 @@ def parse_influx(raw: Any, fields: Fields) -> InfluxConfig:
         timeout_s=fields.number(d, "timeout_s", f, 10.0, lo=0.1, hi=600),
         close_timeout_s=fields.number(d, "close_timeout_s", f, 10.0, lo=0, hi=3600),
         health_interval_s=fields.number(d, "health_interval_s", f, 10.0, lo=0, hi=86400),
-        handle_sigterm=fields.boolean(d, "handle_sigterm", f, True),
         triton_metrics=TritonMetricsConfig(
             enabled=fields.boolean(tm, "enabled", f"{f}.triton_metrics", False),
             url=tm_url,

@@ -141,7 +141,7 @@ def write_app_config(tmp: Path, grpc_url: str, flush_every: int = 500, influx_sp
                    "influxdb": {"enabled": False}}
     if influx_spill is not None:  # a server that is away: points stay in memory, then spill
         sinks["influxdb"] = {"enabled": True, "version": 1, "url": f"http://127.0.0.1:{closed_port()}",
-                             "database": "sig", "spill_dir": str(influx_spill), "handle_sigterm": False,
+                             "database": "sig", "spill_dir": str(influx_spill),
                              "flush_interval_s": 0.2, "close_timeout_s": 30, "health_interval_s": 0,
                              "retry": {"initial_s": 0.2, "max_s": 0.5}, "triton_metrics": {"enabled": False}}
     cfg = {"triton": {"url": grpc_url, "max_in_flight_per_stream": 2, **triton},

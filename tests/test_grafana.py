@@ -28,7 +28,7 @@ DB = "retail_dash"
 @pytest.fixture(scope="module")
 def populated(influxd_server, tmp_path_factory):
     cfg = InfluxConfig(enabled=True, url=influxd_server.url, database=DB, batch_size=2000, flush_interval_s=0.1,
-                       spill_dir=tmp_path_factory.mktemp("spill"), handle_sigterm=False,
+                       spill_dir=tmp_path_factory.mktemp("spill"),
                        health_interval_s=0.5)  # the writer's own sink_health points feed a pipeline-health panel
     setup_v1(cfg, RetentionConfig())
     t0 = time.time() - 1800  # half an hour ago: inside every dashboard's default range

@@ -76,7 +76,7 @@ def e2e(triton_server, influxd_server, tmp_path_factory):
         "sinks": {"json": {"output_dir": str(tmp / "out")},
                   "influxdb": {"enabled": True, "version": 1, "url": influxd_server.url, "database": DB,
                                "batch_size": 1000, "flush_interval_s": 0.2, "spill_dir": str(tmp / "spill"),
-                               "handle_sigterm": False, "health_interval_s": 1, "close_timeout_s": 30,
+                               "health_interval_s": 1, "close_timeout_s": 30,
                                "triton_metrics": {"enabled": True, "url": triton_server.metrics_url,
                                                   "interval_s": 1}}},
     }

@@ -72,8 +72,7 @@ def test_secrets_come_from_the_environment_only(tmp_path, monkeypatch):
 
 def test_build_sinks_follows_the_config(tmp_path):
     raw = {"sinks": {"json": {"output_dir": str(tmp_path / "out")},
-                     "influxdb": {"enabled": True, "url": "http://127.0.0.1:9", "spill_dir": str(tmp_path / "sp"),
-                                  "handle_sigterm": False}}}
+                     "influxdb": {"enabled": True, "url": "http://127.0.0.1:9", "spill_dir": str(tmp_path / "sp")}}}
     sinks = build_sinks(load_sinks_section(raw, tmp_path / "a.yaml"))
     assert [type(s).__name__ for s in sinks] == ["JsonFilesSink", "InfluxSink"]
     for s in sinks:
@@ -98,7 +97,7 @@ def test_build_sinks_closes_what_it_started_when_a_later_sink_fails(tmp_path, mo
     monkeypatch.setattr(clients.app, "TritonMetricsCollector", broken)
     raw = {"sinks": {"json": {"output_dir": str(tmp_path / "out")},
                      "influxdb": {"enabled": True, "url": "http://127.0.0.1:9", "spill_dir": str(tmp_path / "sp"),
-                                  "handle_sigterm": False, "close_timeout_s": 0,
+                                  "close_timeout_s": 0,
                                   "triton_metrics": {"enabled": True}}}}
     before = {t.name for t in threading.enumerate()}
     with pytest.raises(OSError, match="misconfigured"):

@@ -33,7 +33,7 @@ def _cfg(server, tmp_path, db: str, **kw) -> InfluxConfig:
     base = InfluxConfig(enabled=True, url=server.url, database=db, batch_size=500, flush_interval_s=0.05,
                         max_buffer_points=10_000, spill_dir=tmp_path / "spill", max_spill_points=100_000,
                         retry_initial_s=0.02, retry_max_s=0.2, timeout_s=2.0, close_timeout_s=5.0,
-                        handle_sigterm=False, health_interval_s=0)  # exact counts: no sink_health points
+                        health_interval_s=0)  # exact counts: no sink_health points
     cfg = replace(base, **kw)
     setup_v1(cfg, RetentionConfig())
     return cfg
@@ -255,7 +255,7 @@ def test_write_does_not_wait_for_an_unreachable_server(tmp_path):
 
     cfg = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", spill_dir=tmp_path / "s",
                        max_buffer_points=500, batch_size=100, max_spill_points=10_000, retry_initial_s=0.05,
-                       retry_max_s=0.1, handle_sigterm=False, health_interval_s=0)
+                       retry_max_s=0.1, health_interval_s=0)
     sink = InfluxSink(cfg)
     for i in range(20):
         sink.write(_seq_points(100, time.time(), start=100 * i))
@@ -302,7 +302,7 @@ class GatedTransport:
 def _buffer_cfg(tmp_path, **kw) -> InfluxConfig:
     base = InfluxConfig(enabled=True, url="http://127.0.0.1:9", batch_size=500, max_buffer_points=1000,
                         flush_interval_s=3600, spill_dir=None, max_spill_points=0, close_timeout_s=10,
-                        handle_sigterm=False, health_interval_s=0)
+                        health_interval_s=0)
     return replace(base, **kw)
 
 

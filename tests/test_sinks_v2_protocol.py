@@ -226,7 +226,7 @@ def test_v2_transport_writes_line_protocol_to_the_data_types_bucket(fake2):
 
 
 def test_sink_with_version_2_delivers_every_point_to_its_bucket(fake2):
-    cfg = _v2_cfg(fake2.url, spill_dir=None, handle_sigterm=False, flush_interval_s=0.05, health_interval_s=0)
+    cfg = _v2_cfg(fake2.url, spill_dir=None, flush_interval_s=0.05, health_interval_s=0)
     t0 = 1_700_000_000.0
     pts = [Point.make("stream_health", {"stream": "cam-1"}, {"seq": i}, t0 + i) for i in range(30)]
     pts += [Point.make("queue", {"stream": "cam-1", "lane": "checkout-1"}, {"queue_length": i}, t0 + i)
