@@ -54,6 +54,15 @@ class CountingLine:
     band_px: float = 6.0  # a crossing needs the feet this far past the line on both sides (jitter)
 
 
+# Box jitter grows with the resolution: the default band is a fixed share of the image height
+# (6 px at 360p, 12 at 720p, 18 at 1080p), so settings copied between cameras keep working.
+BAND_PER_IMAGE_HEIGHT = 1 / 60
+
+
+def default_band_px(image_height: int) -> float:
+    return round(image_height * BAND_PER_IMAGE_HEIGHT, 2)
+
+
 @dataclass(frozen=True)
 class Lane:
     lane_id: str
@@ -185,7 +194,8 @@ def _lines(fields: Fields, raw: Any, base: str, size: tuple[int, int]) -> dict[s
         d = (b - a) / np.hypot(*(b - a))
         if abs(float(vec @ np.array([-d[1], d[0]]))) < 0.2:
             raise fields.error(f"{lf}.in", d_in, "is (nearly) parallel to the line: nobody could cross it that way")
-        lines[lname] = CountingLine(lname, a, b, vec, fields.number(lraw, "band_px", lf, 6.0, lo=0.0, hi=200.0))
+        band = fields.number(lraw, "band_px", lf, default_band_px(size[1]), lo=0.0, hi=200.0)
+        lines[lname] = CountingLine(lname, a, b, vec, band)
     return lines
 
 

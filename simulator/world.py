@@ -120,7 +120,7 @@ def store_yaml() -> str:
         if cam.line is not None:
             (a, b) = np.round(cam.project(np.array(cam.line)), 0).astype(int).tolist()
             lines.append("    lines:")
-            lines.append(f"      door: {{points: [{a}, {b}], in: up, band_px: 6}}")
+            lines.append(f"      door: {{points: [{a}, {b}], in: up}}")
         if cam.lanes:
             lines.append("    lanes:")
             for lid in cam.lanes:
