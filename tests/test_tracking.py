@@ -6,7 +6,7 @@ import pytest
 
 from tracking import Tracker, TrackerConfig, Tracks
 from tracking import kalman as kf
-from tracking.matching import assign, iou_matrix, unambiguous
+from tracking.matching import assign, iou_matrix, iou_rows, unambiguous
 
 FPS = 25.0
 
@@ -583,9 +583,8 @@ def test_stacked_kalman_equals_per_array_functions():
     assert all(np.array_equal(x, y) for x, y in zip(a, st))
 
 
-def test_tracker_iou_equals_iou_matrix():
-    from tracking.tracker import _iou
-
+def test_iou_kernel_matches_the_textbook_formula_bit_for_bit():
+    """The one IoU kernel (rows layout, used by the tracker) against the plain [N, 4] formula."""
     rng = np.random.default_rng(2)
     a = rng.uniform(0, 200, size=(6, 4))
     a[:, 2:] += a[:, :2]
@@ -593,9 +592,15 @@ def test_tracker_iou_equals_iou_matrix():
     b[:, 2:] += b[:, :2]
     b[0, 2:] = b[0, :2]                                    # a box of no area
     area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    assert np.array_equal(_iou(a.T, area(a), np.ascontiguousarray(b.T), area(b)), iou_matrix(a, b))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    ref = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    assert np.array_equal(iou_rows(a.T, area(a), np.ascontiguousarray(b.T), area(b)), ref)
+    assert np.array_equal(iou_matrix(a, b), ref)
     pts = np.array([[5.0, 5, 5, 5]])                       # no area on either side: 0, not nan
-    assert np.array_equal(_iou(pts.T, area(pts), pts.T.copy(), area(pts)), [[0.0]])
+    assert np.array_equal(iou_rows(pts.T, area(pts), pts.T.copy(), area(pts)), [[0.0]])
 
 
 def test_assign_equals_the_full_solver():
