@@ -57,9 +57,11 @@ class Frame:
     meta: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Tracks:
     """One frame's tracked objects: the tracker's output, the analytics' input (M may be 0).
+    Not frozen: a consumer or test may swap a field (say, mark tracks coasting); the arrays
+    are never copied, so replace an array rather than write into one you did not make.
 
     track_ids: int64[M]      stable per object, never reused within a tracker's life
     xyxy:      float32[M, 4] (x1, y1, x2, y2) box this frame, pixels
