@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.config import load_store_config, parse_store_config
+from analytics.config import parse_store_config
 from analytics.pipeline import CameraAnalytics
 from benchmarks._report import append_section
 from core.types import Tracks
