@@ -79,7 +79,8 @@ class _FrameState:
     cls: np.ndarray             # int64[N]
     emb: np.ndarray | None      # float32[N, D] unit rows (zero rows: no embedding), or None
     emb_ok: np.ndarray          # bool[N] detection has an embedding
-    match_det: np.ndarray       # int64[T] detection row matched per track, -1: none
+    match_det: np.ndarray       # int64[T] detection row matched per track, -1: none (follows
+    #                             the track rows through _prune and _spawn)
     det_free: np.ndarray | None = None    # bool[N] usable detections not matched yet
     high: np.ndarray | None = None        # bool[N] score >= high_thresh
     det_c: np.ndarray | None = None       # float64[N, 4] detections as cx, cy, w, h
