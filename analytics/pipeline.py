@@ -6,9 +6,10 @@
     records = cam.update(frame_or_timestamp, tracks, class_names)   # every frame, in time order
     records += cam.flush(last_timestamp)               # end of stream: open journeys close
 
-``tracks`` is the tracker's output (``track_ids`` int64[M], ``xyxy`` float32[M, 4],
-``scores`` float32[M], ``class_ids`` int[M]); ``class_names`` maps class id -> label
-(a dict or a sequence). Persons are labels like ``person``; carts ``cart``/``basket``/
+``tracks`` is the tracker's output, a ``core.types.Tracks`` (``Tracks.empty()`` when nobody
+is in view; None means the same); its coasting tracks (motion predictions of someone missed
+for a moment) take part in everything but detection records. ``class_names`` maps class
+id -> label (a dict or a sequence). Persons are labels like ``person``; carts ``cart``/``basket``/
 ``shopping cart``. ``frame_or_timestamp`` is an ``core.types.Frame`` (its
 ``timestamp`` and ``frame_number`` are used) or float seconds since the epoch.
 
@@ -34,17 +35,13 @@ from analytics.queues import CheckoutQueues
 from analytics.records import DetectionRecord, ZoneOccupancyRecord
 from analytics.slots import TrackTable
 from analytics.zones import ZoneSet
+from core.types import Frame, Tracks
 
 PERSON_LABELS = frozenset({"person", "people", "customer", "pedestrian", "normal"})
 CART_LABELS = frozenset({"cart", "shopping cart", "shopping_cart", "shopping-cart", "trolley", "basket",
                          "shopping basket", "shopping_basket"})
-
-
-class _Empty:
-    track_ids = np.zeros(0, np.int64)
-    xyxy = np.zeros((0, 4), np.float32)
-    scores = np.zeros(0, np.float32)
-    class_ids = np.zeros(0, np.int32)
+# class id -> label: a dict, or a sequence indexed by id (None: COCO order, 0 = person)
+ClassNames = Mapping[int, str] | Sequence[str] | None
 
 
 class CameraAnalytics:
@@ -131,7 +128,7 @@ class CameraAnalytics:
         return res
 
     # ------------------------------------------------------------------ frames
-    def update(self, frame: Any, tracks: Any, class_names: Any = None) -> list[Any]:
+    def update(self, frame: Frame | float, tracks: Tracks | None, class_names: ClassNames = None) -> list[Any]:
         if isinstance(frame, (int, float, np.floating, np.integer)):
             t, frame_no = float(frame), self._frame_no
         else:
@@ -157,7 +154,7 @@ class CameraAnalytics:
             out += self._expire(t)
         self.last_timestamp = t
 
-        tr = tracks if tracks is not None else _Empty
+        tr = tracks if tracks is not None else Tracks.empty()
         ids = np.asarray(tr.track_ids, np.int64).reshape(-1)
         if len(ids) == 0:
             if self.lanes:
@@ -172,7 +169,7 @@ class CameraAnalytics:
             if self.detections_every_s > 0:
                 self._next_detections = (math.floor(t / self.detections_every_s) + 1) * self.detections_every_s
             out += self._detections(t, frame_no, ids, xyxy, tr.scores, class_ids, class_names,
-                                    getattr(tr, "coasting", None))
+                                    tr.coasting)
 
         if all_person:
             p_ids, p_box = ids, xyxy.astype(np.float64)

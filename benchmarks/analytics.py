@@ -32,17 +32,11 @@ from analytics.config import parse_store_config
 from analytics.pipeline import CameraAnalytics
 from benchmarks._report import append_section
 from core.config import read_mapping
+from core.types import Tracks
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = {0: "person", 1: "cart"}
 T0 = 1705334400.0  # 2024-01-15T16:00:00Z
-
-
-class _Tracks:
-    __slots__ = ("track_ids", "xyxy", "scores", "class_ids")
-
-    def __init__(self, ids, xyxy, scores, cls) -> None:
-        self.track_ids, self.xyxy, self.scores, self.class_ids = ids, xyxy, scores, cls
 
 
 def bench_camera(store_yaml: Path = REPO / "configs" / "store.yaml"):
@@ -102,7 +96,7 @@ def synthetic_frames(n_tracks: int, frames: int, fps: float = 15.0, seed: int = 
             boxes = np.concatenate([boxes, cb])
             tid = np.concatenate([tid, 10_000_000 + tid[c]])
             cls = np.concatenate([cls, np.ones(int(c.sum()), np.int32)])
-        out.append((t, _Tracks(tid, boxes.astype(np.float32), np.full(len(tid), 0.8, np.float32), cls)))
+        out.append((t, Tracks.detected(tid, boxes.astype(np.float32), np.full(len(tid), 0.8, np.float32), cls)))
     return out
 
 

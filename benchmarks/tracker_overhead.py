@@ -7,17 +7,7 @@ box jitter, 5 % missed detections, about one low-score false positive per frame;
 without 128-d embeddings (persons only; carts get zero rows). CPU time (time.process_time)
 per call over the whole sequence after a warm-up pass, best of --repeat runs.
 
-Measured on the shared 2-core dev machine (under load, so absolute numbers drift; before and
-after interleaved in one process, best of 5): CPU us per update, before -> after the
-small-N overhead work (outputs bit-identical on 41k recorded frames and the 1 h generator files):
-      N   no embeddings       128-d embeddings
-      0   339 ->   44 (7.7x)   468 ->   68 (6.9x)
-      3   452 ->  235 (1.9x)   652 ->  381 (1.7x)
-     10   468 ->  254 (1.8x)   697 ->  408 (1.7x)
-     20   590 ->  381 (1.5x)   800 ->  523 (1.5x)
-     60   877 ->  540 (1.6x)  3507 -> 2188 (1.6x)
-    200  5401 -> 1789 (3.0x) 17984 -> 8620 (2.1x)
-Simulator tracker calls (recorded, 2-5 detections on average): 410-470 -> 213-265 us (1.8-1.95x).
+Past measurements: docs/tracking-tuning.md (Per-call cost).
 """
 from __future__ import annotations
 

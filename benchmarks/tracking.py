@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tracking.matching import intersection_rows
+
 FPS = 25.0
 EMB_DIM = 128
 HIGH, NEW, LOST_S = 0.5, 0.6, 1.0
@@ -128,10 +130,7 @@ def visibility(xyxy: np.ndarray, occluders: np.ndarray) -> tuple[np.ndarray, np.
     area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-9)
 
     def cover(a, b):
-        lt = np.maximum(a[:, None, :2], b[None, :, :2])
-        rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-        wh = np.clip(rb - lt, 0, None)
-        return wh[..., 0] * wh[..., 1] / area[:, None]
+        return intersection_rows(a.T, np.ascontiguousarray(b.T)) / area[:, None]
 
     c = cover(xyxy, xyxy)
     c[xyxy[:, 3][None, :] <= xyxy[:, 3][:, None]] = 0.0      # only people in front occlude

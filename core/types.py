@@ -1,6 +1,7 @@
 """Typed arrays passed between stages (detector -> tracker -> analytics).
 
-Shapes are documented per field; N may be 0 (an empty frame is normal).
+``Frame`` (camera) -> ``Detections`` (detector) -> ``Tracks`` (tracker) -> analytics.
+Shapes are documented per field; N and M may be 0 (an empty frame is normal).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Detections:
         return int(self.xyxy.shape[0])
 
     @staticmethod
-    def empty(embedding_dim: int | None = None) -> "Detections":
+    def empty(embedding_dim: int | None = None) -> Detections:
         emb = None if embedding_dim is None else np.zeros((0, embedding_dim), np.float32)
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                           np.zeros(0, np.int32), (), emb)
@@ -54,3 +55,40 @@ class Frame:
     width: int = 0
     height: int = 0
     meta: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Tracks:
+    """One frame's tracked objects: the tracker's output, the analytics' input (M may be 0).
+    Not frozen: a consumer or test may swap a field (say, mark tracks coasting); the arrays
+    are never copied, so replace an array rather than write into one you did not make.
+
+    track_ids: int64[M]      stable per object, never reused within a tracker's life
+    xyxy:      float32[M, 4] (x1, y1, x2, y2) box this frame, pixels
+    scores:    float32[M]    score of the matched detection (the last one when coasting)
+    class_ids: int32[M]      index into the detector's labels
+    det_index: int64[M]      row of the input detection matched this frame, -1 when coasting
+    coasting:  bool[M]       True: not detected this frame, xyxy is a motion prediction
+    """
+
+    track_ids: np.ndarray
+    xyxy: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    det_index: np.ndarray
+    coasting: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.track_ids.shape[0])
+
+    @staticmethod
+    def detected(track_ids, xyxy, scores, class_ids) -> Tracks:
+        """Tracks that are all detected this frame, row i from detection i (nothing coasts):
+        for sources of identities other than the tracker (ground truth, hand-made tests)."""
+        m = len(track_ids)
+        return Tracks(track_ids, xyxy, scores, class_ids, np.arange(m, dtype=np.int64), np.zeros(m, bool))
+
+    @staticmethod
+    def empty() -> Tracks:
+        return Tracks(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                      np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, bool))

@@ -40,6 +40,7 @@ from analytics.config import load_store_config
 from analytics.journeys import counter_ids
 from analytics.pipeline import StoreAnalytics
 from analytics.records import FootfallRecord, HeatmapRecord, iso_utc, parse_iso_utc
+from core.types import Tracks
 from simulator import world as W
 from simulator.agents import positions, simulate
 from simulator.camera import CART_ID_OFFSET, CLASS_NAMES, detect, objects_in_view
@@ -50,14 +51,6 @@ CAMERAS = list(W.CAMERA_IDS)
 DEMO_CAMERAS = ["cam-checkout-1", "cam-entrance-1", "cam-aisles-1", "cam-checkout-2"]
 DEFAULT_START = "2024-01-15T08:00:00Z"
 STORE_CONFIG = REPO_ROOT / "configs" / "store.yaml"
-
-
-@dataclass
-class Tracks:
-    track_ids: np.ndarray
-    xyxy: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
 
 
 class TruthTracker:
@@ -72,7 +65,7 @@ class TruthTracker:
         fp = ids < 0
         ids[fp] = self._fp + np.arange(fp.sum())
         self._fp += int(fp.sum())
-        return Tracks(ids, xyxy, scores, np.asarray(class_ids, np.int32))
+        return Tracks.detected(ids, xyxy, scores, np.asarray(class_ids, np.int32))
 
 
 def make_tracker(kind: str, fps: float):
@@ -83,8 +76,7 @@ def make_tracker(kind: str, fps: float):
     return Tracker(TrackerConfig(frame_rate=fps))
 
 
-_NO_TRACKS = Tracks(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                    np.zeros(0, np.int32))
+_NO_TRACKS = Tracks.empty()
 
 
 def _json_records(path: Path, records: list) -> None:

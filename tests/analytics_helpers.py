@@ -1,21 +1,12 @@
 """Hand-made track sequences for the analytics tests (the tracker's output shape)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from analytics.config import parse_store_config
+from core.types import Tracks
 
 NAMES = {0: "person", 1: "cart"}
-
-
-@dataclass
-class Tracks:
-    track_ids: np.ndarray
-    xyxy: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
 
 
 def tracks(*items) -> Tracks:
@@ -29,15 +20,15 @@ def tracks(*items) -> Tracks:
         ids.append(tid)
         boxes.append([x - w / 2, y - h, x + w / 2, y])
         cls.append(c)
-    return Tracks(np.array(ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4),
-                  np.full(len(ids), 0.9, np.float32), np.array(cls, np.int32))
+    return Tracks.detected(np.array(ids, np.int64), np.array(boxes, np.float32).reshape(-1, 4),
+                           np.full(len(ids), 0.9, np.float32), np.array(cls, np.int32))
 
 
 def square(x0, y0, x1, y1):
     return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
 
 
-def store(**camera) -> "object":
+def store(**camera) -> object:
     """A one-camera store ("cam") with the given camera fields, plus top-level extras in ``_top``."""
     top = camera.pop("_top", {})
     raw = {"cameras": {"cam": {"image_size": [640, 360], **camera}}, **top}

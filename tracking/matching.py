@@ -1,8 +1,38 @@
-"""Pairwise costs and the assignment step (vectorised; one lap call per stage)."""
+"""Pairwise costs and the assignment step (vectorised; one lap call per stage).
+
+The project's one IoU kernel lives here (``iou_rows``; ``iou_matrix`` for [N, 4] boxes;
+``intersection_rows`` for coverage): the tracker, its tests and benchmarks all call it.
+"""
 from __future__ import annotations
 
 import lap
 import numpy as np
+
+_ZERO = np.float64(0.0)
+
+
+def intersection_rows(at: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """Intersection area between boxes given as coordinate rows, at [4, T] and bt [4, N]
+    (x1, y1, x2, y2 rows; bt best contiguous) -> [T, N]. Rows, not boxes, because every
+    operation then runs along the N axis, whole rows at a time (the tracker's hot path)."""
+    lt = np.maximum(at[:2, :, None], bt[:2, None, :])
+    rb = np.minimum(at[2:, :, None], bt[2:, None, :])
+    np.subtract(rb, lt, out=rb)
+    np.maximum(rb, _ZERO, out=rb)
+    return rb[0] * rb[1]
+
+
+def iou_rows(at: np.ndarray, area_a: np.ndarray, bt: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """The IoU kernel: boxes as coordinate rows (see ``intersection_rows``) with their areas
+    already known -> float64[T, N]; 0 where the union is empty. T may be 0; N must not be."""
+    if at.shape[1] == 0:
+        return np.zeros((0, bt.shape[1]))
+    inter = intersection_rows(at, bt)
+    union = area_a[:, None] + area_b[None, :]
+    union -= inter
+    if union.min() > 0:           # always, unless boxes of no area meet
+        return np.divide(inter, union, out=inter)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -11,14 +41,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, np.float64)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou_rows(a.T, area_a, np.ascontiguousarray(b.T), area_b)
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -5,27 +5,35 @@ works on whole arrays: one Kalman predict for all tracks, one cost matrix and at
 ``lap`` call per association stage, masked writes for the results. No Python loop runs
 per track.
 
-Per update:
-  1. predict every track by dt (timestamps) or 1 / frame_rate;
-  2. high-score detections vs tracked + recently lost tracks: 1 - IoU (x score) plus
-     appearance_weight * (cosine distance to the track's EMA embedding - appearance_neutral)
-     when both have an embedding (measured from contested_neutral instead for a detection
-     that two or more tracks reach, from crowded_neutral for the other detections of a track
-     that reaches such a one); motion always gates (the IoU alone must pass the limit);
-  3. the remaining detections (low-score ones, and high ones appearance kept out of 2.) vs
-     the same tracks still unmatched, by IoU only (ByteTrack's recovery of occluded,
-     low-confidence boxes, whose crops show the occluder); a larger overlap is required when
-     embeddings are in use;
-  4. tentative tracks (seen once) vs the remaining high-score detections, costed as in 2.;
-  5. re-identification: remaining confident detections vs lost tracks (up to reid_window_s),
-     by appearance with a loose motion gate from where the track was last seen;
-  6. unmatched confident detections start tentative tracks; a track is confirmed once seen
-     min_hits times in a row, and then either takes the id of a lost track it matches by
-     appearance (re-id of someone whose first frames back were ambiguous) or a new id.
-     Ids are never reused.
+Per update, one method per stage over a per-frame ``_FrameState`` (this frame's arrays:
+which detections and tracks are still unmatched, the IoU matrix, the matches so far):
+  _begin               check the input, advance the clock (timestamps, or 1 / frame_rate);
+  _detection_geometry  usable / high-score / unoccluded ("clean") detections;
+  _predict             Kalman-predict every track by dt;
+  _overlaps            IoU of each motion-followed track's prediction with each detection;
+  _match_high          high-score detections vs tracked + recently lost tracks: 1 - IoU
+                       (x score) plus appearance_weight * (cosine distance to the track's EMA
+                       embedding - appearance_neutral) when both have an embedding (measured
+                       from contested_neutral for a detection two or more tracks reach, from
+                       crowded_neutral for such a track's other detections); motion always
+                       gates (the IoU alone must pass the limit);
+  _match_low           the remaining detections (low-score ones, and high ones appearance kept
+                       out) vs the same tracks, by IoU only (ByteTrack's recovery of occluded,
+                       low-confidence boxes); a larger overlap is required with embeddings;
+  _match_tentative     tentative tracks (seen once) vs the remaining high-score detections;
+  _reid_lost           remaining confident detections vs lost tracks (up to reid_window_s),
+                       by appearance within a loose motion gate from where last seen;
+  _apply_matches       Kalman update, last box/score, embedding EMA, tracked <-> lost;
+  _prune               tentative tracks that missed a frame, lost ones past their horizon;
+  _spawn               unmatched confident detections start tentative tracks;
+  _confirm             a track seen min_hits times in a row takes the id of a lost track it
+                       matches by appearance (someone whose first frames back were ambiguous)
+                       or a new id; ids are never reused;
+  _output              the confirmed tracks as ``core.types.Tracks``.
 Confirmed tracks missed for a moment are output at their predicted box (``coasting``), see
 ``TrackerConfig.coast_output_s``.
 A detection and a track of different classes never match (a cart never takes a person's id).
+Why the defaults are what they are: docs/tracking-tuning.md.
 """
 from __future__ import annotations
 
@@ -33,10 +41,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.types import Tracks
 from tracking import kalman as kf
 from tracking.config import TrackerConfig
 from tracking.inputs import check_detections, check_timestamp
-from tracking.matching import assign, cosine_distance, iou_matrix, unambiguous
+from tracking.matching import (
+    assign,
+    cosine_distance,
+    intersection_rows,
+    iou_rows,
+    unambiguous,
+)
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 INF = np.inf
@@ -44,67 +59,45 @@ INF = np.inf
 # edge of the area detections have covered (someone leaving the view, not hidden)
 EDGE_MARGIN = 0.1
 
-
-@dataclass(frozen=True, slots=True)
-class Tracks:
-    """Confirmed tracks output by one ``update`` call (M may be 0).
-
-    track_ids: int64[M]      stable per object, never reused within a Tracker's life
-    xyxy:      float32[M, 4] Kalman-filtered box this frame (pixels)
-    scores:    float32[M]    score of the matched detection (the last one when coasting)
-    class_ids: int32[M]
-    det_index: int64[M]      row of the input detection matched this frame, -1 when the
-                             track is coasting
-    coasting:  bool[M]       True: not detected this frame, xyxy is the motion prediction
-                             (for up to TrackerConfig.coast_output_s)
-    """
-
-    track_ids: np.ndarray
-    xyxy: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
-    det_index: np.ndarray
-    coasting: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.track_ids.shape[0])
-
-
-def _empty_tracks() -> Tracks:
-    return Tracks(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                  np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, bool))
-
-
 # per-track state, stacked by kind so that keeping, appending and gathering tracks is one
 # indexing operation per block, while every named field stays a contiguous array (NumPy's
 # per-call cost is what matters at a retail camera's 0-20 tracks): _k float64[6, T, 4] (pos,
-# vel, p00, p01, p11, last_box), _m float64[3, T] (last_seen, born, score), _i int64[4, T]
+# vel, p00, p01, p11, last_box), _m float64[4, T] (last_seen, born, score, emb_n), _i int64[4, T]
 # (cls, status, hits, tid), plus the embeddings. _bind names the views after a reallocation.
 
 
-_ZERO = np.float64(0.0)
+@dataclass(slots=True, eq=False)
+class _FrameState:
+    """One ``update``'s working arrays (N detections, T tracks as at the start of the frame).
+    The stages read them and record matches in place: a match clears ``track_free`` and
+    ``det_free`` and sets ``match_det``."""
+
+    now: float                  # this frame's time, seconds
+    dt: float                   # seconds since the previous update (0 for the first)
+    boxes: np.ndarray           # float64[N, 4] detections, xyxy
+    scores: np.ndarray          # float64[N]
+    cls: np.ndarray             # int64[N]
+    emb: np.ndarray | None      # float32[N, D] unit rows (zero rows: no embedding), or None
+    emb_ok: np.ndarray          # bool[N] detection has an embedding
+    match_det: np.ndarray       # int64[T] detection row matched per track, -1: none (follows
+    #                             the track rows through _prune and _spawn)
+    det_free: np.ndarray | None = None    # bool[N] usable detections not matched yet
+    high: np.ndarray | None = None        # bool[N] score >= high_thresh
+    det_c: np.ndarray | None = None       # float64[N, 4] detections as cx, cy, w, h
+    boxes_t: np.ndarray | None = None     # float64[4, N] detections as x1, y1, x2, y2 rows
+    area: np.ndarray | None = None        # float64[N]
+    clean: np.ndarray | None = None       # bool[N] unoccluded crop (see Tracker._clean)
+    track_free: np.ndarray | None = None  # bool[T] tracks not matched yet
+    lost_for: np.ndarray | None = None    # float64[T] seconds since each track was last matched
+    motion: np.ndarray | None = None      # bool[T] still followed by motion (None: all are)
+    iou: np.ndarray | None = None         # float64[T, N] predicted box x detection, 0 across classes
+    use_emb: bool = False                 # appearance terms apply this frame
+    t_reid: np.ndarray | None = None      # int64[K] tracks re-identified this frame
+    matched: np.ndarray | None = None     # bool[T] after association
 
 
 def _centres(b: np.ndarray) -> np.ndarray:
     return (b[:, :2] + b[:, 2:]) * 0.5
-
-
-def _iou(at: np.ndarray, area_a: np.ndarray, bt: np.ndarray, area_b: np.ndarray) -> np.ndarray:
-    """``matching.iou_matrix`` (the same arithmetic, so the same bits) between boxes given by
-    coordinate rows, at [4, T] and bt [4, N] (xyxy; bt contiguous), with their areas already
-    known: every operation runs along the N axis, whole rows at a time."""
-    if at.shape[1] == 0:
-        return np.zeros((0, bt.shape[1]))
-    lt = np.maximum(at[:2, :, None], bt[:2, None, :])
-    rb = np.minimum(at[2:, :, None], bt[2:, None, :])
-    np.subtract(rb, lt, out=rb)
-    np.maximum(rb, _ZERO, out=rb)
-    inter = rb[0] * rb[1]
-    union = area_a[:, None] + area_b[None, :]
-    union -= inter
-    if union.min() > 0:           # always, unless boxes of no area meet
-        return np.divide(inter, union, out=inter)
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 class Tracker:
@@ -217,21 +210,52 @@ class Tracker:
         Raises ValueError naming the field and row of bad input; the state is unchanged then.
 
         Cost is dominated by NumPy's per-call overhead at the sizes of a retail camera (0-20
-        tracks), so stages with nothing to do are skipped and per-track state is stacked
-        (one indexing operation keeps, appends or gathers every field).
+        tracks), so stages with nothing to do are skipped.
         """
-        cfg = self.config
+        st = self._begin(xyxy, scores, class_ids, embeddings, timestamp)
+        n_in = st.boxes.shape[0]
+        if n_in:
+            self._detection_geometry(st)
+        if st.match_det.size:
+            self._predict(st)
+            if n_in:
+                self._overlaps(st)
+                tentative = self.status == TENTATIVE
+                pool = ~tentative if st.motion is None else st.motion & ~tentative
+                if pool.any():
+                    self._match_high(st, pool)
+                    self._match_low(st, pool)
+                if tentative.any():
+                    self._match_tentative(st, tentative)
+                if st.use_emb:
+                    self._reid_lost(st)
+            self._apply_matches(st)
+            self._prune(st)
+        if n_in:
+            self._spawn(st)
+        if self._m.shape[1] == 0:
+            return Tracks.empty()
+        match_det = st.match_det
+        confirm = ((self.status == TENTATIVE) & (self.hits >= self.config.min_hits)).nonzero()[0]
+        if confirm.size:
+            kept = self._confirm(confirm, st.now)
+            if kept is not None:
+                match_det = match_det[kept]
+        return self._output(match_det)
+
+    # -- stages, in the order update runs them --------------------------------------------
+    def _begin(self, xyxy, scores, class_ids, embeddings, timestamp) -> _FrameState:
+        """Check the input, advance the clock, widen the area detections have covered."""
         boxes, scores, cls, emb, emb_ok = check_detections(xyxy, scores, class_ids, embeddings)
-        n_in = boxes.shape[0]
         if timestamp is None:
-            now = 0.0 if self._now is None else self._now + 1.0 / cfg.frame_rate
+            now = 0.0 if self._now is None else self._now + 1.0 / self.config.frame_rate
         else:
             now = check_timestamp(timestamp, self._now)
         if emb is not None:
             self._set_dim(emb.shape[1])
         dt = 0.0 if self._now is None else now - self._now
         self._now = now
-        if n_in:
+        if boxes.shape[0]:
             # extent of all detections so far: x1, y1 of the running minimum, x2, y2 of the maximum
             lo = np.minimum.reduce(boxes, 0)
             hi = np.maximum.reduce(boxes, 0)
@@ -240,204 +264,208 @@ class Tracker:
             else:
                 np.minimum(self._lo, lo, out=self._lo)
                 np.maximum(self._hi, hi, out=self._hi)
-
-        n_tr = self._m.shape[1]
-        status = self.status
-        match_det = np.empty(n_tr, np.int64)           # detection row matched per track
+        match_det = np.empty(self._m.shape[1], np.int64)
         match_det.fill(-1)
-        if n_tr:
-            # 1. predict; a lost track keeps its size (size velocity is noise once unobserved)
-            lost = status == LOST
-            any_lost = bool(lost.any())
-            if any_lost:
-                self.vel[lost, 2:4] = 0.0
-            kf.predict_stacked(self._k[:5], dt, cfg.frame_rate)
-            lost_for = now - self.last_seen
-        t_reid = None
-        det_free = None
-        clean = None
-        if n_tr and n_in:
-            det_c = kf.xyxy_to_cxcywh(boxes)        # cx, cy, w, h
-            boxes_t = np.ascontiguousarray(boxes.T)  # x1, y1, x2, y2 rows
-            w, h = det_c[:, 2], det_c[:, 3]
-            # zero-area boxes cannot be matched by overlap: legal input, never tracked
-            det_free = (np.minimum(w, h) > 0) & (scores >= cfg.low_thresh)
-            area = w * h
-            high = scores >= cfg.high_thresh
-            track_free = np.empty(n_tr, bool)
-            track_free.fill(True)
-            # only tracks still followed by motion take part in stages 2-4: one IoU row each
-            motion = ((status != LOST) | (lost_for <= cfg.max_lost_s)) if any_lost else None
-            use_emb = emb is not None and bool(emb_ok.any()) and bool(self.has_emb.any())
-            if emb is not None:
-                clean = self._clean(boxes, high & emb_ok, area, boxes_t)
-            all_motion = motion is None or bool(motion.all())
-            m_rows = None if all_motion else motion.nonzero()[0]
-            pos = self.pos if all_motion else self.pos[m_rows]
-            tb = kf.cxcywh_to_xyxy(pos)
-            tw = tb[:, 2:] - tb[:, :2]
-            sub = _iou(tb.T, tw[:, 0] * tw[:, 1], boxes_t, area)
-            t_cls = self.cls if all_motion else self.cls[m_rows]
-            sub[t_cls[:, None] != cls[None, :]] = 0.0    # classes never mix (IoU 0 never passes a gate)
-            if all_motion:
-                iou = sub
-            else:
-                iou = np.zeros((n_tr, n_in))
-                iou[m_rows] = sub
+        return _FrameState(now, dt, boxes, scores, cls, emb, emb_ok, match_det)
 
-            def take(ti, di, r, c):
-                t, d = ti[r], di[c]
-                track_free[t] = False
-                det_free[d] = False
-                match_det[t] = d
-                return t
+    def _detection_geometry(self, st: _FrameState) -> None:
+        """Which detections can be used (and are high-score, and unoccluded)."""
+        cfg = self.config
+        st.det_c = det_c = kf.xyxy_to_cxcywh(st.boxes)        # cx, cy, w, h
+        st.boxes_t = np.ascontiguousarray(st.boxes.T)         # x1, y1, x2, y2 rows
+        w, h = det_c[:, 2], det_c[:, 3]
+        # zero-area boxes cannot be matched by overlap: legal input, never tracked
+        st.det_free = (np.minimum(w, h) > 0) & (st.scores >= cfg.low_thresh)
+        st.area = w * h
+        st.high = st.scores >= cfg.high_thresh
+        if st.emb is not None:
+            st.clean = self._clean(st.boxes, st.high & st.emb_ok, st.area, st.boxes_t)
 
-            def emb_dist(ti, di, missing):
-                """Cosine distance track EMA x detection; ``missing`` where either has none."""
-                e = cosine_distance(self.emb[ti], emb[di])
-                e[~(self.has_emb[ti][:, None] & emb_ok[di][None, :])] = missing
-                return e
+    def _predict(self, st: _FrameState) -> None:
+        """Kalman-predict every track by dt; a lost track keeps its size (size velocity is
+        noise once unobserved)."""
+        st.lost_for = st.now - self.last_seen
+        lost = self.status == LOST
+        if lost.any():
+            self.vel[lost, 2:4] = 0.0
+            # only tracks still followed by motion take part in the overlap stages
+            st.motion = ~lost | (st.lost_for <= self.config.max_lost_s)
+        kf.predict_stacked(self._k[:5], st.dt, self.config.frame_rate)
 
-            def overlap_match(t_mask, d_mask, fuse, appearance, limit):
-                """One overlap stage: cost 1 - IoU (x score), plus the appearance term; the
-                overlap alone must pass the stage's limit (appearance refines overlap-based
-                matches, never replaces them; alone it only re-identifies, in 5.)."""
-                ti = (t_mask & track_free).nonzero()[0]
-                if ti.size == 0:
-                    return
-                di = (d_mask & det_free).nonzero()[0]
-                if di.size == 0:
-                    return
-                all_d = di.size == n_in
-                i = iou if ti.size == n_tr else iou[ti]
-                if not all_d:
-                    i = i[:, di]
-                # motion gate: the IoU alone must reach 1 - limit, and be above 0 whatever the
-                # limit (at limit 1.0, ``>= 0`` would admit every pair: boxes far apart, and
-                # pairs of different classes, whose IoU is set to 0 above)
-                min_iou = 1.0 - limit
-                gate = i >= min_iou if min_iou > 0.0 else i > 0.0
-                if not gate.any():          # nothing overlaps enough: no pair can match
-                    return
-                cost = 1.0 - (i * (scores if all_d else scores[di])[None, :] if fuse else i)
-                if appearance and use_emb and cfg.appearance_weight > 0:
-                    # pairs without both embeddings: no appearance term (adds exactly 0.0)
-                    delta = emb_dist(ti, di, cfg.appearance_neutral) - cfg.appearance_neutral
-                    cost += cfg.appearance_weight * delta
-                    if cfg.contested_neutral < cfg.appearance_neutral:
-                        # a detection two or more tracks reach: its pairs need clear appearance
-                        # evidence (a track whose person is hidden reaches for a neighbour's box);
-                        # such a track's other candidate detections need some
-                        contested = np.add.reduce(gate, axis=0) > 1
-                        if contested.any():
-                            both = self.has_emb[ti][:, None] & emb_ok[di][None, :]
-                            w = cfg.appearance_weight
-                            cost += (w * (cfg.appearance_neutral - cfg.contested_neutral)) * (
-                                contested[None, :] & both)
-                            if cfg.crowded_neutral < cfg.appearance_neutral:
-                                crowded = ((np.add.reduce(gate, axis=1) > 1)
-                                           & (gate & contested[None, :]).any(axis=1))
-                                cost += (w * (cfg.appearance_neutral - cfg.crowded_neutral)) * (
-                                    crowded[:, None] & ~contested[None, :] & both)
-                cost = np.where(gate, cost, INF)
-                r, c = assign(cost, limit)
-                if r.size:
-                    take(ti, di, r, c)
+    def _overlaps(self, st: _FrameState) -> None:
+        """IoU of every motion-followed track's predicted box with every detection (one row
+        per track; 0 for the other tracks and across classes)."""
+        n_tr = self._m.shape[1]
+        st.track_free = np.empty(n_tr, bool)
+        st.track_free.fill(True)
+        st.use_emb = st.emb is not None and bool(st.emb_ok.any()) and bool(self.has_emb.any())
+        all_motion = st.motion is None or bool(st.motion.all())
+        m_rows = None if all_motion else st.motion.nonzero()[0]
+        tb = kf.cxcywh_to_xyxy(self.pos if all_motion else self.pos[m_rows])
+        tw = tb[:, 2:] - tb[:, :2]
+        sub = iou_rows(tb.T, tw[:, 0] * tw[:, 1], st.boxes_t, st.area)
+        t_cls = self.cls if all_motion else self.cls[m_rows]
+        sub[t_cls[:, None] != st.cls[None, :]] = 0.0    # classes never mix (IoU 0 never passes a gate)
+        if all_motion:
+            st.iou = sub
+        else:
+            st.iou = np.zeros((n_tr, st.boxes.shape[0]))
+            st.iou[m_rows] = sub
 
-            tentative = status == TENTATIVE
-            pool = ~tentative if motion is None else motion & ~tentative
-            if pool.any():
-                # 2. high-score detections vs tracked + recently lost tracks (by their
-                #    prediction), appearance-weighted
-                overlap_match(pool, high, cfg.fuse_score, True, cfg.match_thresh)
-                # 3. the rest (low-score detections, and high ones appearance kept out of 2: an
-                #    occluded person's crop shows the occluder) vs the same tracks: overlap only
-                #    (stricter with embeddings: a track that lost its person is then lost and
-                #    comes back by appearance, rather than taking a neighbour's box)
-                overlap_match(pool, det_free, False, False,
-                              cfg.appearance_low_match_thresh if use_emb else cfg.low_match_thresh)
-            # 4. tentative tracks vs remaining high-score detections
-            if tentative.any():
-                overlap_match(tentative, high, cfg.fuse_score, True, cfg.tentative_match_thresh)
+    def _match_high(self, st: _FrameState, pool: np.ndarray) -> None:
+        """High-score detections vs tracked + recently lost tracks (by their prediction),
+        appearance-weighted."""
+        self._overlap_match(st, pool, st.high, self.config.fuse_score, True, self.config.match_thresh)
 
-            # 5. re-identification of lost tracks by appearance (motion has lost them)
-            if use_emb:
-                confident = (scores >= cfg.new_track_thresh) & emb_ok
-                reid_pool = (status == LOST) & self.has_emb & (lost_for <= cfg.reid_window_s)
+    def _match_low(self, st: _FrameState, pool: np.ndarray) -> None:
+        """The rest (low-score detections, and high ones appearance kept out of the high
+        stage: an occluded person's crop shows the occluder) vs the same tracks, by overlap
+        only; stricter with embeddings (a track that lost its person then goes lost and comes
+        back by appearance, rather than taking a neighbour's box)."""
+        cfg = self.config
+        limit = cfg.appearance_low_match_thresh if st.use_emb else cfg.low_match_thresh
+        self._overlap_match(st, pool, st.det_free, False, False, limit)
 
-                ti = (reid_pool & track_free).nonzero()[0]
-                di = (confident & det_free).nonzero()[0] if ti.size else ti
-                if ti.size and di.size:
-                    cost = self._reid_cost(ti, boxes[di], emb_dist(ti, di, np.nan), now)
-                    cost[self.cls[ti][:, None] != cls[di][None, :]] = INF
-                    if cfg.reid_margin > 0:
-                        cost = unambiguous(cost, cfg.reid_margin)
-                    r, c = assign(cost, cfg.reid_thresh)
-                    if r.size:
-                        t_reid = take(ti, di, r, c)
-        elif n_in:
-            det_free = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-                        & (scores >= cfg.low_thresh))
-            if emb is not None:
-                wh = boxes[:, 2:] - boxes[:, :2]
-                clean = self._clean(boxes, (scores >= cfg.high_thresh) & emb_ok, wh[:, 0] * wh[:, 1],
-                                    np.ascontiguousarray(boxes.T))
+    def _match_tentative(self, st: _FrameState, tentative: np.ndarray) -> None:
+        """Tentative tracks (seen once so far) vs the remaining high-score detections."""
+        cfg = self.config
+        self._overlap_match(st, tentative, st.high, cfg.fuse_score, True, cfg.tentative_match_thresh)
 
-        if n_tr:
-            # -- apply matches ----------------------------------------------------------------
-            matched = match_det >= 0
-            rows = matched.nonzero()[0]
-            if rows.size:
-                if t_reid is None:
-                    kal = rows
-                else:
-                    is_reid = np.zeros(n_tr, bool)
-                    is_reid[t_reid] = True
-                    kal = rows[~is_reid[rows]]
-                if kal.size:
-                    self._kalman_update(kal, det_c[match_det[kal]])
-                if t_reid is not None:  # the prediction drifted through a long gap: restart at the detection
-                    self._restart_motion(t_reid, boxes[match_det[t_reid]])
-                d = match_det[rows]
-                self.last_seen[rows] = now
-                self.score[rows] = scores[d]
-                self.last_box[rows] = boxes[d]
-                self.hits[rows] += 1
-                if emb is not None:
-                    self._update_embeddings(rows, d, clean, scores, emb)
-            # matched lost tracks are tracked again, unmatched tracked ones lost
-            status[matched & (status == LOST)] = TRACKED
-            unmatched = ~matched
-            status[(status == TRACKED) & unmatched] = LOST
+    def _reid_lost(self, st: _FrameState) -> None:
+        """Re-identification of lost tracks by appearance (motion has lost them), within a
+        loose motion gate from where each was last seen."""
+        cfg = self.config
+        reid_pool = (self.status == LOST) & self.has_emb & (st.lost_for <= cfg.reid_window_s)
+        ti = (reid_pool & st.track_free).nonzero()[0]
+        if ti.size == 0:
+            return
+        di = ((st.scores >= cfg.new_track_thresh) & st.emb_ok & st.det_free).nonzero()[0]
+        if di.size == 0:
+            return
+        cost = self._reid_cost(ti, st.boxes[di], self._emb_dist(st, ti, di, np.nan), st.now)
+        cost[self.cls[ti][:, None] != st.cls[di][None, :]] = INF
+        if cfg.reid_margin > 0:
+            cost = unambiguous(cost, cfg.reid_margin)
+        r, c = assign(cost, cfg.reid_thresh)
+        if r.size:
+            st.t_reid = self._take(st, ti, di, r, c)
 
-            # drop tentative tracks that missed a frame and lost tracks past their horizon
-            dead = (status == TENTATIVE) & unmatched
-            lost = status == LOST
-            if lost.any():
-                horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
-                dead |= lost & (now - self.last_seen > horizon)
-            if dead.any():
-                keep = ~dead
-                self._keep(keep)
-                match_det = match_det[keep]
+    def _apply_matches(self, st: _FrameState) -> None:
+        """Write the matches into the tracks: Kalman update (restart at the detection for a
+        re-identified track, whose prediction drifted through a long gap), last box, score,
+        embedding; matched lost tracks are tracked again, unmatched tracked ones lost."""
+        match_det = st.match_det
+        st.matched = matched = match_det >= 0
+        rows = matched.nonzero()[0]
+        if rows.size:
+            kal = rows
+            if st.t_reid is not None:
+                is_reid = np.zeros(matched.size, bool)
+                is_reid[st.t_reid] = True
+                kal = rows[~is_reid[rows]]
+            if kal.size:
+                self._kalman_update(kal, st.det_c[match_det[kal]])
+            if st.t_reid is not None:
+                self._restart_motion(st.t_reid, st.boxes[match_det[st.t_reid]])
+            d = match_det[rows]
+            self.last_seen[rows] = st.now
+            self.score[rows] = st.scores[d]
+            self.last_box[rows] = st.boxes[d]
+            self.hits[rows] += 1
+            if st.emb is not None:
+                self._update_embeddings(rows, d, st.clean, st.scores, st.emb)
+        status = self.status
+        status[matched & (status == LOST)] = TRACKED
+        status[(status == TRACKED) & ~matched] = LOST
 
-        # 6. new tentative tracks from unmatched confident detections
-        if n_in:
-            new_d = (det_free & (scores >= cfg.new_track_thresh)).nonzero()[0]
-            if new_d.size:
-                self._append(boxes[new_d], scores[new_d], cls[new_d],
-                             emb[new_d] if emb is not None else None, emb_ok[new_d],
-                             clean[new_d] if emb is not None else 0.0)
-                match_det = np.concatenate([match_det, new_d])
+    def _prune(self, st: _FrameState) -> None:
+        """Drop tentative tracks that missed a frame and lost tracks past their horizon
+        (reid_window_s with an embedding, else max_lost_s)."""
+        cfg = self.config
+        status = self.status
+        dead = (status == TENTATIVE) & ~st.matched
+        lost = status == LOST
+        if lost.any():
+            horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
+            dead |= lost & (st.now - self.last_seen > horizon)
+        if dead.any():
+            keep = ~dead
+            self._keep(keep)
+            st.match_det = st.match_det[keep]
 
-        if self._m.shape[1] == 0:
-            return _empty_tracks()
-        confirm = ((self.status == TENTATIVE) & (self.hits >= cfg.min_hits)).nonzero()[0]
-        if confirm.size:
-            kept = self._confirm(confirm, now)
-            if kept is not None:
-                match_det = match_det[kept]
-        return self._output(match_det)
+    def _spawn(self, st: _FrameState) -> None:
+        """Unmatched confident detections start tentative tracks."""
+        new_d = (st.det_free & (st.scores >= self.config.new_track_thresh)).nonzero()[0]
+        if new_d.size:
+            emb = st.emb
+            self._append(st.boxes[new_d], st.scores[new_d], st.cls[new_d],
+                         emb[new_d] if emb is not None else None, st.emb_ok[new_d],
+                         st.clean[new_d] if emb is not None else 0.0)
+            st.match_det = np.concatenate([st.match_det, new_d])
+
+    # -- association helpers ---------------------------------------------------------------
+    def _take(self, st: _FrameState, ti, di, r, c) -> np.ndarray:
+        """Record matched pairs (r, c) of the candidate tracks ti and detections di."""
+        t, d = ti[r], di[c]
+        st.track_free[t] = False
+        st.det_free[d] = False
+        st.match_det[t] = d
+        return t
+
+    def _emb_dist(self, st: _FrameState, ti, di, missing) -> np.ndarray:
+        """Cosine distance track EMA x detection; ``missing`` where either has none."""
+        e = cosine_distance(self.emb[ti], st.emb[di])
+        e[~(self.has_emb[ti][:, None] & st.emb_ok[di][None, :])] = missing
+        return e
+
+    def _overlap_match(self, st: _FrameState, t_mask, d_mask, fuse: bool, appearance: bool,
+                       limit: float) -> None:
+        """One overlap stage: cost 1 - IoU (x score), plus the appearance term; the overlap
+        alone must pass the stage's limit (appearance refines overlap-based matches, never
+        replaces them; alone it only re-identifies, in _reid_lost)."""
+        ti = (t_mask & st.track_free).nonzero()[0]
+        if ti.size == 0:
+            return
+        di = (d_mask & st.det_free).nonzero()[0]
+        if di.size == 0:
+            return
+        all_d = di.size == st.boxes.shape[0]
+        i = st.iou if ti.size == st.iou.shape[0] else st.iou[ti]
+        if not all_d:
+            i = i[:, di]
+        # motion gate: the IoU alone must reach 1 - limit, and be above 0 whatever the limit
+        # (at limit 1.0, ``>= 0`` would admit every pair: boxes far apart, and pairs of
+        # different classes, whose IoU is set to 0)
+        min_iou = 1.0 - limit
+        gate = i >= min_iou if min_iou > 0.0 else i > 0.0
+        if not gate.any():          # nothing overlaps enough: no pair can match
+            return
+        cost = 1.0 - (i * (st.scores if all_d else st.scores[di])[None, :] if fuse else i)
+        if appearance and st.use_emb and self.config.appearance_weight > 0:
+            self._add_appearance(st, ti, di, gate, cost)
+        r, c = assign(np.where(gate, cost, INF), limit)
+        if r.size:
+            self._take(st, ti, di, r, c)
+
+    def _add_appearance(self, st: _FrameState, ti, di, gate, cost: np.ndarray) -> None:
+        """Add appearance_weight * (cosine distance - neutral) to each pair's ``cost`` (in
+        place, term by term: the order of the sums is part of the results); pairs without
+        both embeddings add exactly 0.0. A detection two or more tracks reach needs clear appearance
+        evidence (contested_neutral: a track whose person is hidden reaches for a neighbour's
+        box); such a track's other candidate detections need some (crowded_neutral)."""
+        cfg = self.config
+        w = cfg.appearance_weight
+        cost += w * (self._emb_dist(st, ti, di, cfg.appearance_neutral) - cfg.appearance_neutral)
+        if cfg.contested_neutral < cfg.appearance_neutral:
+            contested = np.add.reduce(gate, axis=0) > 1
+            if contested.any():
+                both = self.has_emb[ti][:, None] & st.emb_ok[di][None, :]
+                cost += (w * (cfg.appearance_neutral - cfg.contested_neutral)) * (contested[None, :] & both)
+                if cfg.crowded_neutral < cfg.appearance_neutral:
+                    crowded = ((np.add.reduce(gate, axis=1) > 1)
+                               & (gate & contested[None, :]).any(axis=1))
+                    cost += (w * (cfg.appearance_neutral - cfg.crowded_neutral)) * (
+                        crowded[:, None] & ~contested[None, :] & both)
 
     def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray, boxes_t: np.ndarray) -> np.ndarray:
         """bool[N]: candidate detections of which no detection in front (lower bottom edge:
@@ -447,11 +475,7 @@ class Tracker:
         if boxes.shape[0] > 1 and clean.any():
             dd = clean.nonzero()[0]
             bt = boxes_t[:, dd]
-            lt = np.maximum(bt[:2, :, None], boxes_t[:2, None, :])
-            rb = np.minimum(bt[2:, :, None], boxes_t[2:, None, :])
-            np.subtract(rb, lt, out=rb)
-            np.maximum(rb, _ZERO, out=rb)
-            inter = rb[0] * rb[1]
+            inter = intersection_rows(bt, boxes_t)
             inter[boxes_t[3][None, :] <= bt[3][:, None]] = 0.0      # behind (or itself)
             clean[dd] = inter.max(axis=1) <= self.config.ema_max_overlap * area[dd]
         return clean
@@ -508,6 +532,8 @@ class Tracker:
         return kept
 
     def _output(self, match_det: np.ndarray) -> Tracks:
+        """The confirmed tracks matched this frame, plus those coasting (see
+        TrackerConfig.coast_output_s)."""
         cfg = self.config
         confirmed = self.tid >= 0
         out = confirmed & (match_det >= 0)
