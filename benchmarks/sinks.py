@@ -43,15 +43,6 @@ def make_points(n_target: int, t0: float) -> list[list]:
     return out
 
 
-def count_points(server: InfluxServer, db: str) -> int:
-    total = 0
-    for meas, dt in MEASUREMENT_DATA_TYPE.items():
-        rows = server.values(f'SELECT count(*) FROM "{dt}"."{meas}"', db)
-        if rows:
-            total += max(v for v in rows[0][1:] if v is not None)
-    return total
-
-
 def run_one(server: InfluxServer, batches: list[list], batch_size: int, spill: Path) -> dict:
     db = f"bench_{batch_size}"
     cfg = InfluxConfig(enabled=True, url=server.url, database=db, batch_size=batch_size, flush_interval_s=0.5,
@@ -71,7 +62,7 @@ def run_one(server: InfluxServer, batches: list[list], batch_size: int, spill: P
     wall = time.perf_counter() - t0
     st = sink.stats()
     sink.close()
-    arrived = count_points(server, db)
+    arrived = server.count_points(db, MEASUREMENT_DATA_TYPE)
     return {"batch_size": batch_size, "points": n, "ok": ok, "wall_s": wall, "points_per_s": n / wall,
             "write_us_per_point": 1e6 * produce_cpu / n, "write_calls": len(batches),
             "write_us_per_call": 1e6 * produce_wall / len(batches), "arrived": arrived,

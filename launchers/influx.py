@@ -28,7 +28,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+
+from launchers.ports import free_port
 
 __all__ = ["InfluxStartError", "InfluxServer", "start_influx", "find_influxd", "free_port"]
 
@@ -64,13 +67,6 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 class InfluxStartError(RuntimeError):
     """influxd is missing, exited, or did not answer /ping in time (the message says which, with its log)."""
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_influxd() -> str:
@@ -181,6 +177,16 @@ class InfluxServer:
         """The first value of the first row (None when there is none)."""
         rows = self.values(q, db)
         return rows[0][1] if rows else None
+
+    def count_points(self, db: str, measurements: Mapping[str, str]) -> int:
+        """Points stored in ``db``: per measurement (name -> retention policy), the count of its
+        most complete field."""
+        total = 0
+        for meas, rp in measurements.items():
+            rows = self.values(f'SELECT count(*) FROM "{rp}"."{meas}"', db)
+            if rows:
+                total += max(v for v in rows[0][1:] if v is not None)
+        return total
 
 
 def start_influx(root: Path, port: int | None = None, timeout: float = 30.0) -> InfluxServer:

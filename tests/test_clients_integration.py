@@ -28,6 +28,7 @@ from clients.camera import detection_records
 from clients.config import load_app_config
 from clients.runner import Runner
 from launchers.triton import start_triton
+from launchers.ports import free_port as closed_port  # nothing listens there
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 120
@@ -227,14 +228,6 @@ def test_triton_graceful_restart_mid_run(own_triton, tmp_path):
     assert st["inference_retries"] >= 1  # requests did meet the draining server and were retried
     assert marks["processed_at_stop"] < n
     assert [s[0] for s in rec["cam-g"].seen] == list(range(n))
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_corrupt_files_and_unreachable_rtsp_beside_good_streams(triton_server, tmp_path):

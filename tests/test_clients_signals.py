@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from clients.signals import (FAST_EXIT_CODE, StopAction, StopSignals, close_sinks_within,
+from launchers.ports import free_port as closed_port  # nothing listens there
                              process_signal_handlers)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,14 +127,6 @@ def test_process_signal_handlers_route_and_restore():
 
 
 # --------------------------------------------------------------------------- real signals, real process
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 def write_app_config(tmp: Path, grpc_url: str, flush_every: int = 500, influx_spill: Path | None = None,
                      **triton) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from clients.sources import (Backoff, ImageFolderSource, LiveSource, RenderedSource, SimulatedCamera,
+from launchers.ports import free_port as closed_port  # nothing listens there
                              SourceError, VideoFileSource, redact_url)
 
 W, H, N, FPS = 96, 64, 12, 10.0
@@ -157,14 +158,6 @@ def test_simulated_camera_renders_the_store_and_loops():
     assert before - 1 <= wall.start_time <= time.time() + 1  # the wall clock at construction
     with pytest.raises(SourceError, match="simulator camera 'cam-nowhere' does not exist"):
         SimulatedCamera("c", "cam-nowhere", seconds=1.0)
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_unreachable_rtsp_fails_after_bounded_retries():

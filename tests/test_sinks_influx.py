@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from analytics.records import AlertRecord, JourneyRecord
+from launchers.ports import free_port
 from sinks.config import InfluxConfig, RetentionConfig
 from sinks.influx import InfluxSink, RetryableError, V1Transport, V2Transport
 from sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point
@@ -44,13 +45,7 @@ def _db() -> str:
 
 
 def _count_points(server, db: str) -> int:
-    """Points in the database: per measurement, the count of its most complete field."""
-    total = 0
-    for meas, dt in MEASUREMENT_DATA_TYPE.items():
-        rows = server.values(f'SELECT count(*) FROM "{dt}"."{meas}"', db)
-        if rows:
-            total += max(v for v in rows[0][1:] if v is not None)
-    return total
+    return server.count_points(db, MEASUREMENT_DATA_TYPE)
 
 
 def _seq_points(n: int, t0: float, start: int = 0) -> list[Point]:
@@ -251,8 +246,6 @@ def test_sigterm_flushes_buffered_points(influxd_server, tmp_path):
 
 def test_write_does_not_wait_for_an_unreachable_server(tmp_path):
     """The frame path: write() only queues; with nothing listening it returns and counts nothing lost."""
-    from tests.fixtures.influx import free_port
-
     cfg = InfluxConfig(enabled=True, url=f"http://127.0.0.1:{free_port()}", spill_dir=tmp_path / "s",
                        max_buffer_points=500, batch_size=100, max_spill_points=10_000, retry_initial_s=0.05,
                        retry_max_s=0.1, health_interval_s=0)
@@ -408,7 +401,7 @@ def test_write_never_waits_for_the_disk(tmp_path, monkeypatch):
     # spill files left by a run; the next sink's sender reads them while the disk hangs in read()
     spill = tmp_path / "sp2"
     down = InfluxSink(_buffer_cfg(tmp_path, spill_dir=spill, max_spill_points=10_000,
-                                  url=f"http://127.0.0.1:{_free_port()}", close_timeout_s=0), )
+                                  url=f"http://127.0.0.1:{free_port()}", close_timeout_s=0), )
     down.write(_seq_points(700, t0))
     down.close(timeout=0)
     assert down.stats()["on_disk"] == 700
@@ -433,12 +426,6 @@ def test_write_never_waits_for_the_disk(tmp_path, monkeypatch):
     assert again.flush(timeout=10)
     again.close()
     assert _seqs(tr2.lines) == list(range(710))
-
-
-def _free_port() -> int:
-    from tests.fixtures.influx import free_port
-
-    return free_port()
 
 
 def test_sink_health_points_record_the_writers_own_counters(own_influxd, tmp_path):
