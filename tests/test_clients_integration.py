@@ -10,25 +10,22 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import yaml
 
-from core.types import Detections, Frame
 from clients.app import build_processor_factory, run_app
 from clients.camera import detection_records
 from clients.config import load_app_config
 from clients.runner import Runner
-from launchers.triton import start_triton
+from core.types import Detections, Frame
 from launchers.ports import free_port as closed_port  # nothing listens there
+from launchers.triton import start_triton
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 120

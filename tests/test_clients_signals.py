@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from clients.signals import (FAST_EXIT_CODE, StopAction, StopSignals, close_sinks_within,
+from clients.signals import FAST_EXIT_CODE, StopAction, StopSignals, close_sinks_within, process_signal_handlers
 from launchers.ports import free_port as closed_port  # nothing listens there
-                             process_signal_handlers)
 
 REPO = Path(__file__).resolve().parents[1]
 CAM = "cam-checkout-1"  # a camera of configs/store.yaml: queue + service zones, people in view at 18:30

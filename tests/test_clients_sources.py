@@ -3,7 +3,6 @@ an MJPG AVI cut mid-stream, and an RTSP URL to a closed local port."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -11,9 +10,17 @@ import cv2
 import numpy as np
 import pytest
 
-from clients.sources import (Backoff, ImageFolderSource, LiveSource, RenderedSource, SimulatedCamera,
+from clients.sources import (
+    Backoff,
+    ImageFolderSource,
+    LiveSource,
+    RenderedSource,
+    SimulatedCamera,
+    SourceError,
+    VideoFileSource,
+    redact_url,
+)
 from launchers.ports import free_port as closed_port  # nothing listens there
-                             SourceError, VideoFileSource, redact_url)
 
 W, H, N, FPS = 96, 64, 12, 10.0
 
