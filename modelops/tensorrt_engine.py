@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from modelops.engine_sidecar import gpu_identity  # the GPU a plan is for, recorded in <output>.json
+
 PRECISIONS = ("fp32", "fp16", "int8")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 REID_SHAPE = (3, 256, 128)
@@ -722,7 +724,7 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
         "output": str(spec.output), "output_sha256": hashlib.sha256(engine_bytes).hexdigest(),
         "size_bytes": len(engine_bytes), "precision": spec.precision,
         "profile": {k: {"min": v[0], "opt": v[1], "max": v[2]} for k, v in shapes.items()},
-        "io_tensors": io, "tensorrt": trt.__version__, "workspace_gb": spec.workspace_gb,
+        "io_tensors": io, "tensorrt": trt.__version__, **gpu_identity(cudart), "workspace_gb": spec.workspace_gb,
         "timing_cache": str(spec.timing_cache) if spec.timing_cache else None,
         "model_config": str(spec.model_config) if spec.model_config else None,
         "calibration": None if spec.precision != "int8" else {
