@@ -32,7 +32,8 @@ entropy calibrator (``IInt8EntropyCalibrator2``) fed with real images from
 ``--calibration-dir`` through the *same* preprocessing as serving:
 ``serving.preprocess.letterbox`` for square detector inputs ([N,3,640,640]) and
 ``serving.postprocess.reid_crops`` (resize + ImageNet normalisation) for OSNet inputs
-([N,3,256,128]); its scales are kept in a calibration cache (default ``<output>.calib``)
+([N,3,256,128]) of *person crops* (``<dir>/crops/``, or cut from the frames by the repository's
+detector: ``modelops/calibration_crops.py``); its scales are kept in a calibration cache (default ``<output>.calib``)
 so later builds skip it. Beside the engine a ``<output>.json`` records what was built
 from what.
 
@@ -639,15 +640,20 @@ def plan_profile(spec: BuildSpec) -> tuple[list[InputSpec], dict]:
 
 def build_engine(spec: BuildSpec, log=print) -> dict:
     """Build and write the engine (GPU). Returns the report also written to ``<output>.json``."""
+    from modelops import calibration_crops  # imports this module
     spec = validate_spec(spec)
     inputs, shapes = plan_profile(spec)
-    calib, calib_files, calib_n = None, [], 0
+    calib, calib_files, calib_n, crops = None, [], 0, None
     if spec.precision == "int8" and spec.calibration_dir is not None:
         if len(inputs) != 1:
             raise EngineError(f"INT8 calibration supports one-input models; {spec.input} has "
                               f"{[i.name for i in inputs]}")
-        calib_files, calib_n = calibration_plan(spec.calibration_dir, spec.calibration_batch, spec.calibration_batches)
-        preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess)
+        if preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess) == "reid":  # person crops, as served
+            crops = calibration_crops.plan_for_spec(spec)
+            calib_files, calib_n = crops.files, crops.batches
+        else:
+            calib_files, calib_n = calibration_plan(spec.calibration_dir, spec.calibration_batch,
+                                                    spec.calibration_batches)
     trt, cudart = require_tensorrt()
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -687,7 +693,8 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
         config.set_flag(trt.BuilderFlag.INT8)
         name = inputs[0].name
         chw = shapes[name][1][1:]
-        batches = (calibration_batches(spec.calibration_dir, chw, spec.calibration_batch, spec.calibration_batches,
+        batches = (crops.iter_batches() if crops is not None else
+                   calibration_batches(spec.calibration_dir, chw, spec.calibration_batch, spec.calibration_batches,
                                        spec.preprocess) if spec.calibration_dir is not None else iter(()))
         calib = _make_calibrator(trt, cudart, batches, spec.calibration_batch, int(np.prod(chw)) * 4, name,
                                  spec.calibration_cache)
@@ -729,7 +736,7 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
         "model_config": str(spec.model_config) if spec.model_config else None,
         "calibration": None if spec.precision != "int8" else {
             "dir": str(spec.calibration_dir) if spec.calibration_dir else None,
-            "images": len(calib_files), "batches_planned": calib_n,
+            "images": len(calib_files), "batches_planned": calib_n, "source": crops.describe() if crops else "frames",
             "batches_used": calib.batches_used if calib else 0,
             "cache": str(spec.calibration_cache) if spec.calibration_cache else None},
         "build_seconds": round(time.perf_counter() - t0, 1),
@@ -779,6 +786,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modelops import calibration_crops  # imports this module
+
     a = _parser().parse_args(argv)
     try:
         spec = BuildSpec(input=a.input, output=getattr(a, "output", None) or a.input.with_suffix(".engine"),
@@ -796,7 +805,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise EngineError(f"INT8 calibration supports one-input models; {spec.input} has "
                                   f"{[i.name for i in inputs]}")
             kind = preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess)
-            files, n = calibration_plan(spec.calibration_dir, spec.calibration_batch, spec.calibration_batches)
+            if kind == "reid":  # OSNet: person crops (modelops/calibration_crops.py)
+                crops = calibration_crops.plan_for_spec(spec)
+                kind, files, n = f"reid ({crops.describe()})", crops.files, crops.batches
+            else:
+                files, n = calibration_plan(spec.calibration_dir, spec.calibration_batch, spec.calibration_batches)
             plan = (kind, len(files), n)
         if a.cmd == "inspect":
             if spec.model_config is not None:

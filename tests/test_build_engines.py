@@ -22,15 +22,17 @@ L4 = {"tensorrt": "10.5.0", "gpu": "NVIDIA L4", "compute_capability": "8.9"}
 
 @pytest.fixture
 def calib_dir(tmp_path) -> Path:
-    """40 small frames: more than one calibration batch of OSNet (opt batch 32)."""
+    """40 small frames and 40 person crops (crops/): more than one calibration batch of OSNet
+    (opt batch 32; where crops come from: tests/test_calibration_crops.py)."""
     import cv2
     import numpy as np
 
     d = tmp_path / "calib"
-    d.mkdir()
+    (d / "crops").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(40):
         cv2.imwrite(str(d / f"frame_{i:03d}.jpg"), rng.integers(0, 256, (72, 128, 3), dtype=np.uint8))
+        cv2.imwrite(str(d / "crops" / f"person_{i:03d}.jpg"), rng.integers(0, 256, (64, 32, 3), dtype=np.uint8))
     return d
 
 

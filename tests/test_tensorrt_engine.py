@@ -442,6 +442,9 @@ def test_make_clean_all_is_idempotent_and_removes_built_versions(tmp_path):
 def test_build_on_gpu(reid_onnx, tmp_path, calib_dir, precision):
     out = tmp_path / f"reid_{precision}.engine"
     cache = tmp_path / "timing.cache"
+    (calib_dir / "crops").mkdir()  # OSNet calibrates on person crops (modelops/calibration_crops.py)
+    for f in calib_dir.glob("frame_*"):
+        shutil.copy(f, calib_dir / "crops" / f.name)
     report = te.build_engine(te.BuildSpec(input=reid_onnx, output=out, precision=precision, min_batch=1,
                                           opt_batch=2, max_batch=8, timing_cache=cache, workspace_gb=1,
                                           calibration_dir=calib_dir if precision == "int8" else None))
