@@ -88,7 +88,7 @@ def newest_version_onnx(repo: Path, model: str) -> Path | None:
 class PersonDetector:
     """The served detector on the CPU: frame BGR -> person boxes (xyxy, frame pixels)."""
 
-    def __init__(self, onnx_path: Path, labels: list[str], nms: NmsConfig = NmsConfig()):
+    def __init__(self, onnx_path: Path, labels: list[str], nms: NmsConfig | None = None):
         import onnxruntime as ort
 
         self.path = Path(onnx_path)
@@ -102,7 +102,7 @@ class PersonDetector:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.size = inp.shape[-1] if isinstance(inp.shape[-1], int) and inp.shape[-1] > 0 else 640
-        self.nms = nms
+        self.nms = nms or NmsConfig()
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         x, lb = letterbox(frame, size=self.size)

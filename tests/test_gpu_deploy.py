@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import subprocess
-import tomllib
 from pathlib import Path
 
 import yaml
@@ -19,7 +18,8 @@ from modelops.gpu_stack import DEFAULT_RELEASE, NGC
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-GPU_EXTRA = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+# the [gpu] extra's list (tomllib is 3.11+, the project supports 3.10)
+GPU_EXTRA = re.findall(r'"([^"]+)"', re.search(r"^gpu = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M)[1])
 
 
 def dockerfile(name: str) -> list[tuple[str, str]]:
