@@ -69,11 +69,15 @@ class Step:
     details: dict = field(default_factory=dict)
     seconds: float = 0.0
 
-    def check(self, name: str, ok: bool | None, detail: str = "") -> None:
-        """Record one check (None: skipped, with the reason in ``detail``); raise StepFailed if not ok."""
-        self.checks.append({"check": name, "status": "skipped" if ok is None else "passed" if ok else "failed",
+    def check(self, name: str, ok: bool | None, detail: str = "", why: str | None = None) -> None:
+        """Record one check (None: skipped, with the reason in ``detail``); raise StepFailed if not ok.
+
+        ``why``: the message when it fails (default ``detail``)."""
+        failed = ok is not None and not ok
+        detail = (why or detail) if failed else detail
+        self.checks.append({"check": name, "status": "skipped" if ok is None else "failed" if failed else "passed",
                             "detail": detail})
-        if ok is False:
+        if failed:
             raise StepFailed(f"{name}: {detail}")
 
 
@@ -97,13 +101,13 @@ def served_version(client, model: str) -> str | None:
 def step_models(step: Step, client, expect: str, repo: Path) -> dict:
     """Step 1; returns {model: config} for the later steps."""
     step.check("server live and ready", client.is_server_live() and client.is_server_ready(),
-               "the server does not report live + ready (GET /v2/health/ready; see its log)")
+               why="the server does not report live + ready (GET /v2/health/ready; see its log)")
     meta = client.get_server_metadata(as_json=True)
     step.details["server"] = {"version": meta.get("version"), "extensions": len(meta.get("extensions", []))}
     configs, rows = {}, {}
     for m in MODELS:
         ok = client.is_model_ready(m)
-        step.check(f"{m} ready", ok, "not ready: it failed to load or was not loaded (compose loads retail_pipeline "
+        step.check(f"{m} ready", ok, why="not ready: it failed to load or was not loaded (compose loads retail_pipeline "
                                      "and osnet_x0_25; the server log names the error)")
         cfg = configs[m] = client.get_model_config(m, as_json=True)["config"]
         kinds = sorted({g.get("kind", "KIND_AUTO") for g in cfg.get("instance_group", [])})
@@ -332,7 +336,8 @@ def write_report(out: Path, steps: list[Step], meta: dict) -> tuple[Path, Path]:
              f"Server `{meta['url']}` (Triton {meta.get('server_version') or '?'}), {meta['started']}, "
              f"{meta['host']}. Command: `{meta['command']}`.", "",
              "| step | status | seconds | summary |", "|---|---|---|---|"]
-    lines += [f"| {s.number} {s.name} | {s.status} | {s.seconds} | {s.summary} |" for s in steps]
+    lines += [f"| {s.number} {s.name} | {s.status} | {s.seconds} | {s.summary.replace('|', '&#124;')} |"
+              for s in steps]
     for s in steps:
         lines += ["", f"## {s.number}. {s.name}: {s.status}", ""]
         lines += [f"- {c['status']}: {c['check']}" + (f": {c['detail']}" if c["detail"] else "") for c in s.checks]
