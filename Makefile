@@ -7,7 +7,7 @@ APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
 .PHONY: help setup lint test test-stress models download-models triton-up triton-down demo run \
-        sample-data score perf bench bench-tracking influx-setup clean-data clean-all
+        sample-data score perf bench bench-tracking influx-setup clean-data clean-all gpu-check
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -67,6 +67,10 @@ score: setup ## compare data/sample/ analytics with the simulator's ground truth
 
 perf: setup ## perf_analyzer sweep against the ensemble and each model
 	$(PY) -m benchmarks.perf
+
+TRITON_URL ?= localhost:8001
+gpu-check: setup ## check a running Triton (TRITON_URL, default localhost:8001; SKIP_PERF=1): TensorRT models, real frames vs the CPU path, perf 1/4/16 -> outputs/gpu-check/
+	$(PY) -m modelops.gpu_check --url $(TRITON_URL) $(if $(SKIP_PERF),--skip-perf) $(GPU_CHECK_ARGS)
 
 # Roboflow trackers/supervision declare numpy>=2; installed without their deps so numpy 1.26 holds.
 BENCH_STAMP := .venv/.bench-peers-stamp

@@ -40,13 +40,13 @@ import cv2
 import numpy as np
 
 from launchers.triton import REPO_ROOT, TritonPorts, start_triton
+from modelops import perf_analyzer as _pa
+from modelops.perf_analyzer import STORE_CAMERA, STORE_START  # noqa: F401  (benchmarks.clients imports them here)
 from serving.postprocess import reid_crops
 from serving.preprocess import letterbox
 
 DOCS = REPO_ROOT / "docs"
 DEFAULT_MODELS = ("retail_pipeline", "preprocess", "yolov8n", "osnet_x0_25")
-STORE_CAMERA = "cam-checkout-1"  # the simulator's busiest camera view...
-STORE_START = "2024-01-15T18:30:00Z"  # ...at the evening rush (7-9 people in view)
 # Models called by BLS from inside a step (postprocess -> reid_model), which perf_analyzer
 # cannot find in the ensemble config: their stats come only with --bls-composing-models.
 BLS_COMPOSING = {"retail_pipeline": {"osnet_x0_25": "postprocess"}}  # {BLS model: the step calling it}
@@ -56,15 +56,11 @@ _COMPOSING_CSV = re.compile(r"^(?P<model>.+)_v(?P<version>\d+)\.(?P<part>c\d+\.c
 
 
 def perf_analyzer_cmd() -> tuple[list[str], dict[str, str]]:
-    """The binary from the tritonclient wheel and the libraries it needs (docs/platform.md)."""
-    exe = Path(sys.executable).parent / "perf_analyzer"
-    if not exe.exists():
-        raise SystemExit(f"perf_analyzer not found at {exe}: run `make setup` (tritonclient==2.50.0 ships it)")
-    import nvidia.cuda_runtime  # libcudart.so.12, only loaded, no GPU needed
-
-    cudart = Path(list(nvidia.cuda_runtime.__path__)[0]) / "lib"
-    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join([str(cudart), os.environ.get("LD_LIBRARY_PATH", "")]))
-    return [str(exe)], env
+    """The binary from the tritonclient wheel and the libraries it needs (modelops/perf_analyzer.py)."""
+    try:
+        return _pa.perf_analyzer_cmd()
+    except _pa.PerfAnalyzerMissing as e:
+        raise SystemExit(str(e)) from e
 
 
 def sample_frames(n: int = 4, size: tuple[int, int] = (960, 540)) -> list[np.ndarray]:
@@ -75,19 +71,7 @@ def sample_frames(n: int = 4, size: tuple[int, int] = (960, 540)) -> list[np.nda
     return [cv2.resize(np.ascontiguousarray(p[:, :, ::-1]), size) for p in photos[:n]]
 
 
-def store_frames(n: int = 8) -> list[np.ndarray]:
-    """``n`` rendered checkout-camera frames with at least two people in view (640x360 BGR)."""
-    from simulator.render import render_camera
-
-    frames = []
-    for img, _t, _boxes, cls, _ids in render_camera(STORE_CAMERA, seconds=60.0, fps=1.0, start=STORE_START):
-        if int((cls == 0).sum()) >= 2:
-            frames.append(img)
-        if len(frames) == n:
-            break
-    if not frames:
-        raise RuntimeError(f"no frame of {STORE_CAMERA} from {STORE_START} shows people")
-    return frames
+store_frames = _pa.store_frames  # n rendered checkout-camera frames with >= 2 people (640x360 BGR)
 
 
 def _b64(a: np.ndarray) -> str:

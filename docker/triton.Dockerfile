@@ -18,6 +18,8 @@ RUN (command -v curl >/dev/null || (apt-get update && apt-get install -y --no-in
      && rm -rf /var/lib/apt/lists/*))
 
 EXPOSE 8000 8001 8002
-ENTRYPOINT ["tritonserver"]
-CMD ["--model-repository=/models", "--model-control-mode=explicit", \
+# No ENTRYPOINT here: the image's own (/opt/nvidia/nvidia_entrypoint.sh) checks the driver and
+# enables CUDA forward compatibility on older data-centre drivers, then runs this CMD.
+# The default config.pbtxt files are the TensorRT ones (no config-name flag: not the CPU variants).
+CMD ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit", \
      "--load-model=retail_pipeline", "--load-model=osnet_x0_25", "--strict-readiness=true"]

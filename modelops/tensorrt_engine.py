@@ -32,7 +32,9 @@ entropy calibrator (``IInt8EntropyCalibrator2``) fed with real images from
 ``--calibration-dir`` through the *same* preprocessing as serving:
 ``serving.preprocess.letterbox`` for square detector inputs ([N,3,640,640]) and
 ``serving.postprocess.reid_crops`` (resize + ImageNet normalisation) for OSNet inputs
-([N,3,256,128]); its scales are kept in a calibration cache (default ``<output>.calib``)
+([N,3,256,128]) of *person crops* (``<dir>/crops/``, or cut from the frames by the repository's
+detector: ``modelops/calibration_crops.py``); its scales are kept in a calibration cache
+(default ``<output>.calib``)
 so later builds skip it. Beside the engine a ``<output>.json`` records what was built
 from what.
 
@@ -72,6 +74,8 @@ from modelops.engine_spec import (DEFAULT_MAX_BATCH, PRECISIONS, REPO_ROOT, TRT_
                                   default_opt_batch, default_repo, default_timing_cache, known_input_dims,
                                   onnx_inputs, parse_input_shape, plan_profile, profile_shapes, read_model_config,
                                   resolve_model_config, validate_spec)
+from modelops.calibration_crops import CropPlan, plan_for_spec
+from modelops.engine_sidecar import gpu_identity  # the GPU a plan is for, recorded in <output>.json
 from modelops.layout import sha256_file
 
 
@@ -135,12 +139,14 @@ def _use_timing_cache(config, spec: BuildSpec, log) -> None:
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
 
-def _set_int8(trt, cudart, builder, config, spec: BuildSpec, inputs: list[InputSpec], shapes: dict):
+def _set_int8(trt, cudart, builder, config, spec: BuildSpec, inputs: list[InputSpec], shapes: dict,
+              crops: CropPlan | None):
     """INT8 flag + entropy calibrator on the calibration batch (= opt); returns the calibrator."""
     config.set_flag(trt.BuilderFlag.INT8)
     name = inputs[0].name
     chw = shapes[name][1][1:]
-    batches = (calibration_batches(spec.calibration_dir, chw, spec.calibration_batch, spec.calibration_batches,
+    batches = (crops.iter_batches() if crops is not None else
+               calibration_batches(spec.calibration_dir, chw, spec.calibration_batch, spec.calibration_batches,
                                    spec.preprocess) if spec.calibration_dir is not None else iter(()))
     calib = make_calibrator(trt, cudart, batches, spec.calibration_batch, int(np.prod(chw)) * 4, name,
                             spec.calibration_cache)
@@ -156,29 +162,35 @@ def _set_int8(trt, cudart, builder, config, spec: BuildSpec, inputs: list[InputS
     return calib
 
 
-def _check_int8_inputs(spec: BuildSpec, inputs: list[InputSpec], shapes: dict) -> tuple[list[Path], int]:
-    """(calibration images, batches) planned before the GPU work: fails early on a bad directory."""
+def _plan_int8(spec: BuildSpec, inputs: list[InputSpec], shapes: dict
+               ) -> tuple[str, list[Path], int, CropPlan | None]:
+    """(preprocessing kind, calibration images, batches, person-crop plan or None) planned before
+    the GPU work: fails early on a bad directory. OSNet calibrates on person crops, as served."""
     if len(inputs) != 1:
         raise EngineError(f"INT8 calibration supports one-input models; {spec.input} has "
                           f"{[i.name for i in inputs]}")
+    kind = preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess)
+    if kind == "reid":
+        crops = plan_for_spec(spec)
+        return kind, crops.files, crops.batches, crops
     files, n = calibration_plan(spec.calibration_dir, spec.calibration_batch, spec.calibration_batches)
-    preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess)
-    return files, n
+    return kind, files, n, None
 
 
-def _report(spec: BuildSpec, trt, shapes: dict, engine_bytes: bytes, io: list[str], calib, calib_files: list[Path],
-            calib_n: int, t0: float) -> dict:
+def _report(spec: BuildSpec, trt, cudart, shapes: dict, engine_bytes: bytes, io: list[str], calib,
+            calib_files: list[Path], calib_n: int, crops: CropPlan | None, t0: float) -> dict:
     return {
         "input": str(spec.input), "input_sha256": sha256_file(spec.input),
         "output": str(spec.output), "output_sha256": hashlib.sha256(engine_bytes).hexdigest(),
         "size_bytes": len(engine_bytes), "precision": spec.precision,
         "profile": {k: {"min": v[0], "opt": v[1], "max": v[2]} for k, v in shapes.items()},
-        "io_tensors": io, "tensorrt": trt.__version__, "workspace_gb": spec.workspace_gb,
+        "io_tensors": io, "tensorrt": trt.__version__, **gpu_identity(cudart), "workspace_gb": spec.workspace_gb,
         "timing_cache": str(spec.timing_cache) if spec.timing_cache else None,
         "model_config": str(spec.model_config) if spec.model_config else None,
         "calibration": None if spec.precision != "int8" else {
             "dir": str(spec.calibration_dir) if spec.calibration_dir else None,
             "images": len(calib_files), "batches_planned": calib_n,
+            "source": crops.describe() if crops else "frames",
             "batches_used": calib.batches_used if calib else 0,
             "cache": str(spec.calibration_cache) if spec.calibration_cache else None},
         "build_seconds": round(time.perf_counter() - t0, 1),
@@ -190,9 +202,9 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
     """Build and write the engine (GPU). Returns the report also written to ``<output>.json``."""
     spec = validate_spec(spec)
     inputs, shapes = plan_profile(spec)
-    calib, calib_files, calib_n = None, [], 0
+    calib, calib_files, calib_n, crops = None, [], 0, None
     if spec.precision == "int8" and spec.calibration_dir is not None:
-        calib_files, calib_n = _check_int8_inputs(spec, inputs, shapes)
+        _, calib_files, calib_n, crops = _plan_int8(spec, inputs, shapes)
     trt, cudart = require_tensorrt()
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -210,7 +222,7 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
     if spec.precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # with INT8: layers INT8 cannot take fall back to FP16, not FP32
     if spec.precision == "int8":
-        calib = _set_int8(trt, cudart, builder, config, spec, inputs, shapes)
+        calib = _set_int8(trt, cudart, builder, config, spec, inputs, shapes, crops)
 
     log(f"building {spec.precision} engine from {spec.input} (profile {shapes}, workspace {spec.workspace_gb} GB)")
     try:
@@ -230,7 +242,7 @@ def build_engine(spec: BuildSpec, log=print) -> dict:
     atomic_write_bytes(spec.output, engine_bytes)
     if spec.timing_cache is not None:
         atomic_write_bytes(spec.timing_cache, bytes(config.get_timing_cache().serialize()))
-    report = _report(spec, trt, shapes, engine_bytes, io, calib, calib_files, calib_n, t0)
+    report = _report(spec, trt, cudart, shapes, engine_bytes, io, calib, calib_files, calib_n, crops, t0)
     atomic_write_bytes(spec.output.with_suffix(spec.output.suffix + ".json"),
                        (json.dumps(report, indent=2) + "\n").encode())
     log(f"wrote {spec.output} ({len(engine_bytes) / 1e6:.1f} MB) in {report['build_seconds']} s")
@@ -289,12 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         inputs, shapes = plan_profile(spec)
         plan = None
         if spec.calibration_dir is not None:
-            if len(inputs) != 1:
-                raise EngineError(f"INT8 calibration supports one-input models; {spec.input} has "
-                                  f"{[i.name for i in inputs]}")
-            kind = preprocess_kind(shapes[inputs[0].name][1][1:], spec.preprocess)
-            files, n = calibration_plan(spec.calibration_dir, spec.calibration_batch, spec.calibration_batches)
-            plan = (kind, len(files), n)
+            kind, files, n, crops = _plan_int8(spec, inputs, shapes)
+            plan = (f"{kind} ({crops.describe()})" if crops else kind, len(files), n)
         if a.cmd == "inspect":
             if spec.model_config is not None:
                 cfg = read_model_config(spec.model_config)

@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+if ! [ -x "$PY" ] && ! command -v "$PY" >/dev/null 2>&1; then
+  echo "download-models: no $PY: run 'make download-models' (it runs 'make setup' first: .venv and the pinned packages)" >&2
+  exit 2
+fi
 OUT=data/models
 mkdir -p "$OUT"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -4,6 +4,14 @@ Decoding, NMS and crops live in serving/postprocess.py. Person crops (classes li
 the ``reid_classes`` parameter) are embedded by ``osnet_x0_25`` through BLS, so only real
 boxes are computed (no padding) and crops of concurrent frames batch inside Triton.
 Class names come from ``model_repository/<labels_model>/labels.txt``.
+
+BLS output memory: on a GPU server ``osnet_x0_25`` is a TensorRT engine whose outputs live in
+GPU memory, and ``Tensor.as_numpy()`` raises for a GPU tensor. The request therefore asks
+for CPU output (``preferred_memory=PreferredMemory(TRITONSERVER_MEMORY_CPU, 0)``): Triton
+copies the [K, 512] features (K <= reid_max_batch, 64 KB at most) into the stub's shared
+memory. DLPack was not chosen: NumPy cannot import a GPU DLPack capsule, so it would need
+PyTorch or CuPy in the Triton image for what follows (L2 norm, row scatter) which runs on
+the CPU anyway. If Triton still returns a GPU tensor, the error names the model and why.
 """
 import json
 import os
@@ -29,6 +37,8 @@ class TritonPythonModel:
         self.reid_ids = np.array([i for i, n in enumerate(self.labels) if n in wanted], np.int32)
         self.reid_model = p.get("reid_model", "osnet_x0_25")
         self.reid_batch = int(p.get("reid_max_batch", 32))
+        # BLS outputs of a GPU model (TensorRT osnet_x0_25) may stay on the GPU: ask for CPU memory
+        self.cpu_output = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
         self.embedding_dim = next(o["dims"][-1] for o in cfg["output"] if o["name"] == "embeddings")
 
     def _name(self, i: int) -> str:
@@ -38,11 +48,16 @@ class TritonPythonModel:
         parts = []
         for s in range(0, len(crops), self.reid_batch):
             req = pb_utils.InferenceRequest(model_name=self.reid_model, requested_output_names=["features"],
-                                            inputs=[pb_utils.Tensor("images", crops[s:s + self.reid_batch])])
+                                            inputs=[pb_utils.Tensor("images", crops[s:s + self.reid_batch])],
+                                            preferred_memory=self.cpu_output)
             resp = req.exec()
             if resp.has_error():
                 raise RuntimeError(f"{self.reid_model}: {resp.error().message()}")
-            parts.append(pb_utils.get_output_tensor_by_name(resp, "features").as_numpy())
+            out = pb_utils.get_output_tensor_by_name(resp, "features")
+            if not out.is_cpu():
+                raise RuntimeError(f"{self.reid_model}: 'features' came back in GPU memory although CPU memory was "
+                                   f"requested (preferred_memory); as_numpy() cannot read it")
+            parts.append(out.as_numpy())
         return l2_normalise(np.concatenate(parts, 0))
 
     def execute(self, requests):
