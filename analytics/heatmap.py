@@ -8,7 +8,6 @@ as 2^(t/half_life) and the grid is rescaled now and then), so a frame costs one
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

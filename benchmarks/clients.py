@@ -38,7 +38,6 @@ from core.config import read_mapping
 from launchers.triton import REPO_ROOT, TritonPorts, start_triton
 
 
-
 def write_clip(path: Path, frames: list[np.ndarray], n: int, fps: float = 10.0) -> Path:
     h, w = frames[0].shape[:2]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))

@@ -45,9 +45,9 @@ def newest_osnet() -> tuple[Path, str]:
 
 def collect(camera: str, seconds: float, fps: float, seed: int, start: str):
     """Crops (float32[K,3,256,128]), identity ids int64[K], times float64[K]."""
+    from serving.postprocess import reid_crops
     from simulator.camera import PERSON
     from simulator.render import render_camera
-    from serving.postprocess import reid_crops
 
     crops, ids, times = [], [], []
     for img, t, boxes, cls, who in render_camera(camera, seconds=seconds, fps=fps, seed=seed, start=start):

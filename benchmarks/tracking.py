@@ -154,7 +154,10 @@ def identity_vectors(ids: np.ndarray, rng: np.random.Generator) -> dict[int, np.
     return out
 
 
-def make_detections(gt, size, rng: np.random.Generator, occluders=np.zeros((0, 4))) -> list[Frame]:
+NO_OCCLUDERS = np.zeros((0, 4))
+
+
+def make_detections(gt, size, rng: np.random.Generator, occluders=NO_OCCLUDERS) -> list[Frame]:
     w_img, h_img = size
     all_ids = np.concatenate([g[0] for g in gt])
     idv = identity_vectors(all_ids, rng)

@@ -28,12 +28,12 @@ from typing import Sequence
 from analytics.pipeline import StoreAnalytics
 from clients.camera import TrackedCamera
 from clients.config import AppConfig, StreamSpec, load_app_config
-from core.config import ConfigError
 from clients.health import HealthFile
 from clients.pipeline import ProcessorFactory
 from clients.runner import Runner, RunSummary
 from clients.signals import FAST_EXIT_FLUSH_S, StopAction, StopSignals, close_sink, process_signal_handlers
 from clients.sources import FrameSource
+from core.config import ConfigError
 from monitoring.triton_metrics import TritonMetricsCollector
 from sinks import SinksConfig
 from sinks.base import Sink

@@ -46,8 +46,17 @@ from typing import Any
 
 from analytics.config import StoreConfig, load_analytics_section
 from analytics.records import parse_iso_utc
-from clients.sources import (SIMULATOR_START, Backoff, FrameSource, ImageFolderSource, LiveSource,
-                             SimulatedCamera, SourceError, VideoFileSource, simulator_cameras)
+from clients.sources import (
+    SIMULATOR_START,
+    Backoff,
+    FrameSource,
+    ImageFolderSource,
+    LiveSource,
+    SimulatedCamera,
+    SourceError,
+    VideoFileSource,
+    simulator_cameras,
+)
 from clients.triton import RetryPolicy, TritonSettings
 from core.config import ConfigError, Fields, apply_overrides, field_path, read_mapping  # ConfigError: re-exported
 from sinks.config import SinksConfig, load_sinks_section

@@ -46,14 +46,23 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from modelops.layout import (LABELS, MANIFEST, MODEL_REPOSITORY, RETIRED_PREFIX, TMP_PREFIX,  # noqa: F401
-                             ModelRepoError, model_dir, numeric_versions, read_configs, read_labels,
-                             retired_versions, sha256_file)
-from modelops.onnx_check import (OnnxInfo, TensorSig, ValidationError, parse_class_names, read_onnx,  # noqa: F401
-                                 validate_onnx)
+from modelops.layout import (  # noqa: F401
+    LABELS,
+    MANIFEST,
+    MODEL_REPOSITORY,
+    RETIRED_PREFIX,
+    TMP_PREFIX,
+    ModelRepoError,
+    model_dir,
+    numeric_versions,
+    read_configs,
+    read_labels,
+    retired_versions,
+    sha256_file,
+)
+from modelops.onnx_check import OnnxInfo, TensorSig, ValidationError, parse_class_names, read_onnx, validate_onnx  # noqa: F401
 from modelops.triton_control import DEFAULT_URL, load, server_states, unload
-from modelops.versions import (PRECISIONS, TOOL, TOOL_VERSION, VersionInfo, add_version,  # noqa: F401
-                               list_versions, retire_version)
+from modelops.versions import PRECISIONS, TOOL, TOOL_VERSION, VersionInfo, add_version, list_versions, retire_version  # noqa: F401
 
 
 def _fmt_size(n: int) -> str:

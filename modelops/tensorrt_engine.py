@@ -67,17 +67,42 @@ from pathlib import Path
 import numpy as np
 
 from core.files import atomic_write_bytes
-from modelops.calibration import (IMAGE_EXTS, REID_SHAPE, calibration_batches, calibration_images,  # noqa: F401
-                                  calibration_plan, make_calibrator, preprocess_file, preprocess_kind)
-from modelops.engine_spec import (DEFAULT_MAX_BATCH, PRECISIONS, REPO_ROOT, TRT_MISSING, BuildSpec,  # noqa: F401
-                                  CalibrationError, EngineError, InputSpec, ModelConfigInfo, TensorRTUnavailable,
-                                  default_opt_batch, default_repo, default_timing_cache, known_input_dims,
-                                  onnx_inputs, parse_input_shape, plan_profile, profile_shapes, read_model_config,
-                                  resolve_model_config, validate_spec)
+from modelops.calibration import (  # noqa: F401
+    IMAGE_EXTS,
+    REID_SHAPE,
+    calibration_batches,
+    calibration_images,
+    calibration_plan,
+    make_calibrator,
+    preprocess_file,
+    preprocess_kind,
+)
 from modelops.calibration_crops import CropPlan, plan_for_spec
 from modelops.engine_sidecar import gpu_identity  # the GPU a plan is for, recorded in <output>.json
+from modelops.engine_spec import (  # noqa: F401
+    DEFAULT_MAX_BATCH,
+    PRECISIONS,
+    REPO_ROOT,
+    TRT_MISSING,
+    BuildSpec,
+    CalibrationError,
+    EngineError,
+    InputSpec,
+    ModelConfigInfo,
+    TensorRTUnavailable,
+    default_opt_batch,
+    default_repo,
+    default_timing_cache,
+    known_input_dims,
+    onnx_inputs,
+    parse_input_shape,
+    plan_profile,
+    profile_shapes,
+    read_model_config,
+    resolve_model_config,
+    validate_spec,
+)
 from modelops.layout import sha256_file
-
 
 # ----------------------------------------------------------------------------- TensorRT (GPU)
 
@@ -308,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = read_model_config(spec.model_config)
                 print(f"config: {spec.model_config} (max_batch_size {cfg.max_batch_size})")
             else:
-                print(f"config: none (pass --model NAME, or an --input at <repo>/<model>/<version>/model.onnx, "
-                      f"to follow its max_batch_size and dims)")
+                print("config: none (pass --model NAME, or an --input at <repo>/<model>/<version>/model.onnx, "
+                      "to follow its max_batch_size and dims)")
             for name, (mn, opt, mx) in shapes.items():
                 print(f"profile {name}: min {list(mn)} opt {list(opt)} max {list(mx)}")
             if plan:

@@ -36,8 +36,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.files import fsync_path
-from modelops.layout import (LABELS, MANIFEST, MODEL_REPOSITORY, RETIRED_PREFIX, TMP_PREFIX, ModelRepoError,
-                             model_dir, numeric_versions, read_labels, retired_versions, sha256_file)
+from modelops.layout import (
+    LABELS,
+    MANIFEST,
+    MODEL_REPOSITORY,
+    RETIRED_PREFIX,
+    TMP_PREFIX,
+    ModelRepoError,
+    model_dir,
+    numeric_versions,
+    read_labels,
+    retired_versions,
+    sha256_file,
+)
 from modelops.onnx_check import OnnxInfo, validate_onnx
 
 __all__ = ["TOOL", "TOOL_VERSION", "PRECISIONS", "VersionInfo", "add_version", "retire_version", "list_versions"]

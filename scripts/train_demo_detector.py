@@ -204,7 +204,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
 
 
-def mean_ap(preds: list[tuple], truths: list[tuple], class_id: int, thresholds=np.arange(0.5, 0.96, 0.05)) -> list[float]:
+COCO_IOU_THRESHOLDS = np.arange(0.5, 0.96, 0.05)
+
+
+def mean_ap(preds: list[tuple], truths: list[tuple], class_id: int, thresholds=COCO_IOU_THRESHOLDS) -> list[float]:
     """AP per IoU threshold for one class. preds/truths: per image (xyxy, scores, cls) / (xyxy, cls)."""
     out = []
     n_gt = sum(int((t[1] == class_id).sum()) for t in truths)

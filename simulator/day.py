@@ -28,9 +28,9 @@ import multiprocessing as mp
 import os
 import re
 import resource
+import sys
 import tempfile
 import time
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from analytics.records import FootfallRecord, HeatmapRecord, iso_utc, parse_iso_
 from core.types import Tracks
 from simulator import world as W
 from simulator.agents import positions, simulate
-from simulator.camera import CART_ID_OFFSET, CLASS_NAMES, detect, objects_in_view
+from simulator.camera import CLASS_NAMES, detect, objects_in_view
 from simulator.truth import Truth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -65,8 +65,17 @@ def pipeline_records(t0: float, seconds: float = 300.0, streams: tuple[str, ...]
     """
     import random
 
-    from analytics.records import (AlertRecord, DetectionRecord, FootfallRecord, HeatmapRecord, Hotspot,
-                                   JourneyRecord, QueueMetricsRecord, StreamHealthRecord, ZoneOccupancyRecord)
+    from analytics.records import (
+        AlertRecord,
+        DetectionRecord,
+        FootfallRecord,
+        HeatmapRecord,
+        Hotspot,
+        JourneyRecord,
+        QueueMetricsRecord,
+        StreamHealthRecord,
+        ZoneOccupancyRecord,
+    )
     from monitoring.triton_metrics import TritonMetricsParser
 
     rng = random.Random(seed)

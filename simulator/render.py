@@ -94,7 +94,7 @@ def background(cam: W.Camera, look: Look = Look(), seed: int = 0) -> np.ndarray:
             px = int(face[0][0] + (face[1][0] - face[0][0]) * u)
             py = int(face[3][1] + (face[0][1] - face[3][1]) * rng.uniform(0.05, 0.95))
             cv2.rectangle(img, (px, py), (px + 3, py + 4), tuple(int(c) for c in rng.integers(40, 255, 3)), -1)
-    for lid, c in W.LANE_X.items():  # checkout counters with a conveyor
+    for _lid, c in W.LANE_X.items():  # checkout counters with a conveyor
         _box3d(img, cam, (c + LANE_COUNTER[0], W.SERVICE_Y[0] - 0.5, c + LANE_COUNTER[1], W.SERVICE_Y[1]), 0.9,
                (70, 70, 70), (120, 110, 100))
     # the door: a mat and a frame in the front wall
@@ -269,7 +269,7 @@ def training_samples(n: int, seed: int = 0, cameras: list[str] | None = None, ho
     cams = cameras or list(W.CAMERAS)
     day = parse_iso_utc("2024-01-15T00:00:00Z")
     store = simulate(seed, day + hours[0] * 3600, day + hours[1] * 3600, warmup_s=1200)
-    for i in range(n):
+    for _i in range(n):
         cam = W.CAMERAS[cams[int(rng.integers(len(cams)))]]
         look = Look(floor=tuple(int(c) for c in rng.integers(120, 230, 3)),
                     wall=tuple(int(c) for c in rng.integers(120, 240, 3)),

@@ -70,8 +70,7 @@ from typing import Any, Iterable
 from sinks.config import InfluxConfig
 from sinks.line_protocol import Point, PointMapper
 from sinks.spill import Entry, SpillStore, unlink
-from sinks.transports import (RejectedError, RetryableError, Transport, V1Transport, V2Transport,  # noqa: F401
-                              make_transport)
+from sinks.transports import RejectedError, RetryableError, Transport, V1Transport, V2Transport, make_transport  # noqa: F401
 
 __all__ = ["InfluxSink", "SINK_HEALTH_FIELDS", "RetryableError", "RejectedError", "Transport", "V1Transport",
            "V2Transport", "make_transport", "SpillStore"]

@@ -36,9 +36,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from analytics.records import (AlertRecord, DetectionRecord, FootfallRecord, HeatmapRecord,
-                               JourneyRecord, QueueMetricsRecord, StreamHealthRecord,
-                               ZoneOccupancyRecord)
+from analytics.records import (
+    AlertRecord,
+    DetectionRecord,
+    FootfallRecord,
+    HeatmapRecord,
+    JourneyRecord,
+    QueueMetricsRecord,
+    StreamHealthRecord,
+    ZoneOccupancyRecord,
+)
 
 # measurement -> data type (retention policy / bucket). The dashboards and setup rely on it.
 MEASUREMENT_DATA_TYPE: dict[str, str] = {

@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.config import AlertRule
 from analytics.alerts import AlertEngine
+from analytics.config import AlertRule, HeatmapSettings
 from analytics.heatmap import Heatmap, overlay, save_overlay
-from analytics.config import HeatmapSettings
 from analytics.journeys import counter_ids
 from analytics.pipeline import CameraAnalytics
 from analytics.records import AlertRecord, FootfallRecord, HeatmapRecord, QueueMetricsRecord

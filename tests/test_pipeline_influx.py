@@ -58,11 +58,11 @@ def _gpu_panel_exempt(metrics_url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def e2e(triton_server, influxd_server, tmp_path_factory):
-    from sinks.setup import main as influx_setup
     from analytics.config import load_store_config
     from clients.app import build_sinks, run_app
     from clients.config import load_app_config
     from simulator.day import render_camera
+    from sinks.setup import main as influx_setup
 
     tmp = tmp_path_factory.mktemp("e2e")
     clips = {cam: render_camera(cam, tmp / f"{cam}.mp4", seconds=SECONDS, fps=FPS, seed=7) for cam in CAMERAS}

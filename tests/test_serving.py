@@ -245,7 +245,7 @@ def test_demo_detector_finds_the_rendered_people_through_triton(triton_server):
     if "demo detector" not in source:
         pytest.skip(f"newest yolov8n is not the trained demo detector ({source!r})")
     tp = n_pred = n_true = 0
-    for k, (img, _, boxes, cls, _) in enumerate(render_camera("cam-checkout-1", seconds=40.0, fps=0.5,
+    for _k, (img, _, boxes, cls, _) in enumerate(render_camera("cam-checkout-1", seconds=40.0, fps=0.5,
                                                                start="2024-01-15T18:30:00Z")):
         out = infer(triton_server.grpc_url, jpeg(img))
         pred = out["boxes"][[n.decode() == "person" for n in out["class_names"]]]

@@ -7,8 +7,17 @@ import pytest
 
 from serving import preprocess
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, nms, reid_crops, to_original
-from serving.preprocess import (MAX_ASPECT, MIN_SIDE, ImageDecodeError, ImageSizeError, Letterbox, check_image_size,
-                                decode_image, header_size, letterbox)
+from serving.preprocess import (
+    MAX_ASPECT,
+    MIN_SIDE,
+    ImageDecodeError,
+    ImageSizeError,
+    Letterbox,
+    check_image_size,
+    decode_image,
+    header_size,
+    letterbox,
+)
 
 
 def test_letterbox_round_trip_maps_boxes_back_to_original_pixels():

@@ -9,9 +9,9 @@ import pytest
 
 from analytics.records import parse_iso_utc
 from simulator import day as gen
-from simulator.score import SCHEMAS, score, validate_dir, validate_record
 from simulator import world as W
 from simulator.agents import positions, simulate
+from simulator.score import SCHEMAS, score, validate_dir, validate_record
 
 SEED_FILES = list(SCHEMAS)
 BUSY = "2024-01-15T18:30:00Z"  # people in every camera

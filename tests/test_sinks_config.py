@@ -9,8 +9,14 @@ import pytest
 import yaml
 
 from clients.app import sinks_from_config as build_sinks
-from sinks.config import (SEED_RETENTION_DAYS, ConfigError, InfluxConfig, RetentionConfig,
-                                    load_sinks_config, load_sinks_section)
+from sinks.config import (
+    SEED_RETENTION_DAYS,
+    ConfigError,
+    InfluxConfig,
+    RetentionConfig,
+    load_sinks_config,
+    load_sinks_section,
+)
 from sinks.line_protocol import DATA_TYPES
 from sinks.setup import main as setup_main
 from sinks.setup import setup_v1

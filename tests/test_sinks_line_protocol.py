@@ -4,13 +4,12 @@ from __future__ import annotations
 import math
 import time
 
-from analytics.records import (AlertRecord, DetectionRecord, HeatmapRecord, Hotspot, JourneyRecord,
-                               StreamHealthRecord)
+from analytics.records import AlertRecord, DetectionRecord, HeatmapRecord, Hotspot, JourneyRecord, StreamHealthRecord
+from monitoring.triton_metrics import TritonMetricsParser, parse_prometheus
 from sinks.config import InfluxConfig, RetentionConfig
 from sinks.influx import V1Transport
 from sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point, PointMapper, encode_line, record_points
 from sinks.setup import setup_v1
-from monitoring.triton_metrics import TritonMetricsParser, parse_prometheus
 from tests.fixtures.influx import TRITON_METRICS_TEMPLATE
 
 

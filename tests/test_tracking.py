@@ -133,7 +133,7 @@ def test_coasting_stops_at_the_view_edge_and_for_young_tracks():
     for f in range(14):
         t.update(*dets(box(600, 300, 40, 400), box(50, 300, 40, 400), *([box(300, 300)] if f >= 10 else [])))
     coasting = []
-    for f in range(10):
+    for _ in range(10):
         out = t.update(*dets(box(600, 300, 40, 400), box(50, 300, 40, 400)))
         coasting.append(3 in out.track_ids.tolist())
     assert coasting[:2] == [True, True] and not any(coasting[4:])   # seen 0.12 s: coasts ~3 frames
@@ -145,7 +145,7 @@ def _occlusion_scene(t: Tracker, emb_a, emb_b, gap_frames: int, reappear_at: flo
     for f in range(20):
         out = t.update(*dets(box(100 + 2 * f, 200), box(600, 200)), embeddings=np.stack([emb_a, emb_b]))
         ids_before = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
-    for f in range(gap_frames):
+    for _ in range(gap_frames):
         t.update(*dets(box(600, 200)), embeddings=emb_b[None])
     back = emb_a if emb_back is None else emb_back
     for f in range(3):
@@ -167,7 +167,7 @@ def test_reidentification_after_long_occlusion():
     for f in range(20):
         out = t2.update(*dets(box(100 + 2 * f, 200), box(600, 200)))
         before2 = dict(zip(out.det_index.tolist(), out.track_ids.tolist()))
-    for f in range(75):
+    for _ in range(75):
         t2.update(*dets(box(600, 200)))
     for f in range(3):
         out = t2.update(*dets(box(200 + 2 * f, 200), box(600, 200)))
@@ -200,9 +200,9 @@ def test_reid_margin_refuses_an_ambiguous_match():
         for f in range(20):
             out = t.update(*dets(box(100 + 2 * f, 200)), embeddings=emb_a[None])
         a = out.track_ids.tolist()
-        for f in range(40):                                      # A gone 1.6 s: motion gave up
+        for _ in range(40):                                      # A gone 1.6 s: motion gave up
             t.update(*dets())
-        for f in range(3):                                       # two similar people come back
+        for _ in range(3):                                       # two similar people come back
             out = t.update(*dets(box(160, 200), box(240, 200)), embeddings=np.stack([look, look2]))
         return a, out.track_ids.tolist()
 
@@ -257,7 +257,7 @@ def test_classes_are_tracked_separately():
     # alone each track would take the other class's box; by class, neither does
     t = Tracker(TrackerConfig(frame_rate=FPS))
     p, c = box(100, 200), box(125, 200)            # IoU with the other's box 0.23, with its own 1
-    for f in range(10):
+    for _ in range(10):
         out = t.update(*dets(p, c), class_ids=[PERSON, CART])
     ids = dict(zip(out.class_ids.tolist(), out.track_ids.tolist()))
     assert len(ids) == 2
@@ -307,7 +307,7 @@ def test_match_threshold_one_still_needs_overlap_and_the_same_class(thresh):
     assert pid[0] not in out.track_ids[out.det_index >= 0].tolist()
     # any overlap at all still matches at 1.0 (IoU ~0.03 here)
     t = Tracker(cfg)
-    for f in range(10):
+    for _ in range(10):
         out = t.update(*dets(box(100, 100)))
     out = t.update(*dets(box(137, 100)))
     assert out.track_ids[out.det_index == 0].tolist() == pid
@@ -321,7 +321,7 @@ def _lost_then_back(cls_back: int, gap_frames: int) -> tuple[int, list[Tracks]]:
     for f in range(20):
         out = t.update(*dets(box(100 + 2 * f, 200)), class_ids=[PERSON], embeddings=e)
     pid = int(out.track_ids[0])
-    for f in range(gap_frames):
+    for _ in range(gap_frames):
         t.update(*dets())
     return pid, [t.update(*dets(box(200 + 2 * f, 200)), class_ids=[cls_back], embeddings=e) for f in range(4)]
 
@@ -345,7 +345,7 @@ def test_id_handover_at_confirmation_never_crosses_classes():
 
     def scene(cls_new):
         t = Tracker(TrackerConfig(frame_rate=FPS))
-        for f in range(10):
+        for _f in range(10):
             out = t.update(*dets(box(100, 200)), class_ids=[PERSON], embeddings=e)
         pid = int(out.track_ids[0])
         # the person's last frame; a look-alike appears beside it (not overlapping)
@@ -478,11 +478,11 @@ def test_occluded_detection_does_not_overwrite_track_appearance():
     rng = np.random.default_rng(0)
     a, b = unit(rng.normal(size=16)), unit(rng.normal(size=16))
     t = Tracker(TrackerConfig(frame_rate=FPS))
-    for f in range(3):                             # A alone, clean: appearance established
+    for _f in range(3):                             # A alone, clean: appearance established
         t.update(*dets(box(100, 200)), embeddings=a[None])
     before = _emb_of(t, 1)
     assert np.dot(before, a) > 0.99
-    for f in range(5):                             # B walks in front, covering half of A
+    for _f in range(5):                             # B walks in front, covering half of A
         out = t.update(*dets(box(100, 200), box(120, 210)), embeddings=np.stack([unit(a + 3 * b), b]))
         assert 1 in out.track_ids.tolist() and out.det_index[out.track_ids == 1][0] == 0
     assert np.allclose(_emb_of(t, 1), before)      # A's crops were occluded: no update
