@@ -9,8 +9,8 @@
 - ``RetryableError``: the server is away or unhappy now (connection refused/reset,
   timeouts, 401/403/404, 429, 5xx); the same body may succeed later. ``retry_after``: the
   seconds the server asked for in ``Retry-After`` (429/503; None without one).
-- ``MissingStorageError`` (a ``RetryableError``): 404 because the database / retention
-  policy (1.x) or the DBRP mapping / bucket (2.x) does not exist: ``make influx-setup`` has
+- ``MissingStorageError`` (a ``RetryableError``): 404 (1.x: 500 for a retention policy)
+  because the database / retention policy (1.x) or the DBRP mapping / bucket (2.x) does not exist: ``make influx-setup`` has
   not run against this server. Retried like any outage (setup may run meanwhile), but the
   sink says so clearly.
 - ``RejectedError``: the server refused points (400: bad line, field type conflict; 422:
@@ -106,7 +106,8 @@ def classify(status: int, text: str, retry_after: str | None, where: str) -> Exc
         return RejectedError(f"HTTP {status}: {text[:300]}", int(m.group(1)) if m else None)
     if status == 413:
         return RejectedError(f"HTTP 413 (request too large): {text[:200]}", too_large=True)
-    if status == 404 and _MISSING_RE.search(text):
+    # 1.6.7 answers a missing retention policy with 500 `retention policy not found: <rp>`
+    if status in (404, 500) and _MISSING_RE.search(text):
         return MissingStorageError(
             f"HTTP 404: {where} does not exist on the server ({text[:200]}): run `make influx-setup` "
             "(python -m sinks.setup) against it: 1.x needs the database and retention policies, "

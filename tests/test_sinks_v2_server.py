@@ -183,7 +183,8 @@ def _missing_storage_once(url: str, caplog, version: int = 1, **kw) -> InfluxSin
         _wait(lambda: sink.stats()["missing_storage"] >= 3)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors  # said once, clearly
-    assert "'retail'" in errors[0] and "make influx-setup" in errors[0] and "DBRP" in errors[0], errors[0]
+    db = kw.get("database", "retail")
+    assert f"'{db}'" in errors[0] and "make influx-setup" in errors[0] and "DBRP" in errors[0], errors[0]
     assert sink.stats()["dropped"] == 0  # still buffered, retried
     return sink
 
@@ -198,8 +199,12 @@ def test_version_1_on_2x_without_dbrp_mappings_says_so_once_and_recovers(fake2, 
         sink.close()
 
 
-def test_version_1_without_the_database_says_so_once_on_the_real_1x(influxd_server, caplog):
-    sink = _missing_storage_once(influxd_server.url, caplog, token=None, database="retail")
+@pytest.mark.parametrize("missing", ["database", "retention policy"])
+def test_version_1_without_the_database_says_so_once_on_the_real_1x(influxd_server, caplog, missing):
+    db = f"issue21_no_{missing.split()[0]}"
+    if missing == "retention policy":  # the database alone (1.6.7 answers 500 "retention policy not found")
+        influxd_server.query(f'CREATE DATABASE "{db}"', db)
+    sink = _missing_storage_once(influxd_server.url, caplog, token=None, database=db)
     sink.close(timeout=0.5)
 
 
