@@ -27,6 +27,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from core.config import ConfigError
@@ -178,17 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print what would be done")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = {f"sinks.influxdb.{k}": v for k, v in (("version", a.version), ("org", a.org)) if v is not None}
     try:
-        cfg = load_sinks_config(a.config, overrides=overrides)
+        cfg = load_sinks_config(a.config)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    influx = cfg.influxdb
-    if a.url:
-        from dataclasses import replace
-
-        influx = replace(influx, url=a.url.rstrip("/"))
+    # the command line wins over the config file and the RVA_INFLUXDB_* environment
+    flags = {"url": a.url.rstrip("/") if a.url else None, "version": a.version, "org": a.org}
+    influx = replace(cfg.influxdb, **{k: v for k, v in flags.items() if v is not None})
     if not influx.enabled:
         log.warning("sinks.influxdb.enabled is false in %s: setting up %s anyway", a.config, influx.url)
     try:

@@ -169,6 +169,8 @@ def test_the_documented_setup_command_works_on_2x_without_create_database(fake2,
     # the environment route too (what the compose service sets)
     monkeypatch.setenv("RVA_INFLUXDB_VERSION", "2")
     assert setup_main(["--url", fake2.url]) == 0
+    monkeypatch.setenv("RVA_INFLUXDB_VERSION", "1")  # the flag wins over the environment
+    assert setup_main(["--url", fake2.url, "--version", "2"]) == 0
     assert not [r for r in fake2.requests if r["path"] == "/query"]
 
 
