@@ -92,8 +92,10 @@ bench: setup $(BENCH_STAMP) ## all benchmarks; each (re)writes its section of do
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking
 
-influx-setup: setup ## create buckets / retention policies from configs/app_config.yaml
-	$(PY) -m sinks.setup --config configs/app_config.yaml
+# 2.x server: make influx-setup INFLUX_SETUP_ARGS="--version 2 --url http://localhost:8086" (token: $$INFLUXDB_TOKEN)
+INFLUX_SETUP_ARGS ?=
+influx-setup: setup ## create buckets / retention policies from configs/app_config.yaml (INFLUX_SETUP_ARGS="--version 2")
+	$(PY) -m sinks.setup --config configs/app_config.yaml $(INFLUX_SETUP_ARGS)
 
 clean-data: ## remove generated sample data and outputs
 	rm -rf data/sample/* outputs/ data/demo/

@@ -34,7 +34,12 @@ buffering and losses arrives once the server is back.
 A batch is resent whole after a failure. Points carry explicit timestamps, so a batch
 that reached the server before the connection broke overwrites itself on resend
 instead of duplicating. The server refusing points (HTTP 400: bad line, field type
-conflict) is not retried: those points count as ``rejected`` and are logged.
+conflict; 2.x's 422 partial write) is not retried: the points it says it dropped
+(``dropped=N``) count as ``rejected``, the rest as ``written``, and it is logged. A 413
+(request too large) splits the batch in halves (``split_batches``) instead of refusing it. A
+``Retry-After`` on 429/503 is the least wait before the next attempt. Missing storage (404:
+no database / DBRP mapping / bucket: setup has not run) is retried like an outage, logged
+once at ERROR with the fix, and counted in ``missing_storage``.
 
 Two transports, one schema (``sinks/transports.py``): ``version: 1`` posts line protocol to
 ``/write?db=&rp=`` (InfluxDB 1.x, and 2.x's v1 compatibility API with DBRP mappings);
@@ -70,9 +75,17 @@ from typing import Any, Iterable
 from sinks.config import InfluxConfig
 from sinks.line_protocol import Point, PointMapper
 from sinks.spill import Entry, SpillStore, unlink
-from sinks.transports import RejectedError, RetryableError, Transport, V1Transport, V2Transport, make_transport  # noqa: F401
+from sinks.transports import (  # noqa: F401
+    MissingStorageError,
+    RejectedError,
+    RetryableError,
+    Transport,
+    V1Transport,
+    V2Transport,
+    make_transport,
+)
 
-__all__ = ["InfluxSink", "SINK_HEALTH_FIELDS", "RetryableError", "RejectedError", "Transport", "V1Transport",
+__all__ = ["InfluxSink", "SINK_HEALTH_FIELDS", "RetryableError", "MissingStorageError", "RejectedError", "Transport", "V1Transport",
            "V2Transport", "make_transport", "SpillStore"]
 
 log = logging.getLogger("sinks.influx")
@@ -113,7 +126,9 @@ class InfluxSink:
         self._last_error: str | None = None
         self._drop_tally: dict[str, list] = {}  # reason -> [dropped, of which logged, last log time]
         self._counters = dict(queued=0, written=0, retried=0, dropped=0, rejected=0, spilled_total=0,
-                              batches=0, failures=0, recovered_from_disk=self._spill.points)
+                              batches=0, failures=0, recovered_from_disk=self._spill.points,
+                              missing_storage=0, split_batches=0)
+        self._retry_after: float | None = None  # the last failure's Retry-After (seconds), None: own backoff
         if self._spill.points:
             log.warning("%s: %d points left on disk by an earlier run in %s: sending them first",
                         name, self._spill.points, cfg.spill_dir)
@@ -326,8 +341,14 @@ class InfluxSink:
                     self._server_up = False
                     # backoff until a deadline: new points and spilled files notify this condition too and
                     # must not turn it into a retry per frame; close() and flush() cut it short
-                    until = time.monotonic() + delay * (0.5 + random.random() * 0.5)
-                    while not self._stop and not self._flush_requested and (left := until - time.monotonic()) > 0:
+                    # a server that said when to come back (Retry-After on 429/503) is not asked sooner
+                    # (flush() does not cut that wait short; close() does)
+                    told = self._retry_after is not None
+                    wait_s = max(delay * (0.5 + random.random() * 0.5), self._retry_after or 0.0)
+                    self._retry_after = None
+                    until = time.monotonic() + wait_s
+                    while not self._stop and (told or not self._flush_requested) \
+                            and (left := until - time.monotonic()) > 0:
                         self._wake.wait(timeout=left)
                     self._flush_requested = False
                     delay = min(delay * 2, self.cfg.retry_max_s)
@@ -340,33 +361,57 @@ class InfluxSink:
         for dt, line in batch:
             by_type.setdefault(dt, []).append(line)
         for dt, lines in by_type.items():
-            body = ("\n".join(lines) + "\n").encode("utf-8")
             if is_retry:
                 with self._lock:
                     self._counters["retried"] += len(lines)
             try:
-                self._transport.send(dt, body)
+                self._send_lines(dt, lines)
             except RetryableError as e:
-                with self._lock:
-                    self._counters["failures"] += 1
-                    self._last_error = str(e)
-                    if self._server_up:
-                        log.warning("%s: write of %d points failed (%s); retrying with backoff, buffering meanwhile",
-                                    self.name, len(batch), e)
+                self._note_failure(e, len(batch))
                 # already-sent data types of this batch are resent too: same timestamps, so no duplicates
                 return False
-            except RejectedError as e:
-                refused = len(lines) if e.refused is None else min(e.refused, len(lines))
-                with self._lock:
-                    self._counters["rejected"] += refused
-                    self._counters["written"] += len(lines) - refused
-                    self._last_error = str(e)
-                log.error("%s: server refused %d of %d points for %s: %s", self.name, refused, len(lines), dt, e)
-                continue
-            with self._lock:
-                self._counters["written"] += len(lines)
-                self._counters["batches"] += 1
         return True
+
+    def _send_lines(self, dt: str, lines: list[str]) -> None:
+        """Send one data type's lines; a 413 (too large) splits them in halves (down to one point)."""
+        body = ("\n".join(lines) + "\n").encode("utf-8")
+        try:
+            self._transport.send(dt, body)
+        except RejectedError as e:
+            if e.too_large and len(lines) > 1:
+                with self._lock:
+                    self._counters["split_batches"] += 1
+                log.warning("%s: %s: %d points for %s in %d bytes; sending them in two halves "
+                            "(lower batch_size, or raise the server's max body size)", self.name, e, len(lines), dt,
+                            len(body))
+                half = len(lines) // 2
+                self._send_lines(dt, lines[:half])
+                self._send_lines(dt, lines[half:])
+                return
+            refused = len(lines) if e.refused is None else min(e.refused, len(lines))
+            with self._lock:
+                self._counters["rejected"] += refused
+                self._counters["written"] += len(lines) - refused
+                self._last_error = str(e)
+            log.error("%s: server refused %d of %d points for %s: %s", self.name, refused, len(lines), dt, e)
+            return
+        with self._lock:
+            self._counters["written"] += len(lines)
+            self._counters["batches"] += 1
+
+    def _note_failure(self, e: RetryableError, n: int) -> None:
+        with self._lock:
+            self._counters["failures"] += 1
+            self._last_error = str(e)
+            self._retry_after = e.retry_after
+            if isinstance(e, MissingStorageError):
+                self._counters["missing_storage"] += 1
+                if self._counters["missing_storage"] == 1:  # once per sink: the fix is the same every time
+                    log.error("%s: %s; retrying with backoff, buffering meanwhile", self.name, e)
+                    return
+            if self._server_up:
+                log.warning("%s: write of %d points failed (%s); retrying with backoff, buffering meanwhile",
+                            self.name, n, e)
 
     # ---------------------------------------------------------------- flush / close
 

@@ -2,4 +2,5 @@
 pytest_plugins = [
     "tests.fixtures.triton",
     "tests.fixtures.influx",
+    "tests.fixtures.influx2",
 ]

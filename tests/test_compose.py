@@ -5,6 +5,7 @@ When a compose CLI is installed (``docker compose`` plugin or ``docker-compose``
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -51,7 +52,9 @@ def test_secrets_come_from_the_env_file_only():
         for key, value in (s.get("environment") or {}).items():
             if SECRET.search(key):
                 assert re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", str(value)), f"{name}: {key} is inline"
-        if any(SECRET.search(k) for k in (s.get("environment") or {})) or name in ("influxdb", "grafana", "clients"):
+        if name == "grafana":  # its secrets are interpolated one by one: the all-access token never reaches it
+            assert "env_file" not in s and "INFLUXDB_TOKEN" not in json.dumps(s), "grafana must not get INFLUXDB_TOKEN"
+        elif any(SECRET.search(k) for k in (s.get("environment") or {})) or name in ("influxdb", "clients"):
             assert s.get("env_file") == ".env", f"{name}: secrets must come from env_file .env"
     for k, v in ENV_EXAMPLE.items():
         if SECRET.search(k):
@@ -64,7 +67,8 @@ def test_compose_refuses_to_start_without_each_secret():
     text = (ROOT / "docker-compose.yml").read_text()
     required = {m.group(1): m.group(2) for m in re.finditer(r"\$\{([A-Z_][A-Z0-9_]*):\?([^}]*)\}", text)}
     secrets = {k for k in ENV_EXAMPLE if SECRET.search(k)}
-    assert secrets == {"DOCKER_INFLUXDB_INIT_PASSWORD", "INFLUXDB_TOKEN", "GF_SECURITY_ADMIN_PASSWORD"}
+    assert secrets == {"DOCKER_INFLUXDB_INIT_PASSWORD", "INFLUXDB_TOKEN", "GF_SECURITY_ADMIN_PASSWORD",
+                       "GRAFANA_INFLUXDB_PASSWORD"}
     for k in secrets:
         assert k in required, f"{k}: not required by docker-compose.yml"
         assert k in required[k] and ".env" in required[k], f"{k}: the message must name the variable and .env"
@@ -75,7 +79,8 @@ def test_every_variable_used_is_documented_in_env_example():
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", text))
     assert used and used <= set(ENV_EXAMPLE), sorted(used - set(ENV_EXAMPLE))
     # what the services read from .env themselves
-    assert {"INFLUXDB_TOKEN", "DOCKER_INFLUXDB_INIT_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"} <= set(ENV_EXAMPLE)
+    assert {"INFLUXDB_TOKEN", "DOCKER_INFLUXDB_INIT_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD",
+            "GRAFANA_INFLUXDB_PASSWORD"} <= set(ENV_EXAMPLE)
 
 
 def test_long_running_services_have_health_checks_and_dependencies_wait_for_them():
@@ -114,6 +119,12 @@ def test_grafana_is_provisioned_from_the_repo():
     assert mount.split(":")[1] == prov["providers"][0]["options"]["path"]
     env = SERVICES["grafana"]["environment"]
     assert env["INFLUXDB_URL"] == "http://influxdb:8086"  # what the datasource file expands
+    ds = (ROOT / "configs/grafana/provisioning/datasources/influxdb.yaml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", ds))
+    assert used and used <= set(env), sorted(used - set(env))  # every variable the datasource needs is set
+    # its own read-only login, the one influx-setup creates (same variables)
+    assert env["GRAFANA_INFLUXDB_PASSWORD"] == SERVICES["influx-setup"]["environment"]["GRAFANA_INFLUXDB_PASSWORD"]
+    assert "INFLUXDB_TOKEN" not in used
 
 
 def test_influxdb_is_initialised_and_retention_applied():
@@ -123,7 +134,10 @@ def test_influxdb_is_initialised_and_retention_applied():
     assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"].startswith("${INFLUXDB_TOKEN")
     setup = SERVICES["influx-setup"]
     assert setup["command"][:3] == ["python", "-m", "sinks.setup"]
-    assert setup["environment"]["RVA_INFLUXDB_VERSION"] == "2"
+    assert setup["environment"]["RVA_INFLUXDB_VERSION"] == "2" and "--version" in setup["command"]
+    # retention edits in configs/app_config.yaml reach `docker compose run --rm influx-setup` without a rebuild
+    assert "./configs:/app/configs:ro" in setup.get("volumes", []), "influx-setup must mount ./configs"
+    assert setup["command"][setup["command"].index("--config") + 1].startswith("configs/")
 
 
 def test_referenced_paths_exist():

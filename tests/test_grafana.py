@@ -18,7 +18,14 @@ import yaml
 from sinks.config import InfluxConfig, RetentionConfig
 from sinks.influx import InfluxSink
 from sinks.setup import setup_v1
-from tests.fixtures.influx import GRAFANA_DIR, dashboard_files, panel_targets, pipeline_records, run_panel_queries
+from tests.fixtures.influx import (
+    GRAFANA_DIR,
+    dashboard_files,
+    panel_targets,
+    pipeline_records,
+    run_panel_queries,
+    variable_query,
+)
 
 GRAFANA = GRAFANA_DIR
 DASHBOARDS = dashboard_files()
@@ -71,7 +78,10 @@ def test_provisioning_files_point_at_dashboards_and_datasource():
     (d,) = ds["datasources"]
     assert d["type"] == "influxdb" and d["uid"] == "influxdb-retail"
     assert d["jsonData"]["dbName"] == "${INFLUXDB_DATABASE}"
-    assert "${INFLUXDB_TOKEN}" in d["secureJsonData"]["httpHeaderValue1"]  # no secret in the repo
+    # Grafana's own read-only login (sinks/setup_grafana.py creates it), no secret in the repo, never the
+    # all-access token
+    assert d["user"] == "${GRAFANA_INFLUXDB_USER}" and d["secureJsonData"] == {"password": "${GRAFANA_INFLUXDB_PASSWORD}"}
+    assert "INFLUXDB_TOKEN" not in json.dumps(d)
     prov = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "retail.yaml").read_text())
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/retail"
 
@@ -85,10 +95,10 @@ def test_pipeline_health_shows_the_influx_writers_own_counters():
 
 
 def test_template_variables_return_values(populated):
-    server, _ = populated
+    server, t0 = populated
     for p in DASHBOARDS:
         for var in json.loads(p.read_text())["templating"]["list"]:
-            rows = server.values(var["query"], DB)
+            rows = server.values(variable_query(var, t0 - 600), DB)
             assert rows, f"{p.name}: variable ${var['name']} ({var['query']}) has no values"
 
 

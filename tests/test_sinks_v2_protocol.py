@@ -1,10 +1,12 @@
 """InfluxDB 2.x paths (setup_v2, V2Transport) against a recording stand-in of the 2.x HTTP API.
 
 This is a protocol-level check, not a server test: no InfluxDB 2.x can run here (see
-docs/platform.md), so a small ``http.server`` in a thread answers the requests that
+docs/platform.md), so the stand-in of ``tests/fixtures/influx2.py`` answers the requests that
 ``influxdb-client`` makes the way the 2.x API documents them (``/api/v2/orgs``,
 ``/api/v2/buckets``, ``/api/v2/dbrps``, ``/api/v2/write``), keeps buckets and DBRP
-mappings as state, and records every request. The tests assert what the client sent:
+mappings as state, and records every request. The defects of issue 21 (dashboards, partial
+writes, retention, setup, DBRP, Retry-After, 413, Grafana's login) are in
+``tests/test_sinks_v2_server.py``. The tests assert what the client sent:
 buckets named ``<bucket_prefix><data type>`` with the expiry of configs/app_config.yaml's
 retention table, DBRP mappings ``<database>/<data type> -> bucket``, the token, and line
 protocol written to the right bucket. Whether a real 2.x server then behaves as documented
@@ -12,13 +14,8 @@ protocol written to the right bucket. Whether a real 2.x server then behaves as 
 """
 from __future__ import annotations
 
-import itertools
-import json
-import threading
 import time
-import urllib.parse
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,126 +24,10 @@ from sinks.config import InfluxConfig, load_sinks_config
 from sinks.influx import InfluxSink, RejectedError, RetryableError, V2Transport
 from sinks.line_protocol import DATA_TYPES, Point
 from sinks.setup import DEFAULT_DATA_TYPE, SetupError, setup_v2
+from tests.fixtures.influx2 import ORG_ID, TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_CONFIG = ROOT / "configs" / "app_config.yaml"
-TOKEN = "test-token-123"
-ORG_ID = "0a1b2c3d4e5f6789"
-
-
-class FakeInflux2:
-    """State and request log of the stand-in server."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.buckets: dict[str, dict] = {}  # id -> bucket
-        self.dbrps: dict[str, dict] = {}  # id -> mapping
-        self.writes: list[dict] = []
-        self.write_status = 204  # what /api/v2/write answers (tests set 400 / 503)
-        self._ids = itertools.count(1)
-        self.lock = threading.Lock()
-
-    def new_id(self) -> str:
-        return f"{next(self._ids):016x}"
-
-
-def _handler(state: FakeInflux2):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
-
-        def log_message(self, *a):  # quiet
-            pass
-
-        def _reply(self, status: int, body: dict | None = None) -> None:
-            data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("X-Influxdb-Build", "OSS")
-            self.send_header("X-Influxdb-Version", "v2.7.10")
-            if data:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _handle(self) -> None:
-            u = urllib.parse.urlsplit(self.path)
-            q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
-            n = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(n) if n else b""
-            req = {"method": self.command, "path": u.path, "query": q, "auth": self.headers.get("Authorization"),
-                   "body": raw}
-            with state.lock:
-                state.requests.append(req)
-                self._route(req, q, raw)
-
-        def _route(self, req: dict, q: dict, raw: bytes) -> None:
-            m, path = req["method"], req["path"]
-            if path == "/ping":
-                return self._reply(204)
-            if req["auth"] != f"Token {TOKEN}":
-                return self._reply(401, {"code": "unauthorized", "message": "unauthorized access"})
-            if m == "GET" and path == "/api/v2/orgs":
-                orgs = [{"id": ORG_ID, "name": "retail"}]
-                return self._reply(200, {"orgs": [o for o in orgs if q.get("org") in (None, o["name"])]})
-            if m == "GET" and path == "/api/v2/buckets":
-                bs = [b for b in state.buckets.values() if q.get("name") in (None, b["name"])]
-                return self._reply(200, {"buckets": bs})
-            if m == "POST" and path == "/api/v2/buckets":
-                body = json.loads(raw)
-                if any(b["name"] == body["name"] for b in state.buckets.values()):
-                    return self._reply(422, {"code": "conflict",
-                                             "message": f"bucket with name {body['name']} already exists"})
-                b = {"id": state.new_id(), "orgID": body["orgID"], "name": body["name"],
-                     "description": body.get("description", ""), "retentionRules": body.get("retentionRules", []),
-                     "type": "user"}
-                state.buckets[b["id"]] = b
-                return self._reply(201, b)
-            if m == "PATCH" and path.startswith("/api/v2/buckets/"):
-                bid = path.rsplit("/", 1)[1]
-                if bid not in state.buckets:
-                    return self._reply(404, {"code": "not found", "message": "bucket not found"})
-                body = json.loads(raw)
-                b = state.buckets[bid]
-                b["retentionRules"] = body.get("retentionRules", b["retentionRules"])
-                b["name"] = body.get("name", b["name"])
-                return self._reply(200, b)
-            if m == "GET" and path == "/api/v2/dbrps":
-                hits = [d for d in state.dbrps.values() if d["orgID"] == q.get("orgID")
-                        and q.get("db") in (None, d["database"]) and q.get("rp") in (None, d["retention_policy"])]
-                return self._reply(200, {"content": hits})
-            if m == "POST" and path == "/api/v2/dbrps":
-                body = json.loads(raw)
-                if body.get("bucketID") not in state.buckets:
-                    return self._reply(404, {"code": "not found", "message": "bucket not found"})
-                d = {"id": state.new_id(), "orgID": body["orgID"], "bucketID": body["bucketID"],
-                     "database": body["database"], "retention_policy": body["retention_policy"],
-                     "default": bool(body.get("default")), "virtual": False}
-                state.dbrps[d["id"]] = d
-                return self._reply(201, d)
-            if m == "POST" and path == "/api/v2/write":
-                state.writes.append({"query": q, "body": raw.decode(), "status": state.write_status})
-                if state.write_status == 204:
-                    return self._reply(204)
-                code = {400: "invalid", 503: "unavailable"}.get(state.write_status, "internal error")
-                return self._reply(state.write_status, {"code": code, "message": "failure writing points"})
-            return self._reply(404, {"code": "not found", "message": f"path not found: {m} {path}"})
-
-        do_GET = do_POST = do_PATCH = do_DELETE = _handle
-
-    return Handler
-
-
-@pytest.fixture
-def fake2():
-    state = FakeInflux2()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    th.start()
-    state.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield state
-    srv.shutdown()
-    srv.server_close()
 
 
 def _v2_cfg(url: str, **kw) -> InfluxConfig:
@@ -194,7 +75,8 @@ def test_setup_v2_creates_buckets_with_the_configured_retention_and_dbrp_mapping
     assert sum(a.startswith("updated bucket") for a in again) == len(DATA_TYPES)
     by_name = {b["name"]: b for b in fake2.buckets.values()}
     assert by_name["retail_detections"]["retentionRules"][0]["everySeconds"] == 3 * 86400
-    assert by_name["retail_alerts"]["retentionRules"] == []  # 0 days: keep forever (no expiry rule)
+    # 0 days: keep forever, as 2.x takes it: an expire rule of 0 s (an empty list would leave the old expiry)
+    assert by_name["retail_alerts"]["retentionRules"] == [{"type": "expire", "everySeconds": 0}]
 
 
 def test_setup_v2_errors_are_setup_errors(fake2):
@@ -208,8 +90,9 @@ def test_setup_v2_errors_are_setup_errors(fake2):
 
 def test_v2_transport_writes_line_protocol_to_the_data_types_bucket(fake2):
     cfg = _v2_cfg(fake2.url)
+    setup_v2(cfg, load_sinks_config(APP_CONFIG).retention)  # the stand-in, like 2.x, writes only to existing buckets
     t = V2Transport(cfg)
-    body = b"stream_health,stream=cam-1 fps=5 1700000000000000000\n"
+    body = f"stream_health,stream=cam-1 fps=5 {time.time_ns()}\n".encode()  # inside retail_health's 7 days
     t.send("health", body)
     (w,) = fake2.writes
     assert w["query"] == {"org": "retail", "bucket": "retail_health", "precision": "ns"}
@@ -227,7 +110,8 @@ def test_v2_transport_writes_line_protocol_to_the_data_types_bucket(fake2):
 
 def test_sink_with_version_2_delivers_every_point_to_its_bucket(fake2):
     cfg = _v2_cfg(fake2.url, spill_dir=None, flush_interval_s=0.05, health_interval_s=0)
-    t0 = 1_700_000_000.0
+    setup_v2(cfg, load_sinks_config(APP_CONFIG).retention)
+    t0 = time.time() - 3600  # inside every bucket's retention
     pts = [Point.make("stream_health", {"stream": "cam-1"}, {"seq": i}, t0 + i) for i in range(30)]
     pts += [Point.make("queue", {"stream": "cam-1", "lane": "checkout-1"}, {"queue_length": i}, t0 + i)
             for i in range(20)]

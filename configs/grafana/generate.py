@@ -27,9 +27,22 @@ def _var(name: str, label: str, query: str) -> dict:
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "sort": 1, "hide": 0}
 
 
+def _tag_values(tag: str, field: str, rp_measurement: str) -> str:
+    """A tag's values in the time range, from the retention policy / bucket that holds the measurement.
+
+    Not ``SHOW TAG VALUES FROM "rp"."m"``: through 2.x's v1 API that reads the bucket of the
+    database's *default* DBRP mapping whatever the ``"rp".`` prefix says (influxdata/influxdb#23058;
+    here ``health``), so it finds no lanes or zones. An rp-qualified SELECT is routed by that rp's
+    DBRP mapping on 2.x and reads that RP on 1.x; the subquery turns the tag into a column that
+    DISTINCT can take (the outer value is column 1, as Grafana reads it).
+    """
+    return f'SELECT DISTINCT("{tag}") FROM (SELECT "{field}", "{tag}" FROM {rp_measurement} WHERE $timeFilter)'
+
+
+# stream: SHOW TAG VALUES is fine on both: the default RP/bucket (health) has every camera's stream_health
 STREAM_VAR = _var("stream", "Camera", 'SHOW TAG VALUES WITH KEY = "stream"')
-LANE_VAR = _var("lane", "Lane", 'SHOW TAG VALUES FROM "queue_metrics"."queue" WITH KEY = "lane"')
-ZONE_VAR = _var("zone", "Zone", 'SHOW TAG VALUES FROM "occupancy"."zone_occupancy" WITH KEY = "zone"')
+LANE_VAR = _var("lane", "Lane", _tag_values("lane", "queue_length", '"queue_metrics"."queue"'))
+ZONE_VAR = _var("zone", "Zone", _tag_values("zone", "occupancy", '"occupancy"."zone_occupancy"'))
 
 
 class _Layout:
