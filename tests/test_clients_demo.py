@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analytics.records import DetectionRecord, FootfallRecord, JourneyRecord, QueueMetricsRecord
 from clients.demo import SummarySink, detector_source, placeholder_notice
 
@@ -54,3 +56,21 @@ def test_demo_end_to_end(triton_server, tmp_path, capsys):
     assert {s["frames_processed"] for s in summary["streams"].values()} == {15}
     source, _ = detector_source()
     assert ("PLACEHOLDER" in text) == ("placeholder" in source.lower())
+
+
+def test_demo_meets_its_accuracy_goals(triton_server, tmp_path):
+    """`make demo`'s own clip (the evening rush, 120 s, two cameras, the trained demo detector):
+    footfall within 5 % and queue length MAE <= 1 per lane against the simulator's ground truth.
+    About 2 minutes on 2 cores."""
+    from clients.demo import main
+
+    source, _ = detector_source()
+    if "placeholder" in source.lower():
+        pytest.skip("the detector has placeholder weights (no demo detector installed): its errors are not the "
+                    "analytics' accuracy")
+    out = tmp_path / "out"
+    assert main(["--triton-url", triton_server.grpc_url, "--out", str(out), "--clips-dir", str(tmp_path / "clips")]) == 0
+    goals = json.loads((out / "demo_summary.json").read_text())["accuracy"]
+    metrics = {g["metric"] for g in goals}
+    assert "footfall_error_pct" in metrics and any(m.startswith("queue_length_mae:") for m in metrics), goals
+    assert all(g["met"] for g in goals), goals
