@@ -9,6 +9,9 @@ import datetime as dt
 import json
 import logging
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -131,6 +134,28 @@ def test_a_file_cut_mid_write_is_repaired_keeping_its_complete_records(tmp_path,
         sink.close()
     assert [d["frame_number"] for d in json.loads(p.read_text())] == [0, 1, 2, 7]
     assert "cut mid-write" in caplog.text and "kept its 3 complete record(s)" in caplog.text
+
+
+def test_a_crash_mid_day_leaves_valid_files_and_the_restart_appends(tmp_path):
+    t0 = ts(TODAY, 10)
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from analytics.records import DetectionRecord
+        from sinks.json_files import JsonFilesSink
+        sink = JsonFilesSink({str(tmp_path)!r}, flush_every=50, rotate="daily", detections="all",
+                             clock=lambda: {t0!r})
+        for i in range(1020):
+            sink.write([DetectionRecord("cam", i, {t0!r} + i, "person", 0.9, 1, 2, 3, 4, i)])
+        os._exit(9)  # no close(), no atexit: a crash
+    """)
+    assert subprocess.run([sys.executable, "-c", script], cwd=ROOT).returncode == 9
+    p = tmp_path / TODAY.isoformat() / "detections.json"
+    assert [d["frame_number"] for d in json.loads(p.read_text())] == list(range(1000))  # up to the last flush
+    sink = daily(tmp_path, Clock(t0), detections="all")
+    sink.write([DetectionRecord("cam", 5000, t0 + 5000, "person", 0.9, 1, 2, 3, 4, 1)])
+    sink.close()
+    assert [d["frame_number"] for d in json.loads(p.read_text())] == [*range(1000), 5000]
 
 
 # --------------------------------------------------------------------------- expiry
