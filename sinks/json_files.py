@@ -171,7 +171,8 @@ def record_time(r: Any) -> float | None:
 
 class DetectionSampler:
     """At most one detection record per (stream, track) per ``every_s`` seconds of record time;
-    the first of each track is kept, so is one whose time went backwards (a restarted clip)."""
+    the first of each track is kept, so is one whose time went backwards (a restarted clip).
+    Detections without a track id count as one track per stream."""
 
     _PRUNE_AT = 50_000  # tracks remembered before the stale ones (gone a minute) are forgotten
 
@@ -185,7 +186,7 @@ class DetectionSampler:
         t = float(r.timestamp)
         self._newest = max(self._newest, t)
         last = self._last.get(key)
-        if last is not None and 0 <= t - last < self.every_s:
+        if last is not None and 0 <= t - last < self.every_s - 1e-6:  # 1e-6: frame times in float
             return False
         self._last[key] = t
         if len(self._last) > self._PRUNE_AT:
