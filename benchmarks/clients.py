@@ -93,7 +93,8 @@ def run_clients(url: str, clip: Path, n_streams: int, in_flight: int, quality: i
 
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": in_flight, "jpeg_quality": quality},
            "streams": [{"id": f"bench-{k}", "source": str(clip), "start_time": 1_700_000_000} for k in range(n_streams)],
-           "sinks": {"json": {"output_dir": str(workdir / f"out-{n_streams}")}, "influxdb": {"enabled": False}}}
+           "sinks": {"json": {"output_dir": str(workdir / f"out-{n_streams}"), "rotate": "none", "detections": "all"},
+                     "influxdb": {"enabled": False}}}
     config = parse_app_config(cfg, "<benchmarks.clients>")
     if analytics:
         config = replace(config, analytics=bench_store_config(n_streams))

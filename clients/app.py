@@ -76,7 +76,7 @@ def sinks_from_config(cfg: SinksConfig) -> list[Sink]:
     started: list[Sink] = []  # closed again if a later one fails (no stray writer threads on a retry)
     try:
         if cfg.json.enabled:
-            out.append(JsonFilesSink.from_config(cfg.json))
+            out.append(JsonFilesSink.from_config(cfg.json, cfg.retention.days))
             started.append(out[-1])
         if cfg.influxdb.enabled:
             influx = InfluxSink(cfg.influxdb)

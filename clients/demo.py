@@ -322,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             "triton": {"url": a.triton_url},
             "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": a.start}
                         for c in clips],
-            "sinks": {"json": {"output_dir": str(a.out)}, "influxdb": {"enabled": False}},
+            "sinks": {"json": {"output_dir": str(a.out), "rotate": "none", "detections": "all"},  # the seed's files
+                      "influxdb": {"enabled": False}},
         }
         config = replace(parse_app_config(cfg, "<clients.demo>"), analytics=demo_store_config(a.metrics_interval))
         print(f"running the stream clients on {len(clips)} camera(s) ...", flush=True)

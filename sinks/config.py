@@ -10,7 +10,13 @@ from the env file). ``RVA_INFLUXDB_{ENABLED,VERSION,URL,ORG,DATABASE}`` and
 are validated like the file's.
 
     sinks:
-      json: {enabled: true, output_dir: outputs, flush_every: 500}
+      json:
+        enabled: true
+        output_dir: outputs
+        flush_every: 500
+        rotate: daily              # outputs/YYYY-MM-DD/<seed file> per UTC day, expired per retention:
+                                   #   (none: the five files in output_dir, truncated at start, never expired)
+        detections: {every_s: 1}   # one detection record per track per second; all | off
       influxdb:
         enabled: false
         version: 1                 # 1: line protocol on /write (1.x, or 2.x's v1 API); 2: influxdb-client
@@ -21,7 +27,8 @@ are validated like the file's.
         token_env: INFLUXDB_TOKEN  # 2.x token (also accepted by 2.x's v1 API)
         health_interval_s: 10      # the sink's own counters as sink_health points (0 = off)
         ...
-    retention: {detections: 7, journeys: 90, ...}   # days per data type
+    retention: {detections: 7, journeys: 90, ...}   # days per data type: InfluxDB retention policies /
+                                                    # bucket expiry, and the JSON sink's dated files
 """
 from __future__ import annotations
 
@@ -47,6 +54,8 @@ class JsonSinkConfig:
     enabled: bool = True
     output_dir: Path = Path("outputs")
     flush_every: int = 500  # records; the files are valid JSON after every flush
+    rotate: str = "daily"  # "daily": output_dir/YYYY-MM-DD/ per UTC day, expired per retention; "none": one set
+    detections: str | float = 1.0  # seconds between a track's detection records; "all" or "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +123,8 @@ def _secret(fields: Fields, d: dict, key: str, fld: str, default_env: str | None
     return os.environ.get(env) or None
 
 
-_JSON_KEYS = {"enabled", "output_dir", "flush_every"}
+_JSON_KEYS = {"enabled", "output_dir", "flush_every", "rotate", "detections"}
+_DETECTIONS_PROBLEM = "must be off, all or {every_s: N} (at most one record per track every N > 0 seconds)"
 _INFLUX_KEYS = {"enabled", "version", "url", "database", "org", "bucket_prefix", "token", "token_env",
                 "username", "username_env", "password", "password_env", "batch_size", "flush_interval_s",
                 "max_buffer_points", "spill_dir", "max_spill_points", "retry", "timeout_s", "close_timeout_s",
@@ -128,7 +138,26 @@ def parse_json(raw: Any, fields: Fields) -> JsonSinkConfig:
         enabled=fields.boolean(d, "enabled", "sinks.json", True),
         output_dir=Path(out),  # relative paths are relative to the working directory (the repo root)
         flush_every=fields.number(d, "flush_every", "sinks.json", 500, lo=1, hi=10_000_000, integer=True),
+        rotate=fields.choice(d.get("rotate", "daily"), "sinks.json.rotate", ("daily", "none"),
+                             "must be daily (a directory per UTC day, expired per retention:) or none (one set "
+                             "of files, truncated at start, never expired)"),
+        detections=parse_detections(d.get("detections", {"every_s": 1}), fields),
     )
+
+
+def parse_detections(v: Any, fields: Fields) -> str | float:
+    """``off`` (YAML reads an unquoted off as false) | ``all`` | ``{every_s: N}`` -> "off" | "all" | N."""
+    f = "sinks.json.detections"
+    if v is False or v == "off":
+        return "off"
+    if v == "all":
+        return "all"
+    if not isinstance(v, dict):
+        raise fields.error(f, v, _DETECTIONS_PROBLEM)
+    fields.unknown(v, {"every_s"}, f)
+    if "every_s" not in v:
+        raise fields.error(f, v, _DETECTIONS_PROBLEM)
+    return fields.number(v, "every_s", f, None, lo=0.001, hi=86400)
 
 
 # Deployment overrides (docker compose sets them): same config file on a laptop and in compose.

@@ -45,7 +45,8 @@ def make_video(path: Path, n: int, fourcc: str = "mp4v", seed: int = 0) -> Path:
 
 def write_config(tmp: Path, url: str, streams: list[dict], store_config: Path | None = None, **triton) -> Path:
     cfg = {"triton": {"url": url, "max_in_flight_per_stream": 2, **triton}, "streams": streams,
-           "sinks": {"json": {"output_dir": str(tmp / "out")}, "influxdb": {"enabled": False}}}
+           "sinks": {"json": {"output_dir": str(tmp / "out"), "rotate": "none", "detections": "all"},
+                     "influxdb": {"enabled": False}}}
     if store_config is not None:
         cfg["analytics"] = {"store_config": str(store_config)}
     p = tmp / "app.yaml"

@@ -128,7 +128,8 @@ def test_process_signal_handlers_route_and_restore():
 
 def write_app_config(tmp: Path, grpc_url: str, flush_every: int = 500, influx_spill: Path | None = None,
                      **triton) -> Path:
-    sinks: dict = {"json": {"output_dir": str(tmp / "out"), "flush_every": flush_every},
+    sinks: dict = {"json": {"output_dir": str(tmp / "out"), "flush_every": flush_every, "rotate": "none",
+                            "detections": "all"},
                    "influxdb": {"enabled": False}}
     if influx_spill is not None:  # a server that is away: points stay in memory, then spill
         sinks["influxdb"] = {"enabled": True, "version": 1, "url": f"http://127.0.0.1:{closed_port()}",

@@ -73,7 +73,7 @@ def e2e(triton_server, influxd_server, tmp_path_factory):
     app = {
         "triton": {"url": triton_server.grpc_url},
         "streams": [{"id": cam, "source": str(clips[cam].video_path), "start_time": start} for cam in CAMERAS],
-        "sinks": {"json": {"output_dir": str(tmp / "out")},
+        "sinks": {"json": {"output_dir": str(tmp / "out"), "rotate": "none", "detections": "all"},
                   "influxdb": {"enabled": True, "version": 1, "url": influxd_server.url, "database": DB,
                                "batch_size": 1000, "flush_interval_s": 0.2, "spill_dir": str(tmp / "spill"),
                                "health_interval_s": 1, "close_timeout_s": 30,
