@@ -5,6 +5,8 @@
     cam = cams.for_stream("cam-checkout-1")
     records = cam.update(frame_or_timestamp, tracks, class_names)   # every frame, in time order
     records += cam.flush(last_timestamp)               # end of stream: open journeys close
+    cams.reconfigure(reloaded_store)                   # a live edit: later analytics use it,
+    cam = cams.fresh("cam-checkout-1")                 # ids continue (None: camera removed)
 
 ``tracks`` is the tracker's output, a ``core.types.Tracks`` (``Tracks.empty()`` when nobody
 is in view; None means the same); its coasting tracks (motion predictions of someone missed
@@ -297,8 +299,23 @@ class StoreAnalytics:
         self.store = store
         self.next_journey_id = counter_ids("journey-")
         self.next_alert_id = counter_ids("alert-")
+        self._detections_every_s = detections_every_s  # the caller's, over the file's
         self.detections_every_s = store.detections_every_s if detections_every_s is None else detections_every_s
         self.cameras: dict[str, CameraAnalytics] = {}
+
+    def reconfigure(self, store: StoreConfig) -> None:
+        """A reloaded store config: ``for_stream``/``fresh`` build from it from now on. The journey
+        and alert id counters continue (ids stay unique in one run); analytics already handed
+        out are not touched (their owner swaps them, e.g. ``clients.camera.TrackedCamera.stage``)."""
+        self.store = store
+        if self._detections_every_s is None:
+            self.detections_every_s = store.detections_every_s
+
+    def fresh(self, stream_id: str) -> CameraAnalytics | None:
+        """New analytics for a camera of the current config, replacing the one ``for_stream``
+        keeps (None, and the kept one dropped, when the config has no such camera)."""
+        self.cameras.pop(stream_id, None)
+        return self.for_stream(stream_id) if stream_id in self.store.cameras else None
 
     def for_stream(self, stream_id: str) -> CameraAnalytics:
         """The analytics of a configured camera (ConfigError naming the camera otherwise)."""

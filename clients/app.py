@@ -7,7 +7,9 @@
 ``make demo``, benchmarks, tests): build the sinks (unless given), build the processor
 factory (tracker + per-camera store analytics, unless given), run the ``Runner`` in
 ``asyncio.run``, then close the sinks (flush, InfluxDB: spill what is left) whatever
-happened. While the sinks close, SIGINT/SIGTERM follow the same ``clients.signals`` policy
+happened. The store config is watched while the run goes on (``clients.store_watch``: an edit
+of ``configs/store.yaml`` or SIGHUP swaps the changed cameras' analytics at a frame boundary;
+``store_reload_s`` is the poll interval, 0: SIGHUP only). While the sinks close, SIGINT/SIGTERM follow the same ``clients.signals`` policy
 as during the run: the close is already the bounded "put everything to disk" step, so a
 repeat is logged and a second Ctrl-C makes the sinks not yet closed use the short bound.
 
@@ -33,6 +35,7 @@ from clients.pipeline import ProcessorFactory
 from clients.runner import Runner, RunSummary
 from clients.signals import FAST_EXIT_FLUSH_S, StopAction, StopSignals, close_sink, process_signal_handlers
 from clients.sources import FrameSource
+from clients.store_watch import DEFAULT_POLL_S, StoreWatch
 from core.config import ConfigError
 from monitoring.triton_metrics import TritonMetricsCollector
 from sinks import SinksConfig
@@ -46,26 +49,37 @@ log = logging.getLogger("clients.app")
 
 # --------------------------------------------------------------------------- processors
 
-def build_processor_factory(config: AppConfig) -> ProcessorFactory:
-    """A tracker per stream; store analytics for streams that are cameras of the store config."""
-    store = config.analytics
-    store_analytics = None
-    if store is not None:
-        store_analytics = StoreAnalytics(store)
-        missing = [s.id for s in config.streams if s.id not in store.cameras]
-        if missing:
-            log.warning("stream(s) %s are not cameras in %s: tracked, but no zone analytics",
-                        ", ".join(missing), store.path)
+class CameraFactory:
+    """The application's ``ProcessorFactory``: a tracker per stream; store analytics for streams
+    that are cameras of the store config; every camera registered with ``watch`` (the live
+    store config; None without an ``analytics:`` section)."""
 
-    def factory(spec: StreamSpec, source: FrameSource) -> TrackedCamera:
+    def __init__(self, config: AppConfig, store_reload_s: float = DEFAULT_POLL_S) -> None:
+        store = config.analytics
+        self.store_analytics = None if store is None else StoreAnalytics(store)
+        self.watch = None if store is None else StoreWatch(store, self.store_analytics, poll_s=store_reload_s)
+        if store is not None:
+            missing = [s.id for s in config.streams if s.id not in store.cameras]
+            if missing:
+                log.warning("stream(s) %s are not cameras in %s: tracked, but no zone analytics (add them "
+                            "there, live, to get zone analytics)", ", ".join(missing), store.path)
+
+    def __call__(self, spec: StreamSpec, source: FrameSource) -> TrackedCamera:
         fps = getattr(source, "fps", None) or 25.0
         tracker = Tracker(TrackerConfig(frame_rate=fps))
         analytics = None
-        if store_analytics is not None and spec.id in store.cameras:
-            analytics = store_analytics.for_stream(spec.id)
-        return TrackedCamera(spec.id, tracker, analytics)
+        if self.store_analytics is not None and spec.id in self.store_analytics.store.cameras:
+            analytics = self.store_analytics.for_stream(spec.id)
+        camera = TrackedCamera(spec.id, tracker, analytics)
+        if self.watch is not None:
+            self.watch.register(camera)
+        return camera
 
-    return factory
+
+def build_processor_factory(config: AppConfig, store_reload_s: float = DEFAULT_POLL_S) -> CameraFactory:
+    """A tracker per stream; store analytics for streams that are cameras of the store config;
+    the factory's ``watch`` keeps them in step with the store config file."""
+    return CameraFactory(config, store_reload_s)
 
 
 # --------------------------------------------------------------------------- sinks
@@ -164,16 +178,19 @@ def prepare(config_path: Path, streams_file: Path | None = None,
 def run_app(config: AppConfig, *, sinks: list[Sink] | None = None, extra_sinks: Sequence[Sink] = (),
             processor_factory: ProcessorFactory | None = None, max_seconds: float | None = None,
             health_interval_s: float = 10.0, health_file: HealthFile | None = None,
-            triton_wait_s: float = 60.0) -> RunSummary:
+            triton_wait_s: float = 60.0, store_reload_s: float = DEFAULT_POLL_S) -> RunSummary:
     """Run every stream of ``config`` to its end (or a stop request); the sinks are closed
     on return, also those passed in. ``sinks``: instead of the configured ones;
-    ``extra_sinks``: beside them (e.g. an in-memory tally)."""
+    ``extra_sinks``: beside them (e.g. an in-memory tally). The store config is watched when
+    the processors are the application's (``processor_factory`` None or a ``CameraFactory``)."""
     all_sinks = (build_sinks(config) if sinks is None else list(sinks)) + list(extra_sinks)
     signals = StopSignals()
     try:
-        factory = processor_factory if processor_factory is not None else build_processor_factory(config)
+        factory = processor_factory if processor_factory is not None else \
+            build_processor_factory(config, store_reload_s)
+        watch = factory.watch if isinstance(factory, CameraFactory) else None
         runner = Runner(config, factory, all_sinks, health_interval_s=health_interval_s, max_seconds=max_seconds,
-                        triton_wait_s=triton_wait_s, health_file=health_file, signals=signals)
+                        triton_wait_s=triton_wait_s, health_file=health_file, signals=signals, store_watch=watch)
         return asyncio.run(runner.run())
     finally:
         close_sinks(all_sinks, signals)

@@ -5,6 +5,16 @@ of one frame (in time order) in, records from ``analytics.records`` out. A strea
 not a camera of the store config is tracked and written as ``DetectionRecord`` rows
 (``detection_records``), without zone analytics.
 
+Live configuration (``clients.store_watch``): ``stage(analytics, why)`` hands over new
+analytics (None: none) for the camera; they take over at the next ``process`` call, before
+that frame is looked at, so the swap falls between two frames of the stream, never inside
+one. The old analytics are flushed then (open journeys close at their last frame, the last
+partial window is reported, as at the end of a stream) and their records come out ahead of
+the frame's. The tracker is kept: track ids continue, and the new analytics start a journey
+for everyone in view. ``swaps`` records each swap (``Swap``). A swap still staged when the
+stream ends is dropped: ``flush`` flushes the analytics that ran. All calls come from the
+one event-loop thread; the per-frame cost of the feature is one ``is not None`` test.
+
 Inputs: ``Frame`` + ``Detections`` (core.types), a tracker (``tracking.Tracker``-like:
 ``update(xyxy, scores, class_ids, embeddings, timestamp=)`` -> tracks with ``track_ids``,
 ``xyxy``, ``scores``, ``class_ids``), the camera's analytics (``update``/``flush``) or None.
@@ -13,11 +23,12 @@ Outputs: lists of records. May import: numpy, core, analytics.records.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from analytics.records import DetectionRecord
+from analytics.records import DetectionRecord, JourneyRecord
 from core.types import Detections, Frame
 
 log = logging.getLogger("clients.camera")
@@ -35,6 +46,19 @@ def detection_records(stream_id: str, frame: Frame, xyxy: np.ndarray, scores: np
             for b, w, s, n, t in zip(xyxy.tolist(), wh.tolist(), scores.tolist(), names, tids)]
 
 
+@dataclass(frozen=True)
+class Swap:
+    """One analytics swap of a camera (a live store config edit taking effect)."""
+    frame_number: int  # the first frame the new analytics saw
+    timestamp: float  # that frame's timestamp
+    old_last_timestamp: float | None  # the last frame the old analytics saw (None: there were none)
+    journeys_closed: int  # journey records the old analytics' flush wrote
+    records_flushed: int
+    why: str  # what changed, e.g. "zones, lanes", "added", "removed"
+    had_analytics: bool
+    has_analytics: bool
+
+
 class TrackedCamera:
     """One camera's tracker + analytics. Frames must arrive in time order (the runner's
     reorder buffer guarantees it); a frame lost to inference is simply absent, and the
@@ -46,6 +70,40 @@ class TrackedCamera:
         self.analytics = analytics
         self.class_names: dict[int, str] = {}  # class id -> label, as the model reports them
         self._size_checked = analytics is None
+        self._staged: tuple[Any | None, str] | None = None  # (analytics, why) to take over at the next frame
+        self.swaps: list[Swap] = []
+        self._flushed: list[Any] = []  # the replaced analytics' last records, not yet returned
+
+    @property
+    def staged(self) -> bool:
+        """A swap waits for the next frame."""
+        return self._staged is not None
+
+    def stage(self, analytics: Any | None, why: str = "") -> None:
+        """``analytics`` (None: no zone analytics) take over before the next frame; a later
+        ``stage`` before that frame replaces this one."""
+        self._staged = (analytics, why)
+
+    def _swap(self, frame: Frame) -> list[Any]:
+        """At a frame boundary: flush the running analytics, put the staged ones in their place."""
+        new, why = self._staged  # type: ignore[misc]
+        self._staged = None
+        old, out = self.analytics, []
+        if old is not None:
+            try:
+                out = list(old.flush(None) or [])  # None: at the last frame the old analytics saw
+            except Exception:  # noqa: BLE001 (the new analytics must still take over)
+                log.exception("%s: flushing the replaced analytics failed", self.stream_id)
+        self.analytics = new
+        self._size_checked = new is None
+        swap = Swap(frame.frame_number, frame.timestamp, getattr(old, "last_timestamp", None),
+                    sum(isinstance(r, JourneyRecord) for r in out), len(out), why, old is not None, new is not None)
+        self.swaps.append(swap)
+        log.info("%s: store config applied at frame %d (%s): %s; %d open journey(s) closed, %d record(s) flushed",
+                 self.stream_id, frame.frame_number, why or "changed",
+                 "fresh analytics" if new is not None else "analytics stopped (tracked only)",
+                 swap.journeys_closed, swap.records_flushed)
+        return out
 
     def _check_size(self, frame: Frame) -> None:
         """Zones are in the configured image's pixels: a different frame size misplaces them."""
@@ -57,6 +115,8 @@ class TrackedCamera:
                       "lines and heatmap cells will be misplaced", self.stream_id, *got, *want)
 
     def process(self, frame: Frame, dets: Detections) -> list[Any]:
+        if self._staged is not None:
+            self._flushed += self._swap(frame)  # kept until a frame's records go out (the frame may fail)
         if not self._size_checked:
             self._check_size(frame)
         if dets.class_names:
@@ -65,12 +125,21 @@ class TrackedCamera:
         tracks = self.tracker.update(dets.xyxy, dets.scores, dets.class_ids, dets.embeddings,
                                      timestamp=frame.timestamp)
         if self.analytics is not None:
-            return list(self.analytics.update(frame, tracks, self.class_names) or [])
-        names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
-        return detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
-                                 names, np.asarray(tracks.track_ids))
+            out = list(self.analytics.update(frame, tracks, self.class_names) or [])
+        else:
+            names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
+            out = detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
+                                    names, np.asarray(tracks.track_ids))
+        if self._flushed:
+            out, self._flushed = self._flushed + out, []
+        return out
 
     def flush(self, timestamp: float) -> list[Any]:
+        if self._staged is not None:
+            log.info("%s: the stream ended before the reloaded store config took over: the running "
+                     "analytics are flushed", self.stream_id)
+            self._staged = None
+        out, self._flushed = self._flushed, []
         if self.analytics is None:
-            return []
-        return list(self.analytics.flush(timestamp) or [])
+            return out
+        return out + list(self.analytics.flush(timestamp) or [])

@@ -6,6 +6,7 @@ one stream in clients/pipeline.py, signal policy in clients/signals.py).
 
     python -m clients.run --config configs/app_config.yaml [--max-seconds S] [--streams a b]
         [--streams-file configs/cameras.example.yaml] [--health-file F] [--wait-on-error]
+        [--store-reload-interval 2]
 
 Requests of all streams share one gRPC channel, so Triton batches frames of different
 cameras together (dynamic batching inside the ensemble). Every ``--health-interval``
@@ -21,6 +22,13 @@ at least 1 s after the first (Ctrl-C pressed twice) forces a fast exit: in-fligh
 and the analytics flush are skipped, each sink still puts what it holds in memory to its
 outputs/spill within a short bound, exit 130.
 
+Live store config: the store config (``analytics.store_config``, ``configs/store.yaml``) is
+polled every ``--store-reload-interval`` seconds (default 2; 0: only on SIGHUP) and read at
+once on SIGHUP, which never stops the process. A valid edit replaces the analytics of the
+changed cameras between two of their frames (their open journeys closed and written); an
+invalid one is logged (file, field, value) and the running configuration keeps working
+(clients/store_watch.py). Reloads applied/refused are in the health file and the summary.
+
 Exit codes: 0 done (at least one stream ran without error; also a stop while waiting with
 ``--wait-on-error``), 1 every stream failed, 2 start-up problem, 3 Triton not ready, 130
 fast exit. Start-up problems (config error, no streams configured, a sink that cannot
@@ -32,7 +40,8 @@ whose cameras are not configured yet does not crash-loop. ``--health-file`` is r
 at every health report; ``python -m clients.health FILE`` checks it (the compose health
 check).
 
-May import: clients.app, clients.health, clients.triton (the exception), the standard library.
+May import: clients.app, clients.health, clients.signals, clients.store_watch (a default),
+clients.triton (the exception), the standard library.
 """
 from __future__ import annotations
 
@@ -48,6 +57,8 @@ from pathlib import Path
 
 from clients.app import StartupError, prepare, run_app
 from clients.health import HealthFile
+from clients.signals import ignore_reload_signal
+from clients.store_watch import DEFAULT_POLL_S
 from clients.triton import InferenceLost
 
 log = logging.getLogger("clients.run")
@@ -107,9 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retry-interval", type=float, default=60.0,
                     help="--wait-on-error: also retry after this many seconds without a change")
     ap.add_argument("--triton-wait", type=float, default=60.0, help="seconds to wait for Triton at start")
+    ap.add_argument("--store-reload-interval", type=float,
+                    default=float(os.environ.get("RVA_STORE_RELOAD_S") or DEFAULT_POLL_S),
+                    help="seconds between checks of the store config for edits (0: only on SIGHUP; "
+                         "env RVA_STORE_RELOAD_S)")
     ap.add_argument("--summary-json", type=Path, default=None, help="write the run summary here")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
+    ignore_reload_signal()  # SIGHUP never ends the process; during the run it reloads the store config
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     health = HealthFile(a.health_file) if a.health_file else None
     while True:
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
     try:
         summary = run_app(config, sinks=sinks, health_interval_s=a.health_interval, max_seconds=a.max_seconds,
-                          triton_wait_s=a.triton_wait, health_file=health)
+                          triton_wait_s=a.triton_wait, health_file=health, store_reload_s=a.store_reload_interval)
     except InferenceLost as e:
         print(f"error: {e}", file=sys.stderr)
         if health is not None:

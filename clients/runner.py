@@ -13,8 +13,14 @@ Stop requests (SIGINT/SIGTERM while ``run()`` runs, ``max_seconds``, ``request_s
 follow ``clients.signals``: the first stops cleanly, repeats are the same request, and
 only a second SIGINT >= 1 s after the first forces the fast exit (sinks spilled, exit 130).
 
+Live configuration: given a ``ConfigWatch`` (``clients.store_watch.StoreWatch``), the runner
+runs its ``run()`` as one more task of the loop (the file is polled there, never on a
+frame's path), routes SIGHUP to ``request("SIGHUP")`` (without a watch SIGHUP is logged and
+ignored) and puts ``stats()`` in the health file and the summary (``config_reloads``).
+
 Inputs: an ``AppConfig``, a ``ProcessorFactory``, the sinks (``sinks.base.Sink``).
-Outputs: records in the sinks, ``RunSummary`` (per-stream stats, sink stats, wall/CPU time).
+Outputs: records in the sinks, ``RunSummary`` (per-stream stats, sink stats, wall/CPU time,
+config reloads).
 May import: clients.config/health/pipeline/signals/sources/triton, sinks.base.
 """
 from __future__ import annotations
@@ -22,20 +28,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from clients.config import AppConfig, open_source
 from clients.health import HealthFile, StreamStats
 from clients.pipeline import ProcessorFactory, StreamPipeline
-from clients.signals import STOP_SIGNALS, StopAction, StopSignals, fast_exit
+from clients.signals import StopAction, StopSignals, fast_exit, loop_signal_handlers
 from clients.sources import SourceError
 from clients.triton import EnsembleClient
 from sinks.base import Sink
 
 log = logging.getLogger("clients.run")
+
+
+class ConfigWatch(Protocol):
+    """A watched configuration file (``clients.store_watch.StoreWatch``)."""
+
+    async def run(self) -> None: ...  # until cancelled
+    def request(self, reason: str) -> None: ...  # check now
+    def stats(self) -> dict: ...
 
 
 @dataclass
@@ -46,6 +59,7 @@ class RunSummary:
     stopped_by: str = "end of streams"
     sink_stats: dict = field(default_factory=dict)
     client_cpu_s: float = 0.0
+    config_reloads: dict | None = None  # the store watch's counters (None: no watch)
     # the live per-stream counters behind ``streams`` (latency samples, first/last result times), for
     # benchmarks; not part of to_dict()
     stats: dict[str, StreamStats] = field(default_factory=dict, repr=False)
@@ -63,6 +77,7 @@ class RunSummary:
                 "frames_processed": self.frames_processed, "fps": round(self.fps, 3),
                 "client_cpu_ms_per_frame": round(1000 * self.client_cpu_s / max(self.frames_processed, 1), 3),
                 "triton_outages": self.triton_outages,
+                **({"config_reloads": self.config_reloads} if self.config_reloads is not None else {}),
                 "streams": self.streams, "sinks": self.sink_stats}
 
 
@@ -73,7 +88,7 @@ class Runner:
     def __init__(self, config: AppConfig, processor_factory: ProcessorFactory, sinks: list[Sink],
                  health_interval_s: float = 10.0, max_seconds: float | None = None,
                  triton_wait_s: float = 60.0, health_file: HealthFile | None = None,
-                 signals: StopSignals | None = None) -> None:
+                 signals: StopSignals | None = None, store_watch: ConfigWatch | None = None) -> None:
         self.config = config
         self.processor_factory = processor_factory
         self.sinks = sinks
@@ -87,6 +102,7 @@ class Runner:
         self.health_file = health_file
         self._client: EnsembleClient | None = None
         self.signals = signals if signals is not None else StopSignals()
+        self.store_watch = store_watch
 
     def request_stop(self, why: str) -> None:
         """A stop request (``why``: "SIGINT", "SIGTERM", or any other reason); see clients.signals."""
@@ -101,6 +117,14 @@ class Runner:
         log.warning("stopping (%s): no new frames; finishing in-flight frames and flushing", why)
         self.stopped_by = why
         self.stop.set()
+
+    def request_reload(self, why: str) -> None:
+        """SIGHUP: read the store config now (never a stop)."""
+        if self.store_watch is None:
+            log.warning("%s: no store config is watched (no analytics section): nothing to reload", why)
+            return
+        log.info("%s: reading the store config now", why)
+        self.store_watch.request(why)
 
     def _write_all(self, records: list[Any]) -> None:
         if not records:
@@ -128,9 +152,10 @@ class Runner:
                                "frames_lost": p.stats.frames_lost, "error": p.stats.error,
                                "finished": p.stats.finished} for p in self.pipelines}
         streams.update({sid: {"error": err} for sid, err in self.failed.items()})
+        extra = {} if self.store_watch is None else {"config_reloads": self.store_watch.stats()}
         self.health_file.write(status, detail, config=str(self.config.path),
                                triton_available=None if self._client is None else self._client.available,
-                               streams=streams)
+                               streams=streams, **extra)
 
     async def _health_loop(self) -> None:
         while True:
@@ -141,16 +166,9 @@ class Runner:
         t0 = time.monotonic()
         cpu0 = time.process_time()
         loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         summary = RunSummary()
-        try:
+        with loop_signal_handlers(loop, self.request_stop, self.request_reload):
             summary.triton_outages = await self._run_streams(loop)
-        finally:
-            for sig in STOP_SIGNALS:
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
         summary.wall_s = time.monotonic() - t0
         # The client process never runs a model: all of its CPU time is client overhead
         # (decode, JPEG, gRPC, tracking, analytics, sinks).
@@ -181,6 +199,7 @@ class Runner:
             self._write_health_file("running" if self.pipelines else "stopping",
                                     "" if self.pipelines else "no stream could be opened")
             health = asyncio.create_task(self._health_loop())
+            watch = None if self.store_watch is None else asyncio.create_task(self.store_watch.run())
             timer = None
             if self.max_seconds is not None:
                 timer = loop.call_later(self.max_seconds, lambda: self.stop.is_set() or self.request_stop(
@@ -188,8 +207,10 @@ class Runner:
             try:
                 await asyncio.gather(*(p.run() for p in self.pipelines))
             finally:
-                health.cancel()
-                await asyncio.gather(health, return_exceptions=True)
+                for task in (health, watch):
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(*(t for t in (health, watch) if t is not None), return_exceptions=True)
                 if timer is not None:
                     timer.cancel()
                 for p in self.pipelines:
@@ -202,6 +223,8 @@ class Runner:
 
     def _summarize(self, summary: RunSummary) -> None:
         summary.stopped_by = self.stopped_by
+        if self.store_watch is not None:
+            summary.config_reloads = self.store_watch.stats()
         for p in self.pipelines:
             d = p.stats.summary()
             d["main_thread_cpu_ms_per_frame"] = round(1000 * p.client_cpu_s / max(p.stats.frames_sent, 1), 3)

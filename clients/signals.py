@@ -1,4 +1,4 @@
-"""What SIGINT/SIGTERM mean to the clients process, and the fast exit.
+"""What SIGINT/SIGTERM/SIGHUP mean to the clients process, and the fast exit.
 
 Contract (the process owns signal handling; sinks never install handlers):
 
@@ -16,12 +16,18 @@ Contract (the process owns signal handling; sinks never install handlers):
   within a short bound (``close_sinks_within``), then the process exits with
   ``FAST_EXIT_CODE`` (130).
 
+SIGHUP never stops the process: while a run goes on it asks for the store config
+(``configs/store.yaml``) to be read again now (``clients.store_watch``; ``loop_signal_handlers``
+routes it); outside a run (start-up, closing the sinks) the CLI ignores it
+(``ignore_reload_signal``).
+
 Inputs: signal names (``"SIGINT"``, ``"SIGTERM"``) or other stop reasons; a monotonic clock
 (injectable for tests). Outputs: a ``StopAction`` per request; the fast exit itself.
 May import: the standard library and ``sinks.base`` (the ``Sink`` protocol) only.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import inspect
@@ -42,6 +48,7 @@ FAST_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd proces
 FAST_EXIT_FLUSH_S = 1.0  # a sink that can send (InfluxDB) tries this long before it spills to disk
 FAST_EXIT_SINK_BOUND_S = 8.0  # the most one sink's close may take during the fast exit
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL: signal.Signals | None = getattr(signal, "SIGHUP", None)  # None where the platform has none
 
 
 class StopAction(enum.Enum):
@@ -139,3 +146,39 @@ def process_signal_handlers(on_request: Callable[[str], None]) -> Iterator[None]
         for sig, handler in old.items():
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # type: ignore[arg-type]
+
+
+def ignore_reload_signal() -> None:
+    """SIGHUP must not end the process (its default action): ignored until a run routes it
+    (``loop_signal_handlers``). Main thread only; elsewhere this does nothing."""
+    if RELOAD_SIGNAL is not None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(RELOAD_SIGNAL, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def loop_signal_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None],
+                         on_reload: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs (an event loop's run): SIGINT/SIGTERM -> ``on_stop(name)``, SIGHUP ->
+    ``on_reload("SIGHUP")``, both called in the loop. Afterwards SIGHUP gets back the handler it
+    had before (asyncio would leave the default one, which ends the process). Where the loop
+    cannot take handlers (not the main thread), nothing is installed."""
+    installed: list[int] = []
+    hup_before = None
+    if RELOAD_SIGNAL is not None:
+        with contextlib.suppress(ValueError, OSError):
+            hup_before = signal.getsignal(RELOAD_SIGNAL)
+    for sig, handler in [(s, on_stop) for s in STOP_SIGNALS] + \
+            ([(RELOAD_SIGNAL, on_reload)] if RELOAD_SIGNAL is not None else []):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, handler, signal.Signals(sig).name)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        if RELOAD_SIGNAL in installed and hup_before is not None:
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(RELOAD_SIGNAL, hup_before)
