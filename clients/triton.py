@@ -143,8 +143,11 @@ def parse_outputs(result) -> Detections:
     return Detections(boxes, scores, class_ids, class_names, emb)
 
 
-class TargetError(ValueError):
-    """A replica address that cannot become a gRPC target (unresolvable, or v4 mixed with v6)."""
+
+
+class TargetError(InferenceLost):
+    """A replica address that cannot become a gRPC target (unresolvable, or v4 mixed with v6):
+    like a Triton that is not there (the CLI's exit 3), with the address named."""
 
 
 def _split_host_port(addr: str) -> tuple[str, str]:
