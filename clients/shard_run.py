@@ -11,7 +11,9 @@ opens, each chosen store is locked (``clients.shards.StoreLocks`` under ``--lock
 naming the store, the holder and the lock file.
 
 Each store gets its own ``clients.runner.Runner`` (its own analytics from its store config,
-its own gRPC channel) in one event loop; the sinks are shared. A stop (SIGINT/SIGTERM, or
+its own gRPC channel) in one event loop; the sinks are shared; ``--health-dir`` gives each
+store a health file (``<dir>/<store id>.json``, checked by ``python -m clients.health``). A
+stop (SIGINT/SIGTERM, or
 ``--max-seconds``) of one store's runner stops every store of the process; the sinks close
 once, after the last. The single-store CLI (``python -m clients.run``, ``make run``, compose)
 is unchanged and takes no lock.
@@ -19,7 +21,7 @@ is unchanged and takes no lock.
 Exit codes: 0 done, 1 every stream failed, 2 start-up problem (config, shard, lock), 3 Triton
 not ready.
 
-May import: clients.app, clients.config, clients.runner, clients.shards, clients.triton,
+May import: clients.app, clients.config, clients.health, clients.runner, clients.shards, clients.triton,
 clients.signals, analytics.config, the standard library.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from clients.app import build_processor_factory, build_sinks, close_sinks
 from clients.config import AppConfig, ConfigError, load_app_config, load_streams_file
+from clients.health import HealthFile
 from clients.runner import Runner, RunSummary
 from clients.shards import (
     DEFAULT_LOCK_DIR,
@@ -103,14 +106,17 @@ async def run_stores(runners: list[Runner]) -> list[RunSummary]:
 
 
 def run_shard(configs: list[AppConfig], *, max_seconds: float | None = None, health_interval_s: float = 10.0,
-              triton_wait_s: float = 60.0) -> list[RunSummary]:
-    """Every store's streams to their end (or a stop); one summary per store, in order."""
+              triton_wait_s: float = 60.0, health_files: list[HealthFile | None] | None = None) -> list[RunSummary]:
+    """Every store's streams to their end (or a stop); one summary per store, in order.
+    ``health_files``: one per store (``--health-dir``: ``<dir>/<store id>.json``), or None."""
+    health_files = health_files or [None] * len(configs)
     sinks = build_sinks(configs[0])
     signals = StopSignals()
     try:
         runners = [Runner(c, build_processor_factory(c), sinks, health_interval_s=health_interval_s,
-                          max_seconds=max_seconds, triton_wait_s=triton_wait_s, signals=StopSignals())
-                   for c in configs]
+                          max_seconds=max_seconds, triton_wait_s=triton_wait_s, signals=StopSignals(),
+                          health_file=h)
+                   for c, h in zip(configs, health_files)]
         return asyncio.run(run_stores(runners))
     finally:
         close_sinks(sinks, signals)
@@ -135,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard-count", type=int, default=None)
     ap.add_argument("--stores", nargs="+", default=None, help="explicit store ids (instead of a shard index)")
     ap.add_argument("--lock-dir", type=Path, default=Path(os.environ.get("RVA_LOCK_DIR") or DEFAULT_LOCK_DIR))
+    ap.add_argument("--health-dir", type=Path, default=os.environ.get("RVA_HEALTH_DIR") or None,
+                    help="one health file per store, <dir>/<store id>.json (env RVA_HEALTH_DIR); check each with "
+                         "`python -m clients.health FILE`")
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--health-interval", type=float, default=10.0)
     ap.add_argument("--triton-wait", type=float, default=60.0)
@@ -151,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log.info("running store(s) %s (locks in %s)", ", ".join(e.id for e in entries), a.lock_dir)
     try:
+        health = [HealthFile(a.health_dir / f"{e.id}.json") if a.health_dir else None for e in entries]
         summaries = run_shard(configs, max_seconds=a.max_seconds, health_interval_s=a.health_interval,
-                              triton_wait_s=a.triton_wait)
+                              triton_wait_s=a.triton_wait, health_files=health)
     except InferenceLost as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

@@ -100,6 +100,14 @@ def test_services_select_pods_and_ports(name):
 
 
 @pytest.mark.parametrize("name", APPS)
+def test_no_container_sets_a_variable_twice(name):
+    for w in (o for o in render(name) if o["kind"] in ("Deployment", "StatefulSet")):
+        for c in pod_spec(w)["containers"]:
+            names = [e["name"] for e in c.get("env", [])]
+            assert len(names) == len(set(names)), (w["metadata"]["name"], names)
+
+
+@pytest.mark.parametrize("name", APPS)
 def test_triton_probes_gpu_metrics_and_models(name):
     objs = render(name)
     dep = one(objs, "Deployment", "triton")
@@ -149,6 +157,10 @@ def test_clients_statefulset_shards_and_triton_url(name, monkeypatch):
     assert int(env["RVA_SHARD_COUNT"]["value"]) == sts["spec"]["replicas"]  # ordinal -> shard, all covered
     assert ORDINAL_RE.search(f"{sts['metadata']['name']}-{sts['spec']['replicas'] - 1}")
     assert c["command"][:3] == ["python", "-m", "clients.shard_run"]
+    health_dir = env["RVA_HEALTH_DIR"]["value"]  # the store runners' health files, read by the probes
+    for probe in ("startupProbe", "livenessProbe"):
+        script = " ".join(c[probe]["exec"]["command"])
+        assert f"{health_dir}/*.json" in script and "python -m clients.health" in script, (probe, script)
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod_spec(sts)["volumes"]}
     cms = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ConfigMap"}

@@ -137,10 +137,14 @@ def test_one_process_runs_two_stores_through_triton(triton_server, tmp_path):
                                              "influxdb": {"enabled": False}}}))
     out = tmp_path / "summary.json"
     rc = shard_main(["--config", str(app), "--stores-file", str(group), "--shard-index", "0", "--shard-count", "2",
-                     "--lock-dir", str(tmp_path / "locks"), "--summary-json", str(out), "--health-interval", "1"])
+                     "--lock-dir", str(tmp_path / "locks"), "--summary-json", str(out), "--health-interval", "1",
+                     "--health-dir", str(tmp_path / "health")])
     assert rc == 0
     summary = json.loads(out.read_text())
     assert set(summary) == {"store-0000", "store-0002"}  # shard 0 of 2: stores 0 and 2
     assert summary["store-0000"]["streams"]["cam-entrance-1"]["frames_processed"] == n
     assert summary["store-0002"]["streams"]["cam-checkout-1"]["frames_processed"] == n
     StoreLocks(tmp_path / "locks", ["store-0000", "store-0002"]).acquire().release()  # released at exit
+    health = {p.name: json.loads(p.read_text()) for p in (tmp_path / "health").glob("*.json")}
+    assert set(health) == {"store-0000.json", "store-0002.json"}  # one health file per store
+    assert list(health["store-0002.json"]["streams"]) == ["cam-checkout-1"]
