@@ -22,8 +22,14 @@ SECRET = "retail-vision-secrets"
 SECRET_KEYS = {"influxdb-token", "grafana-admin-user", "grafana-admin-password"}
 SECRETISH = re.compile(r"TOKEN|PASSWORD|SECRET|ADMIN_USER|API_KEY", re.I)
 
-k8s_schema = pytest.importorskip("tests.k8s_schema", reason="the `kubernetes` client (pip install -e .[test]) "
-                                 "carries the API schema these tests validate against")
+
+
+def schema():
+    """tests/k8s_schema.py needs the `kubernetes` client (the `test` extra pins it)."""
+    return pytest.importorskip("tests.k8s_schema", reason="the `kubernetes` client (pip install -e '.[test]') "
+                               "carries the API schema the manifests are validated against")
+
+
 _cache: dict[str, list[dict]] = {}
 
 
@@ -62,11 +68,13 @@ def env_of(container) -> dict:
 def test_renders_and_every_object_matches_the_api_schema(name):
     objs = render(name)
     assert objs
+    k8s_schema = schema()
     errors = [e for o in objs for e in k8s_schema.schema_errors(o)]
     assert not errors, "\n".join(errors)
 
 
 def test_the_schema_check_is_strict():
+    k8s_schema = schema()
     dep = yaml.safe_load((K8S / "base" / "triton" / "deployment.yaml").read_text())
     assert k8s_schema.schema_errors(dep) == []
     dep["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"  # a typo
