@@ -118,7 +118,7 @@ class AppConfig:
 def parse_triton(section: Any, fields: Fields) -> TritonSettings:
     section = fields.section(section, "triton", {"url", "model", "model_version", "max_in_flight_per_stream",
                                                  "max_pending_per_stream", "jpeg_quality", "request_timeout_s",
-                                                 "health_poll_s", "retry", "load_balancing"})
+                                                 "health_poll_s", "retry", "load_balancing", "refresh_s"})
     url, urls = _parse_triton_url(section.get("url", "localhost:8001"), fields)
     retry_d = fields.section(section.get("retry") or {}, "triton.retry",
                              {"max_attempts", "initial_backoff_s", "max_backoff_s"})
@@ -133,6 +133,7 @@ def parse_triton(section: Any, fields: Fields) -> TritonSettings:
     return TritonSettings(
         url=url, urls=urls,
         load_balancing=fields.choice(section.get("load_balancing", "auto"), "triton.load_balancing", LB_POLICIES),
+        refresh_s=fields.number(section, "refresh_s", "triton", t.refresh_s, lo=0),
         model=fields.string(section, "model", "triton", t.model),
         model_version="" if version in (None, "") else str(version),
         max_in_flight_per_stream=fields.number(section, "max_in_flight_per_stream", "triton",

@@ -93,6 +93,7 @@ class TritonSettings:
     url: str = "localhost:8001"  # a gRPC target (see the module docstring)
     urls: tuple[str, ...] = ()  # several host:port replicas (then ``url`` is only their label)
     load_balancing: str = "auto"  # auto: round_robin for several replicas or a dns:/ipv4:/ipv6: target
+    refresh_s: float = 60.0  # balanced channels: a fresh channel (names resolved again) this often; 0 = never
     model: str = "retail_pipeline"
     model_version: str = ""
     max_in_flight_per_stream: int = 4
@@ -229,20 +230,57 @@ class EnsembleClient:
         self.failovers = 0  # requests re-sent at once after their replica failed (balanced channel)
         self.balanced = balanced(settings)
         self.target = ""
+        self.refreshes = 0
+        self._refresher: asyncio.Task | None = None
+        self._retiring: set[asyncio.Task] = set()
+        self._old: list[grpcclient.InferenceServerClient] = []  # replaced channels, closing after a grace
+
+    def _new_client(self) -> grpcclient.InferenceServerClient:
+        self.target = grpc_target(self.settings)
+        return grpcclient.InferenceServerClient(self.target, channel_args=_channel_args(self.settings))
 
     async def __aenter__(self) -> "EnsembleClient":
-        self.target = grpc_target(self.settings)
-        self._client = grpcclient.InferenceServerClient(self.target, channel_args=_channel_args(self.settings))
+        self._client = self._new_client()
+        if self.balanced and self.settings.refresh_s > 0:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
         return self
+
+    async def _refresh_loop(self) -> None:
+        """gRPC re-resolves a name only when a connection fails, so replicas added by scaling up
+        would stay unused: every ``refresh_s`` new requests go to a fresh channel (resolved again,
+        connected to every replica there is now); the old one closes once its requests are done."""
+        while True:
+            await asyncio.sleep(self.settings.refresh_s)
+            try:
+                new = self._new_client()
+            except TargetError as e:  # a listed name no longer resolves: keep the channel we have
+                log.warning("Triton channel not refreshed: %s", e)
+                continue
+            old, self._client = self._client, new
+            self.refreshes += 1
+            if old is not None:
+                self._old.append(old)
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, old: grpcclient.InferenceServerClient | None) -> None:
+        await asyncio.sleep(self.settings.request_timeout_s + 1)  # its requests have answered or timed out
+        if old in self._old:
+            self._old.remove(old)
+            await old.close()
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
     async def close(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            await asyncio.gather(self._monitor, return_exceptions=True)
-            self._monitor = None
+        for task in [self._monitor, self._refresher, *self._retiring]:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._monitor = self._refresher = None
+        while self._old:
+            await self._old.pop().close()
         if self._client is not None:
             await self._client.close()
             self._client = None

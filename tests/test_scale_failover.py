@@ -5,7 +5,8 @@ Contract checked (issue 20): 8 streams, each replica serves 33 % +- 10 % of the 
 (counted by each server's statistics API); after ``kill -9`` of one replica every stream
 keeps ``processed + lost == read``, lost <= the requests that failed on the dead replica
 (``EnsembleClient.failovers``), frames keep being processed, and the restarted replica
-serves requests again. Cheap on purpose: 160x120 clips, 1 frame/s per stream.
+serves requests again; meanwhile the client renews its channel every 10 s (``refresh_s``).
+Cheap on purpose: 160x120 clips, 1 frame/s per stream.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def test_three_replicas_round_robin_kill_and_restart(replicas, tmp_path):
     streams = [{"id": f"cam-{k}", "source": str(v), "loop": True, "realtime": True, "fps": 1.0,
                 "start_time": 1_700_000_000 + k} for k, v in enumerate(videos)]
     urls = [s.grpc_url for s in replicas]
-    cfg = write_config(tmp_path, urls, streams, health_poll_s=0.2,
+    cfg = write_config(tmp_path, urls, streams, health_poll_s=0.2, refresh_s=10,  # channels renewed mid-run too
                        retry={"max_attempts": 6, "initial_backoff_s": 0.2, "max_backoff_s": 1.0})
     victim = replicas[0]
     marks: dict = {}
@@ -109,6 +110,7 @@ def test_three_replicas_round_robin_kill_and_restart(replicas, tmp_path):
         victim.process = new.process  # the fixture stops whatever runs at the end
         await _until(lambda: served(victim) >= 10, 90, "the restarted replica to serve 10 requests")
         marks["restarted_served"] = served(victim)
+        marks["channel_refreshes"] = client.refreshes
         runner.request_stop("test done")
 
     summary, rec, _ = run_runner(cfg, during=chaos)
@@ -128,3 +130,4 @@ def test_three_replicas_round_robin_kill_and_restart(replicas, tmp_path):
     assert lost <= marks["failovers"], (lost, marks)
     assert lost == marks["lost_after_kill"], marks  # nothing lost while the replica was away or after
     assert marks["restarted_served"] >= 10
+    assert marks["channel_refreshes"] >= 1  # fresh channels (re-resolved) changed nothing of the above

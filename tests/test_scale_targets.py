@@ -80,3 +80,39 @@ def test_url_errors_name_the_field(tmp_path, url, field, problem):
 def test_load_balancing_must_be_known(tmp_path):
     with pytest.raises(ConfigError, match="triton.load_balancing"):
         load(tmp_path, "h:1", load_balancing="least_request")
+
+
+def test_refresh_s_is_validated(tmp_path):
+    assert load(tmp_path, ["h:1", "h:2"]).refresh_s == 60.0
+    assert load(tmp_path, ["h:1", "h:2"], refresh_s=0).refresh_s == 0
+    with pytest.raises(ConfigError, match="triton.refresh_s"):
+        load(tmp_path, ["h:1", "h:2"], refresh_s=-1)
+
+
+def test_a_balanced_channel_is_renewed_and_the_old_one_closed(triton_server):
+    """Every refresh_s new requests go to a fresh channel (names resolved again: replicas added
+    since are used); requests keep succeeding across the swap; close() closes every channel."""
+    import asyncio
+
+    import numpy as np
+
+    from clients.triton import EnsembleClient
+
+    port = triton_server.ports.grpc
+    settings = TritonSettings(url=f"dns:///localhost:{port}", refresh_s=0.3, request_timeout_s=5)
+
+    async def go():
+        async with EnsembleClient(settings) as client:
+            first = client.client
+            img = np.full((120, 160, 3), 90, np.uint8)
+            await client.infer(img)
+            while client.refreshes < 2:
+                await client.infer(img)
+                await asyncio.sleep(0.05)
+            assert client.client is not first and client._old  # the old channel waits out its requests
+            await client.infer(img)
+        assert not client._old and client._client is None
+        return client
+
+    client = asyncio.run(go())
+    assert client.balanced and client.refreshes >= 2 and client.failovers == 0
