@@ -57,7 +57,7 @@ from clients.sources import (
     VideoFileSource,
     simulator_cameras,
 )
-from clients.triton import RetryPolicy, TritonSettings
+from clients.triton import LB_POLICIES, TARGET_SCHEMES, RetryPolicy, TritonSettings
 from core.config import ConfigError, Fields, apply_overrides, field_path, read_mapping  # ConfigError: re-exported
 from sinks.config import SinksConfig, load_sinks_section
 
@@ -118,10 +118,8 @@ class AppConfig:
 def parse_triton(section: Any, fields: Fields) -> TritonSettings:
     section = fields.section(section, "triton", {"url", "model", "model_version", "max_in_flight_per_stream",
                                                  "max_pending_per_stream", "jpeg_quality", "request_timeout_s",
-                                                 "health_poll_s", "retry"})
-    url = fields.string(section, "url", "triton", "localhost:8001")
-    if "://" in url:
-        raise fields.error("triton.url", url, "must be host:port for gRPC (no scheme)")
+                                                 "health_poll_s", "retry", "load_balancing", "refresh_s"})
+    url, urls = _parse_triton_url(section.get("url", "localhost:8001"), fields)
     retry_d = fields.section(section.get("retry") or {}, "triton.retry",
                              {"max_attempts", "initial_backoff_s", "max_backoff_s"})
     d = RetryPolicy()
@@ -133,7 +131,9 @@ def parse_triton(section: Any, fields: Fields) -> TritonSettings:
     t = TritonSettings()
     version = section.get("model_version", "")
     return TritonSettings(
-        url=url,
+        url=url, urls=urls,
+        load_balancing=fields.choice(section.get("load_balancing", "auto"), "triton.load_balancing", LB_POLICIES),
+        refresh_s=fields.number(section, "refresh_s", "triton", t.refresh_s, lo=0),
         model=fields.string(section, "model", "triton", t.model),
         model_version="" if version in (None, "") else str(version),
         max_in_flight_per_stream=fields.number(section, "max_in_flight_per_stream", "triton",
@@ -145,6 +145,36 @@ def parse_triton(section: Any, fields: Fields) -> TritonSettings:
         health_poll_s=fields.number(section, "health_poll_s", "triton", t.health_poll_s, lo=0.05),
         retry=retry,
     )
+
+
+def _parse_triton_url(value: Any, fields: Fields) -> tuple[str, tuple[str, ...]]:
+    """``triton.url``: ``host:port``, a gRPC target (``dns:///name:port``, ``ipv4:a:p,b:p``), or a
+    list of ``host:port`` replicas -> (url label, replica tuple; empty for one target)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise fields.error("triton.url", value, "must name at least one Triton (host:port)")
+    for i, u in enumerate(items):
+        where = "triton.url" if not isinstance(value, list) else field_path("triton.url", i)
+        if not isinstance(u, str) or not u.strip():
+            raise fields.error(where, u, "must be host:port for gRPC")
+        if u.startswith(TARGET_SCHEMES):
+            if isinstance(value, list) and len(items) > 1:
+                raise fields.error(where, u, "a list holds host:port replicas; a gRPC target "
+                                             "(dns:///name:port, ipv4:...) is given alone")
+            if u.startswith("dns:") and not u.startswith("dns:///"):
+                raise fields.error(where, u, "use dns:///name:port (gRPC's DNS resolver, no authority)")
+            continue
+        if "://" in u:
+            raise fields.error(where, u, "must be host:port for gRPC (no scheme; for several replicas a list, "
+                                         "or dns:///name:port)")
+        host, _, port = u.rpartition(":")
+        if not host or not port.isdigit():
+            raise fields.error(where, u, "must be host:port for gRPC")
+    if len(items) == 1:
+        return items[0], ()
+    if len(set(items)) != len(items):
+        raise fields.error("triton.url", value, "lists a replica twice")
+    return ",".join(items), tuple(items)
 
 
 def _resolve_type(source: str | int, declared: str) -> str:

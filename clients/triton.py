@@ -15,12 +15,26 @@ Triton going away is expected (restarts, deploys). The client keeps a ready gate
   after that the frame is *lost* (``InferenceLost``), which the caller counts and reports.
 Other failures (bad input, model error) raise ``InferenceFailed`` at once: retrying would
 not help. Nothing here ever lets an exception escape that the runner has not named.
+
+Many replicas, one channel (docs/scale.md). ``TritonSettings.url`` is a gRPC target:
+``host:port`` (one server, gRPC's default pick_first), ``dns:///triton-headless:8001`` (a
+name resolving to many addresses, e.g. a Kubernetes headless Service) or ``ipv4:a:p,b:p``;
+``urls`` (several ``host:port``) is turned into one ``ipv4:``/``ipv6:`` target by
+``grpc_target`` (each host resolved once, at connect). Balanced targets get gRPC's own
+``round_robin`` policy through the channel's service config (``channel_args``): every
+request goes to the next READY backend; a dead backend leaves the rotation when its
+connection fails and rejoins when gRPC reconnects to it. A request that fails because its
+replica died is re-sent at once (counted in ``failovers``; round robin picks another
+replica) before the ready gate is closed: the gate is for "no replica answers at all".
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
 import logging
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -46,6 +60,8 @@ NOT_READY_STATUSES = ("StatusCode.NOT_FOUND", "StatusCode.INTERNAL", "StatusCode
 NOT_READY_MESSAGES = ("has no available versions", "unknown model", "is not ready", "not ready",
                       "server is stopping", "is not found", "stopped accepting")
 MAX_MESSAGE = 2**31 - 1
+LB_POLICIES = ("auto", "round_robin", "pick_first")
+TARGET_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")  # gRPC name-resolver schemes a url may use
 
 
 class InferenceFailed(RuntimeError):
@@ -74,7 +90,10 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class TritonSettings:
-    url: str = "localhost:8001"
+    url: str = "localhost:8001"  # a gRPC target (see the module docstring)
+    urls: tuple[str, ...] = ()  # several host:port replicas (then ``url`` is only their label)
+    load_balancing: str = "auto"  # auto: round_robin for several replicas or a dns:/ipv4:/ipv6: target
+    refresh_s: float = 60.0  # balanced channels: a fresh channel (names resolved again) this often; 0 = never
     model: str = "retail_pipeline"
     model_version: str = ""
     max_in_flight_per_stream: int = 4
@@ -125,11 +144,64 @@ def parse_outputs(result) -> Detections:
     return Detections(boxes, scores, class_ids, class_names, emb)
 
 
-def _channel_args(settings: TritonSettings) -> list[tuple[str, int]]:
+
+
+class TargetError(InferenceLost):
+    """A replica address that cannot become a gRPC target (unresolvable, or v4 mixed with v6):
+    like a Triton that is not there (the CLI's exit 3), with the address named."""
+
+
+def _split_host_port(addr: str) -> tuple[str, str]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise TargetError(f"triton.url: {addr!r} is not host:port")
+    return host.strip("[]"), port
+
+
+def grpc_target(settings: TritonSettings) -> str:
+    """The channel's target: ``url`` as given, or ``urls`` resolved into one ``ipv4:``/``ipv6:``
+    list (gRPC's static resolvers take IP literals; each name is looked up once, here)."""
+    if len(settings.urls) <= 1:
+        return settings.urls[0] if settings.urls else settings.url
+    v4: list[str] = []
+    v6: list[str] = []
+    for addr in settings.urls:
+        host, port = _split_host_port(addr)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise TargetError(f"triton.url: cannot resolve replica {addr!r}: {e}") from None
+            ips = [ipaddress.ip_address(i[4][0]) for i in infos]
+            ip = next((i for i in ips if i.version == 4), ips[0])
+        (v4 if ip.version == 4 else v6).append(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
+    if v4 and v6:
+        raise TargetError(f"triton.url: replicas {list(settings.urls)} mix IPv4 and IPv6 addresses; "
+                          "gRPC's static target takes one family (use a DNS name: dns:///name:port)")
+    return f"ipv4:{','.join(v4)}" if v4 else f"ipv6:{','.join(v6)}"
+
+
+def balanced(settings: TritonSettings) -> bool:
+    """True when the channel spreads requests over several replicas (round_robin)."""
+    if settings.load_balancing != "auto":
+        return settings.load_balancing == "round_robin"
+    url = settings.url
+    return len(settings.urls) > 1 or url.startswith("dns:") or (url.startswith(("ipv4:", "ipv6:")) and "," in url)
+
+
+def _channel_args(settings: TritonSettings) -> list[tuple[str, int | str]]:
     # Passing channel_args replaces tritonclient's defaults, so they are restated here. The
     # reconnect backoff is capped low: gRPC's default (up to 120 s) would keep a restarted
     # server unused long after it is back.
-    return [
+    lb: list[tuple[str, int | str]] = []
+    if balanced(settings):
+        # gRPC's own client-side balancing: the service config selects round_robin (one
+        # subchannel per resolved address, each request to the next READY one).
+        lb = [("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+              ("grpc.dns_min_time_between_resolutions_ms", 2000)]
+    return lb + [
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.keepalive_time_ms", 2**31 - 1),
@@ -155,19 +227,60 @@ class EnsembleClient:
         self.outages = 0
         self.requests = 0
         self.retries = 0
+        self.failovers = 0  # requests re-sent at once after their replica failed (balanced channel)
+        self.balanced = balanced(settings)
+        self.target = ""
+        self.refreshes = 0
+        self._refresher: asyncio.Task | None = None
+        self._retiring: set[asyncio.Task] = set()
+        self._old: list[grpcclient.InferenceServerClient] = []  # replaced channels, closing after a grace
+
+    def _new_client(self) -> grpcclient.InferenceServerClient:
+        self.target = grpc_target(self.settings)
+        return grpcclient.InferenceServerClient(self.target, channel_args=_channel_args(self.settings))
 
     async def __aenter__(self) -> "EnsembleClient":
-        self._client = grpcclient.InferenceServerClient(self.settings.url, channel_args=_channel_args(self.settings))
+        self._client = self._new_client()
+        if self.balanced and self.settings.refresh_s > 0:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
         return self
+
+    async def _refresh_loop(self) -> None:
+        """gRPC re-resolves a name only when a connection fails, so replicas added by scaling up
+        would stay unused: every ``refresh_s`` new requests go to a fresh channel (resolved again,
+        connected to every replica there is now); the old one closes once its requests are done."""
+        while True:
+            await asyncio.sleep(self.settings.refresh_s)
+            try:
+                new = self._new_client()
+            except TargetError as e:  # a listed name no longer resolves: keep the channel we have
+                log.warning("Triton channel not refreshed: %s", e)
+                continue
+            old, self._client = self._client, new
+            self.refreshes += 1
+            if old is not None:
+                self._old.append(old)
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, old: grpcclient.InferenceServerClient | None) -> None:
+        await asyncio.sleep(self.settings.request_timeout_s + 1)  # its requests have answered or timed out
+        if old in self._old:
+            self._old.remove(old)
+            await old.close()
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
     async def close(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            await asyncio.gather(self._monitor, return_exceptions=True)
-            self._monitor = None
+        for task in [self._monitor, self._refresher, *self._retiring]:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._monitor = self._refresher = None
+        while self._old:
+            await self._old.pop().close()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -261,6 +374,12 @@ class EnsembleClient:
                     raise BadFrame(f"{status}: {e.message()}") from None
                 if not is_retryable(status, e.message()):
                     raise InferenceFailed(f"{status or 'error'}: {e.message()}") from None
+                if self.balanced and attempt == 1 and self._ready.is_set():
+                    # its replica died or is draining: round robin sends the retry elsewhere
+                    self.failovers += 1
+                    self.retries += 1
+                    log.info("request failed on one replica (%s): re-sent to the next", e.message() or status)
+                    continue
                 self._mark_down(e.message() or status)
                 if attempt >= self.settings.retry.max_attempts:
                     raise InferenceLost(f"Triton unavailable through {attempt} attempts: {e.message()}") from None
