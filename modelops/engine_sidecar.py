@@ -24,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 
+from modelops.engine_spec import BuildSpec, TensorRTUnavailable, cuda_runtime, plan_profile, validate_spec
+
 COMPARED = ("input_sha256", "precision", "tensorrt", "gpu", "compute_capability", "profile")
 
 
@@ -42,10 +44,8 @@ def current_build_env() -> dict:
         import tensorrt as trt
     except ImportError as e:
         raise RuntimeError("TensorRT is not installed") from e
-    from modelops.tensorrt_engine import TensorRTUnavailable, _cudart
-
     try:
-        cudart = _cudart()
+        cudart = cuda_runtime()
     except TensorRTUnavailable as e:
         raise RuntimeError(str(e)) from e
     return {"tensorrt": trt.__version__, **gpu_identity(cudart)}
@@ -61,11 +61,9 @@ def sha256(path: Path) -> str:
 
 def requested_profile(onnx: Path, model: str | None, repo: Path | None) -> dict:
     """The profile the converter would build now (the config's max_batch_size and dims), as the sidecar stores it."""
-    from modelops import tensorrt_engine as te
-
-    spec = te.validate_spec(te.BuildSpec(input=Path(onnx), output=Path(onnx).with_suffix(".plan"), model=model,
-                                         repo=repo), for_build=False)
-    _, shapes = te.plan_profile(spec)
+    spec = validate_spec(BuildSpec(input=Path(onnx), output=Path(onnx).with_suffix(".plan"), model=model, repo=repo),
+                         for_build=False)
+    _, shapes = plan_profile(spec)
     return {k: {"min": list(v[0]), "opt": list(v[1]), "max": list(v[2])} for k, v in shapes.items()}
 
 

@@ -99,6 +99,19 @@ class InputSpec:
     dtype: str
 
 
+def cuda_runtime():
+    """cuda-python's runtime module (imported only when a GPU step needs it), or TensorRTUnavailable."""
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError as err:
+            raise TensorRTUnavailable("cuda-python is not installed: pip install '.[gpu]' on a machine with an "
+                                      "NVIDIA GPU") from err
+    return cudart
+
+
 def default_repo() -> Path:
     return Path(os.environ.get("MODEL_REPOSITORY") or REPO_ROOT / "model_repository")
 

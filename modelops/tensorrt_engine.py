@@ -90,6 +90,7 @@ from modelops.engine_spec import (  # noqa: F401
     InputSpec,
     ModelConfigInfo,
     TensorRTUnavailable,
+    cuda_runtime,
     default_opt_batch,
     default_repo,
     default_timing_cache,
@@ -107,18 +108,6 @@ from modelops.layout import sha256_file
 # ----------------------------------------------------------------------------- TensorRT (GPU)
 
 
-def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python
-        except ImportError as e:
-            raise TensorRTUnavailable("cuda-python is not installed: pip install '.[gpu]' on a machine with an "
-                                      "NVIDIA GPU") from e
-    return cudart
-
-
 def require_tensorrt():
     """(tensorrt module, cudart module) or TensorRTUnavailable with what to install."""
     try:
@@ -128,7 +117,7 @@ def require_tensorrt():
     if int(trt.__version__.split(".")[0]) < 10:
         raise TensorRTUnavailable(f"TensorRT {trt.__version__} found, this converter needs 10.x: "
                                   f"pip install '.[gpu]'")
-    cudart = _cudart()
+    cudart = cuda_runtime()
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0 or count == 0:
         raise TensorRTUnavailable(f"no CUDA device available ({err}, {count} devices): TensorRT builds engines "

@@ -61,7 +61,7 @@ def test_fix2_engines_image_installs_the_cuda_python_the_converter_imports():
     runs = " ".join(r for i, r in dockerfile("engines.Dockerfile") if i == "RUN")
     assert "from cuda.bindings import runtime" in runs  # the build fails there, not at `docker compose up`
     # the converter's import is the one installed
-    assert "from cuda.bindings import runtime as cudart" in (ROOT / "modelops" / "tensorrt_engine.py").read_text()
+    assert "from cuda.bindings import runtime as cudart" in (ROOT / "modelops" / "engine_spec.py").read_text()
 
 
 def test_fix3_gpu_extra_pins_the_tensorrt_of_the_triton_image_and_cuda_python_below_13():
