@@ -113,10 +113,11 @@ def run_shard(configs: list[AppConfig], *, max_seconds: float | None = None, hea
     sinks = build_sinks(configs[0])
     signals = StopSignals()
     try:
-        runners = [Runner(c, build_processor_factory(c), sinks, health_interval_s=health_interval_s,
-                          max_seconds=max_seconds, triton_wait_s=triton_wait_s, signals=StopSignals(),
-                          health_file=h)
-                   for c, h in zip(configs, health_files)]
+        factories = [build_processor_factory(c) for c in configs]
+        runners = [Runner(c, f, sinks, health_interval_s=health_interval_s, max_seconds=max_seconds,
+                          triton_wait_s=triton_wait_s, signals=StopSignals(), health_file=h,
+                          store_watch=f.watch)  # each store's config is live, as in clients.run
+                   for c, f, h in zip(configs, factories, health_files)]
         return asyncio.run(run_stores(runners))
     finally:
         close_sinks(sinks, signals)
