@@ -12,7 +12,7 @@
 is in view; None means the same); its coasting tracks (motion predictions of someone missed
 for a moment) take part in everything but detection records. ``class_names`` maps class
 id -> label (a dict or a sequence). Persons are labels like ``person``; carts ``cart``/``basket``/
-``shopping cart``. ``frame_or_timestamp`` is an ``core.types.Frame`` (its
+``shopping cart``. ``frame_or_timestamp`` is a ``core.types.Frame`` (its
 ``timestamp`` and ``frame_number`` are used) or float seconds since the epoch.
 
 Records: ``DetectionRecord`` per track (every frame, or every ``detections_every_s``),

@@ -144,8 +144,6 @@ def parse_outputs(result) -> Detections:
     return Detections(boxes, scores, class_ids, class_names, emb)
 
 
-
-
 class TargetError(InferenceLost):
     """A replica address that cannot become a gRPC target (unresolvable, or v4 mixed with v6):
     like a Triton that is not there (the CLI's exit 3), with the address named."""
