@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.floor import FloorCalibration, FloorPlan
 from analytics.geometry import polygon_area, polygon_self_intersects
 from core.config import ConfigError, Fields, apply_overrides, field_path, read_yaml
 
@@ -89,6 +90,31 @@ class JourneySettings:
 
 
 @dataclass(frozen=True)
+class AppearanceModel:
+    """Cosine similarity of two tracklets' mean embeddings across cameras, as the served re-id
+    model scores them (``python -m benchmarks.reid --cross-camera`` measures these)."""
+
+    same_mean: float = 0.90
+    same_sd: float = 0.05
+    diff_mean: float = 0.70
+    diff_sd: float = 0.10
+
+
+@dataclass(frozen=True)
+class VisitSettings:
+    """The store-level linker (``visits.linker``): camera tracks -> one visit per customer."""
+
+    timeout_s: float = 120.0  # a visit unseen on every camera this long has ended
+    decision_delay_s: float = 3.0  # a tracklet's link is decided this long after its head
+    max_speed_mps: float = 2.5  # no one walks faster between two sightings
+    position_slack_m: float = 1.5  # calibration and box noise on a floor position
+    overlap_s: float = 1.0  # one visit's tracklets may overlap in time this much (more: positions must agree)
+    door_radius_m: float = 2.0  # a track beginning/ending this close to a door enters/leaves the store
+    door_close_s: float = 5.0  # a visit whose last track left through a door closes this long after
+    appearance: AppearanceModel = AppearanceModel()
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     camera_id: str
     image_size: tuple[int, int]  # (width, height)
@@ -97,6 +123,7 @@ class CameraConfig:
     lanes: dict[str, Lane] = field(default_factory=dict)
     heatmap: HeatmapSettings = HeatmapSettings()
     journeys: JourneySettings = JourneySettings()
+    floor: FloorCalibration | None = None  # image -> floor metres (``floor_points``); None: not calibrated
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,9 @@ class StoreConfig:
     metrics_interval_s: float = 60.0  # queue metrics, footfall and occupancy records
     heatmap_interval_s: float = 900.0  # heatmap records
     detections_every_s: float = 0.0  # 0: a detection record per track per frame
+    store_id: str = "store"  # ``store.id``
+    floor: FloorPlan | None = None  # ``floor:``: the plan in metres (doors, heatmap grid)
+    visits: VisitSettings | None = None  # ``visits:``: link camera tracks into store visits; None: per-camera journeys
 
     def camera(self, camera_id: str) -> CameraConfig:
         try:

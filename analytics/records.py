@@ -87,6 +87,104 @@ class JourneyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class VisitRecord:
+    """One customer's store visit across cameras (``visits.linker``): the seed's journey record
+    at store level, plus the cameras and camera tracks (tracklets) it was stitched from.
+
+    ``track_id`` is the visit's number, ``stream_id`` the camera where it began; times are the
+    first and last sighting on any camera; zones in the order first entered across cameras;
+    dwell summed across cameras."""
+
+    journey_id: str
+    track_id: int
+    stream_id: str
+    start_time: float
+    end_time: float
+    zones_visited: tuple[str, ...]
+    zone_dwell_times: dict[str, float]
+    converted: bool
+    cart_detected: bool
+    cameras: tuple[str, ...] = ()
+    tracklets: tuple[str, ...] = ()  # "<camera>:<track id>", in time order
+    closed_by: str = "timeout"  # door | timeout | end (not in the file: why the visit ended)
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.end_time - self.start_time
+
+    def to_dict(self) -> dict:
+        d = JourneyRecord.to_dict(self)  # type: ignore[arg-type]
+        d["cameras"] = list(self.cameras)
+        d["tracklets"] = list(self.tracklets)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class CameraJourneyRecord:
+    """A per-camera journey when the store links visits: kept (``camera_journeys.json``, the
+    ``camera_journeys`` measurement) beside the visits that took their place in ``journeys.json``."""
+
+    journey: JourneyRecord
+
+    @property
+    def stream_id(self) -> str:
+        return self.journey.stream_id
+
+    @property
+    def end_time(self) -> float:
+        return self.journey.end_time
+
+    def to_dict(self) -> dict:
+        return self.journey.to_dict()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKpiRecord:
+    """Store-level KPIs over a window (visits that ended in it): time series only."""
+
+    store_id: str
+    timestamp: float  # window end
+    window_s: float
+    visits: int  # visits that ended in the window
+    converted: int
+    avg_visit_duration_s: float  # 0 when no visit ended
+    in_store: int  # open visits at the window end
+    top_paths: tuple[tuple[str, int], ...] = ()  # ("entrance>aisle-1>queue-1>service-1", visits), busiest first
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.converted / self.visits if self.visits else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FloorHeatmapRecord:
+    """Where people were on the store floor across all cameras (one grid over the plan).
+
+    ``data`` rows run down the plan (y), columns across (x); cell (r, c) covers
+    x in [x0 + c * cell_m, ...), y in [y0 + r * cell_m, ...). Values normalised to [0, 1]."""
+
+    store_id: str
+    timestamp: float
+    resolution: tuple[int, int]  # (columns, rows)
+    cell_m: float
+    origin: tuple[float, float]  # (x0, y0) metres: the top-left corner of cell (0, 0)
+    data: list[list[float]]
+    hotspots: tuple[Hotspot, ...] = ()  # x, y normalised [0, 1] over the grid, like HeatmapRecord
+
+    def to_dict(self) -> dict:
+        return {
+            "store_id": self.store_id,
+            "timestamp": iso_utc(self.timestamp),
+            "resolution": [int(self.resolution[0]), int(self.resolution[1])],
+            "cell_m": round(float(self.cell_m), 3),
+            "origin": [round(float(self.origin[0]), 3), round(float(self.origin[1]), 3)],
+            "data": [[round(float(v), 4) for v in row] for row in self.data],
+            "hotspots": [{"x": round(h.x, 4), "y": round(h.y, 4), "intensity": round(h.intensity, 4)}
+                         for h in self.hotspots],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class QueueMetricsRecord:
     lane_id: str
     stream_id: str
