@@ -105,7 +105,8 @@ class VisitSettings:
     """The store-level linker (``visits.linker``): camera tracks -> one visit per customer."""
 
     timeout_s: float = 120.0  # a visit unseen on every camera this long has ended
-    decision_delay_s: float = 3.0  # a tracklet's link is decided this long after its head
+    decision_delay_s: float = 4.0  # a tracklet's link is decided this long after its head (>= the camera's
+    # lost_after_s minus its min_duration_s, so a track that just ended elsewhere has reported its end)
     max_speed_mps: float = 2.5  # no one walks faster between two sightings
     position_slack_m: float = 1.5  # calibration and box noise on a floor position
     overlap_s: float = 1.0  # one visit's tracklets may overlap in time this much (more: positions must agree)

@@ -117,6 +117,14 @@ class JourneyTracker:
 
     def finish(self, ids: np.ndarray, rows: np.ndarray) -> Iterator[JourneyRecord]:
         """End the journeys of these tracks (lost, or end of stream). The caller releases the rows."""
+        for _, _, rec, _ in self.finish_detailed(ids, rows):
+            if rec is not None:
+                yield rec
+
+    def finish_detailed(self, ids: np.ndarray, rows: np.ndarray
+                        ) -> Iterator[tuple[int, int, JourneyRecord | None, tuple[tuple[float, str], ...]]]:
+        """``finish`` with each track's (id, row, journey or None when too short, zone visits as
+        (entered at, zone) in time order): what a tracklet carries to the store-level linker."""
         for tid, row in zip(ids.tolist(), rows.tolist()):
             end = float(self.table.last_t[row])
             for z in np.nonzero(self.inside[row])[0]:
@@ -125,7 +133,9 @@ class JourneyTracker:
             self.inside[row] = False
             visits = sorted(self.visits.pop(row, []))
             start = float(self.table.first_t[row])
+            zone_visits = tuple((t, self.zone_names[z]) for t, z in visits)
             if end - start < self.s.min_duration_s:
+                yield tid, row, None, zone_visits
                 continue
             order: list[int] = []
             for _, z in visits:
@@ -135,8 +145,8 @@ class JourneyTracker:
             dwell = {self.zone_names[z]: float(self.dwell[row, z]) for z in seen}
             converted = bool(np.any(self.converting & (self.dwell[row] >= self.s.min_conversion_dwell_s)))
             cart = bool(self.frames[row] > 0 and self.cart_frames[row] >= self.s.cart_min_fraction * self.frames[row])
-            yield JourneyRecord(self.next_id(), int(tid), self.stream_id, start, end,
-                                tuple(self.zone_names[z] for z in order), dwell, converted, cart)
+            yield tid, row, JourneyRecord(self.next_id(), int(tid), self.stream_id, start, end,
+                                          tuple(self.zone_names[z] for z in order), dwell, converted, cart), zone_visits
 
     def reset(self) -> None:
         self.visits.clear()

@@ -36,6 +36,7 @@ from analytics.journeys import CartOwners, JourneyTracker, counter_ids
 from analytics.queues import CheckoutQueues
 from analytics.records import DetectionRecord, ZoneOccupancyRecord
 from analytics.slots import TrackTable
+from analytics.tracklets import TrackletBuilder
 from analytics.zones import ZoneSet
 from core.types import Frame, Tracks
 
@@ -50,8 +51,9 @@ class CameraAnalytics:
     def __init__(self, camera: CameraConfig, *, stream_id: str | None = None, alert_rules: Sequence[AlertRule] = (),
                  metrics_interval_s: float = 60.0, heatmap_interval_s: float = 900.0,
                  detections_every_s: float = 0.0, next_journey_id: Callable[[], str] | None = None,
-                 next_alert_id: Callable[[], str] | None = None) -> None:
+                 next_alert_id: Callable[[], str] | None = None, tracklets: bool = False) -> None:
         self.camera = camera
+        self.emit_tracklets = bool(tracklets)
         self.stream_id = stream_id or camera.camera_id
         self.zones = ZoneSet(camera.zones, camera.image_size)
         self.metrics_interval_s = float(metrics_interval_s)
@@ -81,6 +83,8 @@ class CameraAnalytics:
         self.lines = [LineCounter(self.stream_id, ln, self.table) for ln in cam.lines.values()]
         self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
         self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
+        self.tracklets = (TrackletBuilder(self.stream_id, self.table, cam.floor, cam.journeys.min_duration_s,
+                                          cam.image_size[1]) if self.emit_tracklets else None)
         self.lost_after_s = cam.journeys.lost_after_s
         self._next_metrics: float | None = None
         self._next_heatmap: float | None = None
@@ -130,7 +134,11 @@ class CameraAnalytics:
         return res
 
     # ------------------------------------------------------------------ frames
-    def update(self, frame: Frame | float, tracks: Tracks | None, class_names: ClassNames = None) -> list[Any]:
+    def update(self, frame: Frame | float, tracks: Tracks | None, class_names: ClassNames = None,
+               embeddings: np.ndarray | None = None) -> list[Any]:
+        """One frame's tracks -> the records due. ``embeddings`` float32[N, D]: the frame's
+        detections' re-id vectors (``Detections.embeddings``, rows by ``tracks.det_index``),
+        used only for tracklets (``tracklets=True``)."""
         if isinstance(frame, (int, float, np.floating, np.integer)):
             t, frame_no = float(frame), self._frame_no
         else:
@@ -186,12 +194,33 @@ class CameraAnalytics:
             cart_near = self.carts.update(t, p_ids, p_box, p_feet, ids[is_cart], xyxy[is_cart].astype(np.float64))
         rows, new, dt = self.table.observe(t, p_ids)
         self.journeys.update(t, rows, new, dt, inside, cart_near)
+        if self.tracklets is not None:
+            out += self._tracklet_heads(t, tr, rows, new, p_feet, p_box, is_person, all_person, embeddings)
         if self.lanes:
             self.queues.update(t, rows, new, p_feet, inside)
         for ln in self.lines:
             ln.update(rows, new, p_feet)
         self.heatmap.update(t, p_feet)
         return out + self._maybe_alerts(t)
+
+    def _tracklet_heads(self, t, tr, rows, new, p_feet, p_box, is_person, all_person, embeddings) -> list[Any]:
+        scores = np.asarray(tr.scores, np.float32).reshape(-1)
+        emb = has = None
+        if embeddings is not None and len(embeddings):
+            di = np.asarray(tr.det_index, np.int64).reshape(-1)
+            if not all_person:
+                di, scores = di[is_person], scores[is_person]
+            has = di >= 0
+            emb = np.asarray(embeddings)[np.where(has, di, 0)]
+        elif not all_person:
+            scores = scores[is_person]
+        return self.tracklets.update(t, rows, new, p_feet, p_box, scores, emb, has)
+
+    def _finish(self, ids: np.ndarray, rows: np.ndarray) -> list[Any]:
+        """Journeys (or, linking visits, final tracklets carrying them) of the tracks that ended."""
+        if self.tracklets is None:
+            return list(self.journeys.finish(ids, rows))
+        return self.tracklets.finals(self.journeys.finish_detailed(ids, rows))
 
     def _detections(self, t, frame_no, ids, xyxy, scores, class_ids, class_names,
                     coasting=None) -> list[DetectionRecord]:
@@ -214,7 +243,7 @@ class CameraAnalytics:
         ids, rows = self.table.expired(t, self.lost_after_s)
         if len(ids) == 0:
             return []
-        out = list(self.journeys.finish(ids, rows))
+        out = self._finish(ids, rows)
         if self.lanes:
             self.queues.release(rows, t)
         self.table.release(ids)
@@ -260,7 +289,7 @@ class CameraAnalytics:
         """End of stream: close open journeys, report the last (partial) window."""
         t = self.last_timestamp if timestamp is None else float(timestamp)
         ids, rows = self.table.all()
-        out: list[Any] = list(self.journeys.finish(ids, rows))
+        out: list[Any] = self._finish(ids, rows)
         self.table.release(ids)
         self.carts.reset()  # a stream resumed later may reuse person ids: no stale pairings
         if t is not None:
@@ -324,7 +353,8 @@ class StoreAnalytics:
             self.cameras[stream_id] = CameraAnalytics(
                 cam, alert_rules=self.store.alerts, metrics_interval_s=self.store.metrics_interval_s,
                 heatmap_interval_s=self.store.heatmap_interval_s, detections_every_s=self.detections_every_s,
-                next_journey_id=self.next_journey_id, next_alert_id=self.next_alert_id)
+                next_journey_id=self.next_journey_id, next_alert_id=self.next_alert_id,
+                tracklets=self.store.visits is not None)
         return self.cameras[stream_id]
 
     def flush(self, timestamp: float | None = None) -> list[Any]:

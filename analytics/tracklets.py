@@ -74,3 +74,137 @@ class Tracklet:
         """float64[2]: the path interpolated at time ``t`` (clamped to its ends)."""
         p = self.path
         return np.array([np.interp(t, p[:, 0], p[:, 1]), np.interp(t, p[:, 0], p[:, 2])])
+
+
+def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_height: float) -> np.ndarray:
+    """float64[len(sel)]: how much a re-id crop of boxes[sel] is worth, in (0, 1].
+
+    The detector's confidence, times a size factor (a box under a quarter of the image height
+    has fewer pixels than the re-id input wants), times an occlusion factor (a crop more than
+    60 % covered by a nearer person, one whose feet are lower in the image, shows mostly that
+    person: it weighs 5 %). ``boxes`` float[M, 4] are all of the frame's person boxes."""
+    b = boxes[sel]
+    h = np.maximum(b[:, 3] - b[:, 1], 1.0)
+    q = np.clip(scores[sel].astype(np.float64), 0.05, 1.0) * np.clip(h / (0.25 * image_height), 0.1, 1.0)
+    if len(boxes) > 1:
+        iw = np.minimum(b[:, None, 2], boxes[None, :, 2]) - np.maximum(b[:, None, 0], boxes[None, :, 0])
+        ih = np.minimum(b[:, None, 3], boxes[None, :, 3]) - np.maximum(b[:, None, 1], boxes[None, :, 1])
+        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+        nearer = boxes[None, :, 3] > b[:, None, 3] + 1.0
+        area = h * np.maximum(b[:, 2] - b[:, 0], 1.0)
+        cover = np.where(nearer, inter, 0.0).max(axis=1) / area
+        q *= np.clip(1.0 - cover / 0.6, 0.05, 1.0)
+    return q
+
+
+class TrackletBuilder:
+    """Per-track path samples and appearance, in arrays by ``TrackTable`` rows (``analytics.slots``).
+
+    ``update`` runs on every frame (vectorised; per-track Python work only for the tracks due a
+    path sample, about one in ``PATH_STEP_S`` x fps frames) and returns the heads due;
+    ``finals`` builds the final tracklets of ended tracks. Embeddings are taken at most every
+    ``embed_step_s`` per track (consecutive crops of one person are near duplicates)."""
+
+    def __init__(self, camera_id: str, table, floor=None, head_s: float = 2.0, image_height: float = 360.0,
+                 step_s: float = PATH_STEP_S, embed_step_s: float = 0.4) -> None:
+        from analytics.slots import grow
+
+        self._grow_fn = grow
+        self.camera_id, self.table, self.floor = camera_id, table, floor
+        self.head_s, self.image_height, self.step_s, self.embed_step_s = head_s, image_height, step_s, embed_step_s
+        c = table.capacity
+        self.next_sample = np.full(c, -np.inf)
+        self.next_embed = np.full(c, -np.inf)
+        self.head_done = np.zeros(c, bool)
+        self.last_xy = np.zeros((c, 2))
+        self.emb: np.ndarray | None = None  # float32[C, D], allocated at the first embedding
+        self.emb_w = np.zeros(c)
+        self.paths: dict[int, list[tuple[float, float, float]]] = {}
+        table.on_grow(self._grow)
+
+    def _grow(self, cap: int) -> None:
+        g = self._grow_fn
+        self.next_sample, self.next_embed = g(self.next_sample, cap, -np.inf), g(self.next_embed, cap, -np.inf)
+        self.head_done, self.last_xy, self.emb_w = g(self.head_done, cap, False), g(self.last_xy, cap, 0.0), \
+            g(self.emb_w, cap, 0.0)
+        if self.emb is not None:
+            self.emb = g(self.emb, cap, 0.0)
+
+    def update(self, t: float, rows: np.ndarray, new: np.ndarray, feet: np.ndarray, boxes: np.ndarray,
+               scores: np.ndarray, embeddings: np.ndarray | None = None,
+               has_embedding: np.ndarray | None = None) -> list[Tracklet]:
+        """One frame's person tracks (rows/new from ``TrackTable.observe``; feet float[M, 2] and
+        boxes float[M, 4] in pixels; scores float[M]; embeddings float32[M, D] with
+        ``has_embedding`` bool[M] marking the rows that hold one: detected this frame, not
+        coasting). Returns the heads of tracks that just reached ``head_s``."""
+        if len(rows) == 0:
+            return []
+        if np.count_nonzero(new):
+            nr = rows[new]
+            self.next_sample[nr] = self.next_embed[nr] = -np.inf
+            self.head_done[nr] = False
+            self.emb_w[nr] = 0.0
+            if self.emb is not None:
+                self.emb[nr] = 0.0
+            for r in nr.tolist():
+                self.paths[r] = []
+        self.last_xy[rows] = feet
+        due = t >= self.next_sample[rows]
+        if np.count_nonzero(due):
+            dr = rows[due]
+            self.next_sample[dr] = t + self.step_s
+            paths = self.paths
+            for r, (x, y) in zip(dr.tolist(), feet[due].tolist()):
+                paths[r].append((t, x, y))
+        if embeddings is not None and has_embedding is not None and np.count_nonzero(has_embedding):
+            ed = has_embedding & (t >= self.next_embed[rows])
+            if np.count_nonzero(ed):
+                er = rows[ed]
+                self.next_embed[er] = t + self.embed_step_s
+                if self.emb is None:
+                    self.emb = np.zeros((self.table.capacity, embeddings.shape[1]), np.float32)
+                q = crop_quality(boxes, scores, ed, self.image_height)
+                self.emb[er] += (q[:, None] * embeddings[ed]).astype(np.float32)
+                self.emb_w[er] += q
+        pend = ~self.head_done[rows]
+        if not np.count_nonzero(pend):
+            return []
+        ready = pend & (t - self.table.first_t[rows] >= self.head_s)
+        if not np.count_nonzero(ready):
+            return []
+        hr = rows[ready]
+        self.head_done[hr] = True
+        ids = self.table.slots._keys  # noqa: SLF001 (row -> id below)
+        vals = self.table.slots._vals
+        id_of = dict(zip(vals.tolist(), ids.tolist()))
+        return [self._tracklet(id_of[r], r, t, False) for r in hr.tolist()]
+
+    def _tracklet(self, track_id: int, row: int, end: float, final: bool, zone_visits=(), journey=None) -> Tracklet:
+        pts = self.paths.get(row) or []
+        last = (end, float(self.last_xy[row, 0]), float(self.last_xy[row, 1]))
+        if not pts or pts[-1][0] < end:
+            pts = pts + [last]
+        p = np.asarray(pts, np.float64).reshape(-1, 3)
+        on_floor = self.floor is not None
+        if on_floor:
+            p[:, 1:3] = self.floor.to_floor(p[:, 1:3])
+        w = float(self.emb_w[row])
+        emb = None
+        if self.emb is not None and w > 0:
+            v = self.emb[row].astype(np.float64)
+            n = float(np.linalg.norm(v))
+            if n > 0:
+                emb = (v / n).astype(np.float32)
+        return Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
+                        p.astype(np.float32), on_floor, emb, w, tuple(zone_visits), journey)
+
+    def finals(self, detailed) -> list[Tracklet]:
+        """Final tracklets from ``JourneyTracker.finish_detailed`` output (tracks shorter than the
+        head time, which never had a head, are dropped like their journeys)."""
+        out = []
+        for tid, row, journey, zone_visits in detailed:
+            if self.head_done[row] or journey is not None:
+                out.append(self._tracklet(tid, row, float(self.table.last_t[row]), True, zone_visits, journey))
+            self.paths.pop(row, None)
+            self.head_done[row] = False
+        return out

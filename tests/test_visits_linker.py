@@ -1,0 +1,189 @@
+"""The store-level linker on hand-made tracklets with known answers (visits/linker.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.config import CameraConfig, StoreConfig, VisitSettings
+from analytics.floor import Door, FloorCalibration, FloorPlan
+from analytics.records import CameraJourneyRecord, JourneyRecord, StoreKpiRecord, VisitRecord
+from analytics.tracklets import Tracklet
+from visits.linker import VisitLinker
+
+CAMS = ("cam-a", "cam-b", "cam-c")
+IDENTITY = FloorCalibration(np.zeros((4, 2)), np.zeros((4, 2)), np.eye(3))
+DOOR = Door("main", np.array([2.0, 25.0]), np.array([6.0, 25.0]), np.array([0.0, -1.0]))
+
+
+def store(calibrated: bool = True, doors: bool = True, **visit_kw) -> StoreConfig:
+    cams = {c: CameraConfig(c, (640, 360), floor=IDENTITY if calibrated else None) for c in CAMS}
+    plan = FloorPlan(np.array([[0, 0], [40, 0], [40, 25], [0, 25]], np.float64), {"main": DOOR} if doors else {})
+    return StoreConfig(Path("store.yaml"), cams, store_id="s1", floor=plan, visits=VisitSettings(**visit_kw))
+
+
+def ident(seed: int, d: int = 64) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=d)
+    return v / np.linalg.norm(v)
+
+
+def noisy(base: np.ndarray, seed: int, sd: float = 0.3) -> np.ndarray:
+    """A tracklet mean of ``base`` (noise of norm about ``sd``): two of them have a cosine of
+    about 1 / (1 + sd^2), 0.92 by default (the default same-person model says 0.90 +- 0.05)."""
+    rng = np.random.default_rng(seed + 1000)
+    v = base + sd * rng.normal(size=base.shape) / np.sqrt(len(base))
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+_ids = iter(range(1, 10_000))
+
+
+def tracklet(cam, t0, t1, p0, p1, emb=None, zones=(), converted=False, final=True, on_floor=True, tid=None):
+    tid = next(_ids) if tid is None else tid
+    ts = np.linspace(t0, t1, max(int((t1 - t0) / 0.5), 1) + 1)
+    xy = np.linspace(p0, p1, len(ts))
+    path = np.column_stack([ts, xy]).astype(np.float32)
+    zone_visits = tuple((t0 + 0.1 * i, z) for i, z in enumerate(zones))
+    j = JourneyRecord(f"j{tid}", tid, cam, t0, t1, tuple(zones), {z: 3.0 for z in zones}, converted, False)
+    return Tracklet(cam, tid, t0, t1 if final else t0 + 2.0, final, path if final else path[:5], on_floor,
+                    emb, 3.0 if emb is not None else 0.0, zone_visits if final else (), j if final else None)
+
+
+def run(linker: VisitLinker, tracklets: list[Tracklet], until: float, lost_after: float = 4.0) -> list:
+    """Feed heads (2 s after start) and finals (``lost_after`` after end) in time order, as cameras do."""
+    events = []
+    for tl in tracklets:
+        head = Tracklet(tl.camera_id, tl.track_id, tl.start, tl.start + 2.0, False, tl.path[:5], tl.on_floor,
+                        tl.embedding, tl.embedding_weight)
+        events.append((tl.start + 2.0, 0, head))
+        events.append((tl.end + lost_after, 1, tl))
+    events.sort(key=lambda e: (e[0], e[1]))
+    out, t = [], 0.0
+    for at, _, tl in events:
+        while t < at:
+            out += linker.advance(t)
+            t += 0.5
+        out += linker.process([tl], at)
+    while t < until:
+        out += linker.advance(t)
+        t += 0.5
+    return out + linker.flush(until)
+
+
+def visits_of(out: list) -> list[VisitRecord]:
+    return [r for r in out if isinstance(r, VisitRecord)]
+
+
+def test_one_customer_door_to_till_is_one_visit():
+    e = ident(1)
+    tls = [tracklet("cam-a", 0, 20, (4, 27), (9, 16), noisy(e, 1), zones=("entrance",)),
+           tracklet("cam-b", 23, 120, (11, 12), (16, 12), noisy(e, 2), zones=("aisle-1",)),
+           tracklet("cam-c", 124, 300, (16.5, 13), (16.5, 24), noisy(e, 3), zones=("queue-1", "service-1"),
+                    converted=True),
+           tracklet("cam-a", 306, 320, (10, 24.2), (4, 27), noisy(e, 4))]
+    out = run(VisitLinker(store()), tls, 400)
+    v = visits_of(out)
+    assert len(v) == 1
+    assert v[0].zones_visited == ("entrance", "aisle-1", "queue-1", "service-1")
+    assert v[0].converted and v[0].closed_by == "door"
+    assert v[0].cameras == ("cam-a", "cam-b", "cam-c")
+    assert len(v[0].tracklets) == 4 and v[0].start_time == 0 and v[0].end_time == 320
+    assert sum(isinstance(r, CameraJourneyRecord) for r in out) == 4
+    kpis = [r for r in out if isinstance(r, StoreKpiRecord)]
+    assert sum(k.visits for k in kpis) == 1 and sum(k.converted for k in kpis) == 1
+
+
+def test_two_people_swapping_places_between_cameras_follow_their_looks():
+    a, b = ident(2), ident(3)
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (9, 16), noisy(a, 5)),
+           tracklet("cam-a", 0.5, 10, (3, 27), (10, 16), noisy(b, 6)),
+           # they cross in the blind gap: a appears where b would, b where a would
+           tracklet("cam-b", 13, 60, (12, 12), (20, 5), noisy(a, 7)),
+           tracklet("cam-b", 13, 60, (11, 12), (25, 5), noisy(b, 8))]
+    v = visits_of(run(VisitLinker(store()), tls, 300))
+    assert len(v) == 2
+    by_start = {r.tracklets[0]: r.tracklets for r in v}
+    assert by_start[f"cam-a:{tls[0].track_id}"][1] == f"cam-b:{tls[2].track_id}"
+    assert by_start[f"cam-a:{tls[1].track_id}"][1] == f"cam-b:{tls[3].track_id}"
+
+
+def test_lookalikes_are_told_apart_by_where_they_walk():
+    a = ident(4)
+    twin = noisy(a, 9, sd=0.1)  # near-identical clothes
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (2, 16), noisy(a, 10)),
+           tracklet("cam-a", 0, 10, (5, 27), (38, 16), twin),
+           tracklet("cam-b", 12, 40, (2, 14), (2, 5), noisy(a, 11)),  # beside where the first left
+           tracklet("cam-c", 12, 40, (38, 14), (38, 5), noisy(twin, 12))]
+    v = visits_of(run(VisitLinker(store()), tls, 300))
+    assert len(v) == 2
+    pairs = {r.tracklets for r in v}
+    assert (tls[0].label, tls[2].label) in pairs and (tls[1].label, tls[3].label) in pairs
+
+
+def test_customer_who_leaves_and_comes_back_later_is_a_new_visit():
+    e = ident(5)
+    tls = [tracklet("cam-a", 0, 20, (4, 27), (9, 16), noisy(e, 13)),
+           tracklet("cam-a", 40, 60, (9, 16), (4, 27.5), noisy(e, 14)),  # out through the door
+           tracklet("cam-a", 100, 120, (4, 27), (9, 16), noisy(e, 15))]  # back 40 s later
+    v = visits_of(run(VisitLinker(store()), tls, 400))
+    assert len(v) == 2
+    first, second = sorted(v, key=lambda r: r.start_time)
+    assert first.closed_by == "door" and len(first.tracklets) == 2
+    assert second.start_time == 100
+
+
+def test_a_camera_that_drops_out_neither_splits_nor_keeps_visits_open():
+    e, f = ident(6), ident(7)
+    tls = [tracklet("cam-a", 0, 20, (4, 27), (9, 16), noisy(e, 16)),
+           tracklet("cam-b", 25, 50, (11, 12), (20, 8), noisy(e, 17)),  # cam-b dies at 50
+           tracklet("cam-c", 95, 130, (20, 13), (20, 20), noisy(e, 18)),  # 45 s later elsewhere
+           tracklet("cam-a", 0, 20, (3, 27), (8, 17), noisy(f, 19)),
+           tracklet("cam-b", 24, 50, (11, 11), (14, 8), noisy(f, 20))]  # never seen again
+    linker = VisitLinker(store(timeout_s=90))
+    out = run(linker, tls, 600)
+    v = sorted(visits_of(out), key=lambda r: len(r.tracklets))
+    assert [len(r.tracklets) for r in v] == [2, 3]
+    assert v[0].closed_by == "timeout" and v[1].closed_by == "timeout"
+    assert not linker.visits and not linker.visit_of and not linker.pending  # nothing left in memory
+
+
+def test_without_calibration_links_by_appearance_and_time():
+    a, b = ident(8), ident(9)
+    tls = [tracklet("cam-a", 0, 10, (0, 0), (0, 0), noisy(a, 21), on_floor=False),
+           tracklet("cam-a", 1, 10, (0, 0), (0, 0), noisy(b, 22), on_floor=False),
+           tracklet("cam-b", 14, 30, (0, 0), (0, 0), noisy(b, 23), on_floor=False),
+           tracklet("cam-b", 15, 30, (0, 0), (0, 0), noisy(a, 24), on_floor=False)]
+    linker = VisitLinker(store(calibrated=False))
+    v = visits_of(run(linker, tls, 400))
+    assert "uncalibrated" in linker.mode
+    assert {r.tracklets for r in v} == {(tls[0].label, tls[3].label), (tls[1].label, tls[2].label)}
+
+
+def test_without_embeddings_links_by_space_time():
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (3, 16)),
+           tracklet("cam-a", 0, 10, (5, 27), (30, 16)),
+           tracklet("cam-b", 12, 30, (30, 14), (30, 5)),
+           tracklet("cam-c", 12, 30, (3, 14), (3, 5))]
+    linker = VisitLinker(store())
+    v = visits_of(run(linker, tls, 400))
+    assert "space-time only" in linker.mode
+    assert {r.tracklets for r in v} == {(tls[0].label, tls[3].label), (tls[1].label, tls[2].label)}
+
+
+def test_a_walk_faster_than_anyone_can_is_never_linked():
+    e = ident(10)
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (1, 16), noisy(e, 25)),
+           tracklet("cam-b", 12, 30, (39, 1), (39, 2), noisy(e, 26))]  # 40 m in 2 s, same look
+    v = visits_of(run(VisitLinker(store()), tls, 400))
+    assert len(v) == 2
+
+
+@pytest.mark.parametrize("delay", [4.0, 8.0])
+def test_late_final_within_the_decision_delay_still_links(delay):
+    e = ident(11)
+    # the aisle track begins while the entrance track has not reported its end yet (lost_after 4 s)
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (9, 16), noisy(e, 27)),
+           tracklet("cam-b", 10.5, 30, (10, 13), (15, 8), noisy(e, 28))]
+    v = visits_of(run(VisitLinker(store(decision_delay_s=delay)), tls, 400))
+    assert len(v) == 1 and len(v[0].tracklets) == 2

@@ -1,0 +1,393 @@
+"""Store visits: camera tracklets in, one visit per customer across the store's cameras out.
+
+    linker = VisitLinker(store)                       # store.visits: VisitSettings
+    out = linker.process(records, now)                # every frame of any camera, in time order
+    out += linker.flush(last_timestamp)               # end of run: every open visit closes
+
+``process`` takes a camera's records (``analytics.pipeline.CameraAnalytics`` with
+``tracklets=True``), keeps the ``analytics.tracklets.Tracklet`` objects among them and passes
+everything else through. Out come ``CameraJourneyRecord`` (each final tracklet's camera
+journey), ``VisitRecord`` (a closed visit, the seed's journey at store level),
+``StoreKpiRecord`` every ``metrics_interval_s`` and ``FloorHeatmapRecord`` every
+``heatmap_interval_s`` (with a floor plan).
+
+How a link is decided (online, one store, one process):
+- A tracklet's *head* arrives once its track has lasted the camera's ``min_duration_s``; its
+  link waits ``decision_delay_s`` more, so a track that just ended on another camera has
+  reported its end (its final tracklet) by then. All heads due at one instant are decided
+  together: a minimum-cost assignment (``tracking.matching.assign``, Jonker-Volgenant via
+  ``lap``) of heads to open visits, each head also free to open a new visit.
+- The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
+  "someone else": appearance (cosine of h's mean embedding and v's, Gaussian models from
+  ``VisitSettings.appearance``), floor distance from where v was last seen to where h began
+  (Gaussian, sigma = position slack + 1.2 m/s x gap, against a uniform spread over 15 m) and
+  the time gap (exponential, 10 s, against uniform over ``timeout_s``). Links are impossible
+  when the walk would need more than ``max_speed_mps``, when v is still on camera elsewhere
+  (a tracklet without its end) or when h began more than ``overlap_s`` before v's last
+  sighting (unless both cameras saw the person at one place: views that overlap).
+- Opening a visit costs 0 for a head that enters through a door (begins outside the door
+  line, or near it walking in) and ``NEW_VISIT_COST`` elsewhere: a customer met first in an
+  aisle is someone already inside, whose earlier tracks were missed.
+- A visit ends ``door_close_s`` after its last tracklet left through a door, or when no
+  camera has seen it for ``timeout_s``; the customer coming back later is a new visit.
+  Ended visits leave memory (the gallery holds open visits only).
+
+Degraded modes (``mode``): a camera without ``floor_points`` gives tracklets in image pixels,
+so links to or from it use appearance and time only; tracks without embeddings link by
+space-time only. Both are logged once; per-camera analytics are never affected.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from analytics.config import StoreConfig, VisitSettings
+from analytics.journeys import counter_ids
+from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
+from analytics.tracklets import Tracklet
+from tracking.matching import assign
+
+log = logging.getLogger("visits.linker")
+
+NEW_VISIT_COST = 8.0  # -log odds that a track met away from a door is a new customer
+APPEARANCE_CLIP = 12.0  # one embedding comparison moves the log odds at most this much
+WALK_MPS = 1.2  # typical walking speed: the spread of where someone unseen for a while can be
+REACH_M = 15.0  # "someone else": a start point anywhere within this of the last sighting
+GAP_SCALE_S = 10.0  # typical time unseen between two cameras
+FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
+_LIMIT = 1e6
+
+
+@dataclass
+class _Visit:
+    vid: int
+    tracklets: dict[tuple[str, int], Tracklet] = field(default_factory=dict)
+    open: set = field(default_factory=set)  # keys of tracklets without their final
+    emb_sum: np.ndarray | None = None
+    emb_w: float = 0.0
+    contrib: dict = field(default_factory=dict)  # key -> (weighted embedding, weight) in emb_sum
+    last: Tracklet | None = None  # the final tracklet seen last
+    left_at: float | None = None  # its last tracklet went out through a door at this time
+
+    @property
+    def first_seen(self) -> float:
+        return min(t.start for t in self.tracklets.values())
+
+    @property
+    def last_seen(self) -> float:
+        return max(t.end for t in self.tracklets.values())
+
+    def embedding(self) -> np.ndarray | None:
+        if self.emb_sum is None or self.emb_w <= 0:
+            return None
+        n = float(np.linalg.norm(self.emb_sum))
+        return self.emb_sum / n if n > 0 else None
+
+    def put(self, tl: Tracklet) -> None:
+        """Add or update one of the visit's tracklets (a head, then its final)."""
+        k = tl.key
+        self.tracklets[k] = tl
+        old = self.contrib.pop(k, None)
+        if old is not None and self.emb_sum is not None:
+            self.emb_sum -= old[0]
+            self.emb_w -= old[1]
+        if tl.embedding is not None and tl.embedding_weight > 0:
+            w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)  # a long track is not worth many short ones
+            v = w * tl.embedding.astype(np.float64)
+            self.emb_sum = v.copy() if self.emb_sum is None else self.emb_sum + v
+            self.emb_w += w
+            self.contrib[k] = (v, w)
+        if tl.final:
+            self.open.discard(k)
+            if self.last is None or tl.end >= self.last.end:
+                self.last = tl
+        else:
+            self.open.add(k)
+
+
+class VisitLinker:
+    def __init__(self, store: StoreConfig, settings: VisitSettings | None = None,
+                 next_visit_id: Callable[[], str] | None = None) -> None:
+        self.store = store
+        self.s = settings or store.visits or VisitSettings()
+        self.store_id = store.store_id
+        self.next_visit_id = next_visit_id or counter_ids("visit-")
+        self._vnum = 0
+        self.visits: dict[int, _Visit] = {}
+        self.visit_of: dict[tuple[str, int], int] = {}  # tracklet key -> visit (open visits only)
+        self.pending: dict[tuple[str, int], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
+        self.now = -math.inf
+        self._next_advance = -math.inf
+        self._kpi_every = float(store.metrics_interval_s)
+        self._next_kpi: float | None = None
+        self._window: list[VisitRecord] = []
+        self._heat_every = float(store.heatmap_interval_s)
+        self._next_heat: float | None = None
+        self.heatmap = None
+        if store.floor is not None:
+            from visits.floor_heatmap import FloorHeatmap
+
+            self.heatmap = FloorHeatmap(store.floor, self.store_id)
+        self.doors = list(store.floor.doors.values()) if store.floor is not None else []
+        self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
+        uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
+        self._warned_emb = False
+        if uncal:
+            log.warning("%s: cameras without floor_points (%s): their tracks link by appearance and time only",
+                        self.store_id, ", ".join(uncal))
+        if not self.doors:
+            log.warning("%s: no doors on the floor plan: visits open wherever a customer is first seen and "
+                        "close after %.0f s unseen", self.store_id, self.s.timeout_s)
+
+    @property
+    def mode(self) -> str:
+        cal = all(c.floor is not None for c in self.store.cameras.values())
+        return ("appearance + floor space-time" if cal else "appearance + time (some cameras uncalibrated)") + \
+            ("" if not self._warned_emb else "; some tracks without embeddings: space-time only for those")
+
+    # ------------------------------------------------------------------ input
+    def process(self, records: Iterable[Any], now: float) -> list[Any]:
+        """A camera's records of one frame (time ``now``): tracklets are taken, the rest passed on."""
+        out: list[Any] = []
+        for r in records:
+            if isinstance(r, Tracklet):
+                out += self.add(r)
+            else:
+                out.append(r)
+        return out + self.advance(now)
+
+    def add(self, tl: Tracklet) -> list[Any]:
+        """One tracklet (a head or a final); returns the camera journey of a final."""
+        if tl.embedding is None and not self._warned_emb:
+            self._warned_emb = True
+            log.warning("%s: %s has no re-id embedding: it links by floor space-time only", self.store_id, tl.label)
+        k = tl.key
+        out: list[Any] = [CameraJourneyRecord(tl.journey)] if tl.final and tl.journey is not None else []
+        if tl.final and self.heatmap is not None and tl.on_floor:
+            self.heatmap.add_path(tl.path)
+        vid = self.visit_of.get(k)
+        if vid is not None:
+            v = self.visits[vid]
+            v.put(tl)
+            if tl.final:
+                v.left_at = tl.end if self._leaves(tl) else None
+            return out
+        if k in self.pending:
+            self.pending[k] = (self.pending[k][0], tl)
+        else:
+            self.pending[k] = (tl.end + self.s.decision_delay_s if not tl.final else tl.end, tl)
+        return out
+
+    # ------------------------------------------------------------------ time
+    def advance(self, now: float) -> list[Any]:
+        """Decide the heads due, close the visits that ended, report KPIs (cheap between steps)."""
+        if now > self.now:
+            self.now = now
+        if self.now < self._next_advance:
+            return []
+        self._next_advance = self.now + 0.5
+        now = self.now
+        due = [(tl.start, k) for k, (at, tl) in self.pending.items() if at <= now]
+        if due:
+            due.sort()
+            self._decide([self.pending.pop(k)[1] for _, k in due])
+        out = self._close(now, final=False)
+        return out + self._reports(now)
+
+    def flush(self, now: float | None = None) -> list[Any]:
+        """End of run: decide every pending head, close every visit, report the last window."""
+        now = self.now if now is None else max(float(now), self.now)
+        if self.pending:
+            heads = sorted(self.pending.values(), key=lambda p: p[1].start)
+            self.pending.clear()
+            self._decide([tl for _, tl in heads])
+        out = self._close(now, final=True)
+        if math.isfinite(now):
+            out += self._reports(now, force=True)
+        return out
+
+    # ------------------------------------------------------------------ linking
+    def _decide(self, heads: list[Tracklet]) -> None:
+        cands = [v for v in self.visits.values() if not v.open and v.last is not None]
+        n, m = len(heads), len(cands)
+        cost = np.full((n, m + n), np.inf)
+        for i, h in enumerate(heads):
+            cost[i, m + i] = self._new_cost(h)
+        if m:
+            self._link_costs(heads, cands, cost[:, :m])
+        rows, cols = assign(cost, _LIMIT)
+        chosen = dict(zip(rows.tolist(), cols.tolist()))
+        for i, h in enumerate(heads):
+            j = chosen.get(i, m + i)
+            if j < m:
+                v = cands[j]
+                self.stats["links"] += 1
+            else:
+                self._vnum += 1
+                v = self.visits[self._vnum] = _Visit(self._vnum)
+                self.stats["new_at_door" if self._enters(h) else "new_inside"] += 1
+            v.put(h)
+            v.left_at = h.end if h.final and self._leaves(h) else None
+            self.visit_of[h.key] = v.vid
+
+    def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], out: np.ndarray) -> None:
+        """out[i, j] = -log LR(head i continues visit j), inf where impossible."""
+        s = self.s
+        start = np.array([h.start for h in heads])
+        ends = np.array([v.last.end for v in cands])
+        gap = start[:, None] - ends[None, :]
+        ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
+        # space-time, where both ends are on the floor
+        hf = np.array([h.on_floor for h in heads])
+        vf = np.array([v.last.on_floor for v in cands])
+        both = hf[:, None] & vf[None, :]
+        st = np.zeros_like(gap)
+        if both.any():
+            p = np.stack([h.entry for h in heads])
+            q = np.stack([v.last.exit for v in cands])
+            d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
+            g = np.clip(gap, 0.0, None)
+            reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
+            # overlapping views: h began while v's last track was still seen; they must be at one place
+            over = gap < -s.overlap_s
+            if over.any():
+                for i, j in zip(*np.nonzero(over & both)):
+                    dd = float(np.hypot(*(cands[j].last.position_at(start[i]) - p[i])))
+                    if dd <= 2.0 * s.position_slack_m:
+                        ok[i, j], d[i, j] = True, dd
+            ok &= ~both | (d <= reach)
+            sig = s.position_slack_m + WALK_MPS * g
+            ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
+            st = np.where(both, -(ll_same - math.log(1.0 / REACH_M)), 0.0)
+        g = np.clip(gap, 0.0, None)
+        time_term = -(math.log(s.timeout_s / GAP_SCALE_S) - g / GAP_SCALE_S)
+        # appearance
+        app = np.zeros_like(gap)
+        he = [h.embedding for h in heads]
+        ve = [v.embedding() for v in cands]
+        hi = [i for i, e in enumerate(he) if e is not None]
+        vj = [j for j, e in enumerate(ve) if e is not None]
+        if hi and vj:
+            a = np.stack([he[i] for i in hi]).astype(np.float64)
+            b = np.stack([ve[j] for j in vj])
+            c = a @ b.T
+            am = s.appearance
+            llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
+            llr = np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP)
+            rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
+            rel_v = np.minimum(np.array([cands[j].emb_w for j in vj]) / FULL_WEIGHT, 1.0)
+            app[np.ix_(hi, vj)] = -llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
+        out[:] = np.where(ok, st + time_term + app, np.inf)
+
+    def _new_cost(self, h: Tracklet) -> float:
+        if not self.doors or not h.on_floor:
+            return NEW_VISIT_COST / 2.0  # no door to tell entering from reappearing
+        return 0.0 if self._enters(h) else NEW_VISIT_COST
+
+    def _enters(self, tl: Tracklet) -> bool:
+        """Began outside a door line (within twice the door radius), or near a door walking in."""
+        if not tl.on_floor:
+            return False
+        p, v, r = tl.entry[None], tl.velocity(at_end=False), self.s.door_radius_m
+        for d in self.doors:
+            dist, side = float(d.distance(p)[0]), float(d.side(p)[0])
+            if (side < 0.0 and dist <= 2.0 * r) or (dist <= r and float(v @ d.in_direction) > 0.2):
+                return True
+        return False
+
+    def _leaves(self, tl: Tracklet) -> bool:
+        """Last seen outside a door line (within twice the door radius), or near a door walking out."""
+        if not tl.on_floor:
+            return False
+        p, v, r = tl.exit[None], tl.velocity(at_end=True), self.s.door_radius_m
+        for d in self.doors:
+            dist, side = float(d.distance(p)[0]), float(d.side(p)[0])
+            if (side < 0.0 and dist <= 2.0 * r) or (dist <= r and float(v @ d.in_direction) < -0.2):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ closing
+    def _close(self, now: float, final: bool) -> list[Any]:
+        out = []
+        s = self.s
+        for vid in list(self.visits):
+            v = self.visits[vid]
+            if final:
+                why = "end"
+            elif v.open:
+                continue
+            elif v.left_at is not None and now >= v.left_at + s.door_close_s:
+                why = "door"
+            elif now - v.last_seen > s.timeout_s:
+                why = "timeout"
+            else:
+                continue
+            del self.visits[vid]
+            for k in v.tracklets:
+                self.visit_of.pop(k, None)
+            self.stats[f"closed_{why}"] += 1
+            rec = self._record(v, why)
+            if rec is not None:
+                out.append(rec)
+                self._window.append(rec)
+        return out
+
+    def _record(self, v: _Visit, why: str) -> VisitRecord | None:
+        tls = sorted(v.tracklets.values(), key=lambda t: t.start)
+        journeys = [t.journey for t in tls if t.journey is not None]
+        if not journeys:
+            return None
+        zv = sorted(z for t in tls for z in t.zone_visits)
+        order: list[str] = []
+        for _, z in zv:
+            if not order or order[-1] != z:
+                order.append(z)
+        dwell: dict[str, float] = {}
+        for j in journeys:
+            for z, d in j.zone_dwell_times.items():
+                dwell[z] = dwell.get(z, 0.0) + d
+        dwell = {z: dwell[z] for z in dict.fromkeys(order) if z in dwell}
+        dur = sum(j.duration_seconds for j in journeys)
+        cart = sum(j.duration_seconds for j in journeys if j.cart_detected) >= 0.5 * dur if dur > 0 else False
+        cams = tuple(dict.fromkeys(t.camera_id for t in tls))
+        return VisitRecord(self.next_visit_id(), v.vid, tls[0].camera_id, min(t.start for t in tls),
+                           max(t.end for t in tls), tuple(order), dwell, any(j.converted for j in journeys),
+                           bool(cart), cams, tuple(t.label for t in tls), why)
+
+    # ------------------------------------------------------------------ reports
+    def _reports(self, now: float, force: bool = False) -> list[Any]:
+        out: list[Any] = []
+        if self._next_kpi is None:
+            self._next_kpi = (math.floor(now / self._kpi_every) + 1) * self._kpi_every
+            self._next_heat = (math.floor(now / self._heat_every) + 1) * self._heat_every
+            self._kpi_start = now
+        while now >= self._next_kpi:
+            out.append(self._kpi(self._next_kpi))
+            self._next_kpi += self._kpi_every
+        while self.heatmap is not None and now >= self._next_heat:
+            out.append(self.heatmap.report(self._next_heat))
+            self._next_heat += self._heat_every
+        if force:
+            out.append(self._kpi(now))
+            if self.heatmap is not None:
+                out.append(self.heatmap.report(now))
+            self._next_kpi = None
+        return out
+
+    def _kpi(self, t: float) -> StoreKpiRecord:
+        done, self._window = self._window, []
+        window = max(t - max(self._kpi_start, t - self._kpi_every), 1e-3)
+        self._kpi_start = t
+        paths = Counter(">".join(r.zones_visited) for r in done if r.zones_visited)
+        dur = sum(r.duration_seconds for r in done) / len(done) if done else 0.0
+        return StoreKpiRecord(self.store_id, t, window, len(done), sum(r.converted for r in done), dur,
+                              len(self.visits), tuple(paths.most_common(5)))
+
+
+def _log_normal(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd)
