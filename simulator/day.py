@@ -40,6 +40,7 @@ from analytics.config import load_store_config
 from analytics.journeys import counter_ids
 from analytics.pipeline import StoreAnalytics
 from analytics.records import FootfallRecord, HeatmapRecord, iso_utc, parse_iso_utc
+from analytics.tracklets import Tracklet
 from core.types import Tracks
 from simulator import world as W
 from simulator.agents import positions, simulate
@@ -131,8 +132,19 @@ def _run_camera(cid: str) -> dict:
     an = multi.for_stream(cid)
     trk = make_tracker(job.tracker, job.fps)
     idle = (lambda: trk.num_tracks == 0) if hasattr(trk, "num_tracks") else (lambda: False)
-    rng = np.random.default_rng([job.seed, CAMERAS.index(cid) if cid in CAMERAS else 99])
+    cam_index = CAMERAS.index(cid) if cid in CAMERAS else 99
+    rng = np.random.default_rng([job.seed, cam_index])
     sink = JsonFilesSink(job.tmp / cid, flush_every=20000)
+    linking = an.emit_tracklets
+    looks = None
+    if linking:
+        from simulator.appearance import AppearanceModel
+
+        looks = AppearanceModel.from_calibration(seed=job.seed)
+    # re-id crops about every 0.4 s per track (what the tracklets sample), not every frame
+    embed_every = max(1, int(round(0.4 * job.fps)))
+    tracklets: list = []  # (emitted at, tracklet)
+    who: dict[int, dict[int, int]] = {}  # track id -> {true customer id: detections}
     footfall, last_heatmap = [], None
     fps = job.fps
     n_total = int(round((job.t1 - job.t0) * fps))
@@ -150,6 +162,15 @@ def _run_camera(cid: str) -> dict:
         det = detect(obj, n, cam, rng)
         bounds = np.searchsorted(det.frame, np.arange(n + 1)).tolist()
         tl = times.tolist()
+        emb_all = None
+        if looks is not None:
+            ef = ((f0 + det.frame) % embed_every) == 0  # frames with re-id crops
+            emb_all = np.zeros((len(det.frame), looks.dim), np.float32)
+            if np.count_nonzero(ef):
+                emb_all[ef] = looks.embed(det.truth_id[ef], cam_index)
+            e_frame = ((f0 + np.arange(n)) % embed_every) == 0
+        pair_t: list = []
+        pair_c: list = []
         c1 = _cpu()
         st["sim_s"] += c1 - c0
         st["detections"] += len(det.frame)
@@ -171,11 +192,24 @@ def _run_camera(cid: str) -> dict:
                 calls += 1
             c2 = _cpu()
             ntr += len(tr.track_ids)
-            r = an.update(t, tr, CLASS_NAMES)
-            if r:
-                recs += r
+            if linking:
+                emb = emb_all[a:b] if a < b and e_frame[f] else None
+                r = an.update(t, tr, CLASS_NAMES, emb)
+                if len(tr.track_ids):
+                    d = tr.det_index >= 0
+                    if np.count_nonzero(d):
+                        pair_t.append(tr.track_ids[d])
+                        pair_c.append(det.truth_id[a:b][tr.det_index[d]])
+                if r:
+                    recs += _take_tracklets(r, t, tracklets)
+            else:
+                r = an.update(t, tr, CLASS_NAMES)
+                if r:
+                    recs += r
             tana += _cpu() - c2
             ttrk += c2 - c1
+        if pair_t:
+            _count_pairs(who, np.concatenate(pair_t), np.concatenate(pair_c))
         st["tracker_s"] += ttrk
         st["analytics_s"] += tana
         st["tracks"] += ntr
@@ -189,13 +223,39 @@ def _run_camera(cid: str) -> dict:
             job.log(f"  {cid} {iso_utc(times[-1])}: {(f0 + n) / max(n_total, 1):.0%}, "
                     f"{time.monotonic() - wall0:.0f} s, peak RSS {_peak_mb():.0f} MB")
     c3 = _cpu()
-    footfall, last_heatmap = _emit(sink, an.flush(job.t1), footfall, last_heatmap)
+    last = an.flush(job.t1)
+    if linking:
+        last = _take_tracklets(last, job.t1, tracklets)
+    footfall, last_heatmap = _emit(sink, last, footfall, last_heatmap)
     sink.close()
     st["write_s"] += _cpu() - c3
     st["cpu_s"] = _cpu() - cpu0
     st["wall_s"] = time.monotonic() - wall0
     st["peak_rss_mb"] = _peak_mb()
-    return {"camera": cid, "truth": truth.cams[cid], "footfall": footfall, "heatmap": last_heatmap, "stats": st}
+    return {"camera": cid, "truth": truth.cams[cid], "footfall": footfall, "heatmap": last_heatmap, "stats": st,
+            "tracklets": tracklets, "who": who}
+
+
+def _take_tracklets(recs: list, t: float, into: list) -> list:
+    """Move the tracklets out of a frame's records (to ``into``, with their time); a final
+    tracklet's camera journey stays, for this camera's file."""
+    keep = []
+    for r in recs:
+        if isinstance(r, Tracklet):
+            into.append((t, r))
+            if r.final and r.journey is not None:
+                keep.append(r.journey)
+        else:
+            keep.append(r)
+    return keep
+
+
+def _count_pairs(who: dict, track_ids: np.ndarray, truth_ids: np.ndarray) -> None:
+    """who[track][customer] += detections of that customer the track took (a chunk at once)."""
+    pairs, counts = np.unique(np.stack([track_ids, truth_ids], 1), axis=0, return_counts=True)
+    for (tid, cid), n in zip(pairs.tolist(), counts.tolist()):
+        d = who.setdefault(tid, {})
+        d[cid] = d.get(cid, 0) + n
 
 
 def _emit(sink, recs, footfall, last_heatmap):
@@ -256,7 +316,7 @@ def _dumps(obj: dict) -> bytes:
     return json.dumps(obj, separators=(", ", ": "), ensure_ascii=False).encode("utf-8")
 
 
-def _merge(tmp: Path, cameras: list[str], output: Path) -> dict[str, int]:
+def _merge(tmp: Path, cameras: list[str], output: Path, journeys_name: str = "journeys.json") -> dict[str, int]:
     """Per-camera seed files -> the five store-wide files, streaming. Detections, queue metrics and
     heatmaps are merged in time order (ties: camera order); journeys and alerts are renumbered
     store-wide (``journey-000001``... by end time; ``alert-000001``... by first record)."""
@@ -280,12 +340,12 @@ def _merge(tmp: Path, cameras: list[str], output: Path) -> dict[str, int]:
             j = json.loads(ln)
             journeys.append((parse_iso_utc(j["end_time"]), parse_iso_utc(j["start_time"]), k, j["journey_id"], j))
     journeys.sort(key=lambda x: x[:4])
-    out = _Out(output / "journeys.json")
+    out = _Out(output / journeys_name)
     for i, (*_, j) in enumerate(journeys, 1):
         j["journey_id"] = f"journey-{i:06d}"
         out.add(_dumps(j))
     out.close()
-    counts["journeys.json"] = out.count
+    counts[journeys_name] = out.count
     alerts = []
     for k, c in enumerate(cameras):
         for n, ln in enumerate(_lines(tmp / c / "alerts.json")):
@@ -299,8 +359,51 @@ def _merge(tmp: Path, cameras: list[str], output: Path) -> dict[str, int]:
         out.add(_dumps(a))
     out.close()
     counts["alerts.json"] = out.count
-    return {n: counts[n] for n in ("detections.json", "journeys.json", "queue_metrics.json", "heatmap.json",
+    return {n: counts[n] for n in ("detections.json", journeys_name, "queue_metrics.json", "heatmap.json",
                                    "alerts.json")}
+
+
+def link_visits(results: list[dict], cfg, cameras: list[str], output: Path, t1: float, png: bool = True) -> dict:
+    """The store-level linker over every camera's tracklets, fed in the order the cameras emitted
+    them (as one process running the store's cameras would): visits to ``journeys.json``, store
+    KPIs to ``store_kpis.json``, the floor heatmap to ``floor_heatmap.json`` (+ PNG), and each
+    tracklet's true customer to ``tracklet_truth.json`` (for ``simulator.score``)."""
+    from analytics.records import FloorHeatmapRecord, StoreKpiRecord, VisitRecord
+    from visits.linker import VisitLinker
+
+    events = sorted(((t, cameras.index(r["camera"]), i, tl) for r in results
+                     for i, (t, tl) in enumerate(r["tracklets"])), key=lambda e: e[:3])
+    linker = VisitLinker(cfg)
+    c0 = _cpu()
+    out: list = []
+    peak_open = 0
+    for t, _, _, tl in events:
+        out += linker.process([tl], t)
+        peak_open = max(peak_open, len(linker.visits))
+    out += linker.flush(t1)
+    cpu = _cpu() - c0
+    visits = [r for r in out if isinstance(r, VisitRecord)]
+    visits.sort(key=lambda v: (v.end_time, v.start_time, v.track_id))
+    o = _Out(output / "journeys.json")
+    for i, v in enumerate(visits, 1):
+        d = v.to_dict()
+        d["journey_id"] = f"journey-{i:06d}"
+        o.add(_dumps(d))
+    o.close()
+    kpis = [r for r in out if isinstance(r, StoreKpiRecord)]
+    _json_records(output / "store_kpis.json", [k.to_dict() for k in kpis])
+    heat = [r for r in out if isinstance(r, FloorHeatmapRecord)]
+    _json_records(output / "floor_heatmap.json", [h.to_dict() for h in heat])
+    if png and heat and cfg.floor is not None:
+        from visits.floor_heatmap import save_floor_png
+
+        save_floor_png(output / "floor_heatmap.png", heat[-1], cfg.floor)
+    # detections of each true customer (-1: false positives) each camera track took
+    truth = {f"{r['camera']}:{tid}": {str(c): int(n) for c, n in d.items()} for r in results
+             for tid, d in r["who"].items()}
+    (output / "tracklet_truth.json").write_text(json.dumps(truth, separators=(",", ":")))
+    return {"tracklet_events": len(events), "visits": len(visits), "cpu_s": round(cpu, 2),
+            "peak_open_visits": peak_open, "mode": linker.mode, **{k: int(v) for k, v in linker.stats.items()}}
 
 
 def _busiest_first(store, cameras: list[str], t0: float, t1: float) -> list[str]:
@@ -350,8 +453,12 @@ def generate(output: Path, hours: float, seed: int = 42, start: str = DEFAULT_ST
         finally:
             _JOB = None
         c0 = _cpu()
-        files = _merge(Path(tmp), cameras, output)
+        linking = cfg.visits is not None
+        files = _merge(Path(tmp), cameras, output, "camera_journeys.json" if linking else "journeys.json")
         merge_cpu = _cpu() - c0
+    visits = link_visits(results, cfg, cameras, output, t1, png) if linking else None
+    if visits is not None:
+        files["journeys.json"] = visits["visits"]
     truth = Truth(store, cfg, [], fps)
     for r in results:
         truth.cams[r["camera"]] = r["truth"]
@@ -376,7 +483,7 @@ def generate(output: Path, hours: float, seed: int = 42, start: str = DEFAULT_ST
                "peak_rss_mb": round(max([_peak_mb()] + [s["peak_rss_mb"] for s in per_cam.values()]), 1),
                "customers": len(store.customers), "files": files,
                "detections": tot("detections"), "tracks": tot("tracks"), "tracker_calls": tot("tracker_calls"),
-               "cpu_split_s": {k: round(v, 2) for k, v in split.items()},
+               "cpu_split_s": {k: round(v, 2) for k, v in split.items()}, "visits": visits,
                "per_camera": {c: {k: (round(v, 2) if isinstance(v, float) else v) for k, v in s.items()}
                               for c, s in per_cam.items()}}
     (output / "generation_summary.json").write_text(json.dumps(summary, indent=1))

@@ -17,6 +17,10 @@ Reads the five seed files (validated against the seed schema first), ``footfall.
 - abandonment (no target): the records' abandonment counts vs the truth's abandoned customers;
 - cart rate (no target): per camera, the share of journeys with ``cart_detected`` vs the share
   of true visits by customers with a cart (``cart`` in the truth), in points.
+When the store links visits across cameras (``camera_journeys.json`` beside ``journeys.json``),
+the per-camera scores above read the camera journeys, and ``visit_scores`` compares the
+visits in ``journeys.json`` with the true customers: visit IDF1 (target >= 0.95), visit count
+(<= 3 %), store conversion (<= 2 points), mean visit duration (<= 10 %), exact zone-path rate.
 ``--check`` exits 1 when a target is missed.
 """
 from __future__ import annotations
@@ -28,10 +32,15 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from analytics.records import parse_iso_utc
 
 TARGETS = {"footfall_error_pct": 2.0, "queue_length_mae": 0.5, "wait_error_pct": 10.0,
            "conversion_error_points": 2.0, "dwell_error_pct": 10.0}
+# store visits (when journeys.json holds visits linked across cameras): upper bounds, and IDF1 a lower one
+VISIT_TARGETS = {"visit_count_error_pct": 3.0, "store_conversion_error_points": 2.0, "visit_duration_error_pct": 10.0}
+VISIT_IDF1_MIN = 0.95
 
 # the seed's schemas (data/README.md): field -> accepted JSON types
 SCHEMAS = {
@@ -48,6 +57,10 @@ SCHEMAS = {
                     "message": str, "value": (int, float), "threshold": (int, float), "zone": (str, type(None)),
                     "state": str},
 }
+
+
+# fields a file may add after the seed's (store visits name their cameras and camera tracks)
+ADDITIVE = {"journeys.json": ("cameras", "tracklets")}
 
 
 def _num(v) -> bool:
@@ -142,8 +155,9 @@ def validate_record(name: str, rec: dict) -> str | None:
     schema = SCHEMAS[name]
     if not isinstance(rec, dict):
         return f"not an object: {type(rec).__name__}"
-    if list(rec) != list(schema):
-        return f"fields {list(rec)} != {list(schema)}"
+    extra = ADDITIVE.get(name, ())
+    if list(rec)[:len(schema)] != list(schema) or any(k not in extra for k in list(rec)[len(schema):]):
+        return f"fields {list(rec)} != {list(schema)}" + (f" (+ optional {list(extra)})" if extra else "")
     for k, typ in schema.items():
         v = rec[k]
         if isinstance(v, bool) and typ in (int, (int, float)):
@@ -227,6 +241,10 @@ def score(d: Path) -> dict:
     out["abandonment"] = {"count": a_abandoned, "true_count": g_ab}
 
     journeys = json.loads((d / "journeys.json").read_text())
+    # a store that links visits keeps its per-camera journeys in camera_journeys.json
+    linked = (d / "camera_journeys.json").exists()
+    if linked:
+        visits, journeys = journeys, json.loads((d / "camera_journeys.json").read_text())
     conv = sum(1 for j in journeys if j["converted"])
     out["conversion"] = {"rate": conv / max(a_in, 1) if door_seen else nan, "true_rate": buyers / max(g_in, 1),
                          "converted_journeys": conv, "true_buyers": buyers}
@@ -258,7 +276,69 @@ def score(d: Path) -> dict:
     out["dwell_per_zone"] = per_zone
     out["dwell_error_pct"] = (sum(v["error_pct"] for v in per_zone.values()) / len(per_zone)) if per_zone else float("nan")
     out["passed"] = {k: bool(out[k] <= v) for k, v in TARGETS.items() if not math.isnan(out[k])}
+    if linked:
+        tt = d / "tracklet_truth.json"
+        out["visits"] = visit_scores(visits, truth, json.loads(tt.read_text()) if tt.exists() else {})
+        for k, v in VISIT_TARGETS.items():
+            out[k] = out["visits"][k]
+            if not math.isnan(out[k]):
+                out["passed"][k] = bool(out[k] <= v)
+        out["visit_idf1"] = out["visits"]["idf1"]
+        if not math.isnan(out["visit_idf1"]):
+            out["passed"]["visit_idf1"] = bool(out["visit_idf1"] >= VISIT_IDF1_MIN)
     return out
+
+
+def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
+    """Store visits vs the true customers (``visit`` in the truth: first to last sighting on any
+    camera).
+
+    - IDF1 as in multi-camera tracking benchmarks, over the detections of the camera tracks the
+      visits were stitched from: ``tracklet_truth`` says how many detections of each true
+      customer (-1: false positives) each track took; visits and customers are matched one to
+      one to maximise shared detections (IDTP); IDF1 = 2 IDTP / (visit detections + true
+      customers' detections).
+    - visit count error (%), store conversion (converted visits / visits vs served customers /
+      customers seen) in points, mean visit duration error (%), and the exact zone-path rate:
+      of the true visits, the share whose matched visit entered the same zones in the same order
+      (first entries)."""
+    from scipy.optimize import linear_sum_assignment
+
+    t0, t1 = truth["t0"], truth["t1"]
+    true = {c["id"]: c["visit"] for c in truth["customers"] if c.get("visit") and t0 <= c["visit"]["start"] < t1}
+    nan = float("nan")
+    cids = sorted(true)
+    col = {c: i for i, c in enumerate(cids)}
+    ov = np.zeros((len(visits), len(cids)))
+    pred_w = gt_w = 0
+    for i, v in enumerate(visits):
+        for lab in v.get("tracklets", []):
+            for c, n in tracklet_truth.get(lab, {}).items():
+                pred_w += n
+                c = int(c)
+                if c >= 0:
+                    gt_w += n
+                    if c in col:
+                        ov[i, col[c]] += n
+    idtp, pairs = 0.0, []
+    if ov.size:
+        r, c = linear_sum_assignment(-ov)
+        idtp = float(ov[r, c].sum())
+        pairs = [(i, cids[j]) for i, j in zip(r.tolist(), c.tolist()) if ov[i, j] > 0]
+    idf1 = 2.0 * idtp / (pred_w + gt_w) if pred_w + gt_w else nan
+    n_t, n_p = len(true), len(visits)
+    conv_p = sum(bool(v["converted"]) for v in visits) / n_p if n_p else nan
+    conv_t = sum(bool(t["converted"]) for t in true.values()) / n_t if n_t else nan
+    dur_p = sum(v["duration_seconds"] for v in visits) / n_p if n_p else nan
+    dur_t = sum(t["end"] - t["start"] for t in true.values()) / n_t if n_t else nan
+    exact = sum(list(dict.fromkeys(visits[i]["zones_visited"])) == true[c]["zones"] for i, c in pairs)
+    return {"idf1": idf1, "idtp": idtp, "visit_detections": pred_w, "true_detections": gt_w,
+            "visits": n_p, "true_visits": n_t, "visit_count_error_pct": 100.0 * abs(n_p - n_t) / n_t if n_t else nan,
+            "conversion": conv_p, "true_conversion": conv_t,
+            "store_conversion_error_points": 100.0 * abs(conv_p - conv_t) if n_p and n_t else nan,
+            "mean_duration_s": dur_p, "true_mean_duration_s": dur_t,
+            "visit_duration_error_pct": 100.0 * abs(dur_p - dur_t) / dur_t if n_p and n_t and dur_t else nan,
+            "exact_path_rate": exact / n_t if n_t else nan}
 
 
 def served_in_window(service_rate: float, window_s: float) -> int:
@@ -314,6 +394,17 @@ def report(s: dict) -> str:
     for k, v in s["dwell_per_zone"].items():
         lines.append(f"  {k:<32}{v['mean_s']:>8.1f}{v['true_mean_s']:>10.1f}{v['error_pct']:>9.2f}%"
                      f"   visits {v['visits']} / true {v['true_visits']}")
+    if "visits" in s:
+        v = s["visits"]
+        lines += [
+            f"{'store visits':<26}{v['visits']:>12}{v['true_visits']:>12}{v['visit_count_error_pct']:>11.2f}%"
+            f"{'<= 3 %':>10}",
+            f"{'visit IDF1':<26}{'':>12}{'':>12}{v['idf1']:>12.3f}{'>= 0.95':>10}",
+            f"{'store conversion':<26}{v['conversion']:>12.3f}{v['true_conversion']:>12.3f}"
+            f"{v['store_conversion_error_points']:>10.2f}pt{'<= 2 pt':>10}",
+            f"{'mean visit duration (s)':<26}{v['mean_duration_s']:>12.1f}{v['true_mean_duration_s']:>12.1f}"
+            f"{v['visit_duration_error_pct']:>11.2f}%{'<= 10 %':>10}",
+            f"{'exact zone path':<26}{'':>12}{'':>12}{v['exact_path_rate']:>12.3f}"]
     if any(math.isnan(s[k]) for k in TARGETS):
         lines.append("n/a (nan): " + ", ".join(k for k in TARGETS if math.isnan(s[k]))
                      + " (no door camera or no served customer in this run)")

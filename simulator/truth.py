@@ -1,6 +1,8 @@
 """Ground truth, measured on the true (noise-free) positions with the same image zones the
 analytics use: dwell per customer/camera/zone, queue entry and service entry per lane
-(waits), queue length per lane every second, door crossings, purchases."""
+(waits), queue length per lane every second, door crossings, purchases, and each customer's
+store visit (first to last sighting on any camera, served or not, zones in the order first
+entered across cameras, those with at least 1 s of dwell)."""
 from __future__ import annotations
 
 import json
@@ -136,6 +138,13 @@ class Truth:
                     if np.isfinite(q_in) and np.isfinite(s_in) and cu.served and q_in > self.t0:
                         rec["queue_join"] = round(float(q_in), 3)
                         rec["wait_s"] = round(float(s_in - q_in), 3)
+            cams = rec["cameras"]
+            if cams:  # the true store visit: first to last sighting on any camera
+                first_in = sorted((t, z) for c in cams.values() for z, t in c["zone_first_in"].items()
+                                  if c["zone_dwell"].get(z, 0.0) >= 1.0)
+                rec["visit"] = {"start": min(c["first_seen"] for c in cams.values()),
+                                "end": max(c["last_seen"] for c in cams.values()),
+                                "converted": bool(cu.served), "zones": [z for _, z in first_in]}
             customers.append(rec)
         lanes = {lid: q.tolist() for c in self.cams.values() for lid, q in c["queue"].items()}
         return {"t0": self.t0, "t1": self.t1, "fps": self.fps,
