@@ -195,7 +195,7 @@ class CameraAnalytics:
         rows, new, dt = self.table.observe(t, p_ids)
         self.journeys.update(t, rows, new, dt, inside, cart_near)
         if self.tracklets is not None:
-            out += self._tracklet_heads(t, tr, rows, new, p_feet, p_box, is_person, all_person, embeddings)
+            out += self._tracklet_heads(t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings)
         if self.lanes:
             self.queues.update(t, rows, new, p_feet, inside)
         for ln in self.lines:
@@ -203,18 +203,17 @@ class CameraAnalytics:
         self.heatmap.update(t, p_feet)
         return out + self._maybe_alerts(t)
 
-    def _tracklet_heads(self, t, tr, rows, new, p_feet, p_box, is_person, all_person, embeddings) -> list[Any]:
+    def _tracklet_heads(self, t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings) -> list[Any]:
         scores = np.asarray(tr.scores, np.float32).reshape(-1)
-        emb = has = None
-        if embeddings is not None and len(embeddings):
+        di = None
+        if embeddings is not None and len(embeddings) and self.tracklets.embeds_at(t):
             di = np.asarray(tr.det_index, np.int64).reshape(-1)
             if not all_person:
-                di, scores = di[is_person], scores[is_person]
-            has = di >= 0
-            emb = np.asarray(embeddings)[np.where(has, di, 0)]
-        elif not all_person:
+                di = di[is_person]
+        if not all_person:
             scores = scores[is_person]
-        return self.tracklets.update(t, rows, new, p_feet, p_box, scores, emb, has)
+        return self.tracklets.update(t, p_ids, rows, new, p_feet, p_box, scores,
+                                     None if di is None else np.asarray(embeddings), di)
 
     def _finish(self, ids: np.ndarray, rows: np.ndarray) -> list[Any]:
         """Journeys (or, linking visits, final tracklets carrying them) of the tracks that ended."""

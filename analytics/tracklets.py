@@ -15,13 +15,15 @@ and last sighting), in floor metres when the camera is calibrated, else in image
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from analytics.records import JourneyRecord
 
-PATH_STEP_S = 0.5
+PATH_STEP_S = 1.0
+EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 5x less often
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,12 +89,16 @@ def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_h
     h = np.maximum(b[:, 3] - b[:, 1], 1.0)
     q = np.clip(scores[sel].astype(np.float64), 0.05, 1.0) * np.clip(h / (0.25 * image_height), 0.1, 1.0)
     if len(boxes) > 1:
-        iw = np.minimum(b[:, None, 2], boxes[None, :, 2]) - np.maximum(b[:, None, 0], boxes[None, :, 0])
-        ih = np.minimum(b[:, None, 3], boxes[None, :, 3]) - np.maximum(b[:, None, 1], boxes[None, :, 1])
-        inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        nearer = boxes[None, :, 3] > b[:, None, 3] + 1.0
-        area = h * np.maximum(b[:, 2] - b[:, 0], 1.0)
-        cover = np.where(nearer, inter, 0.0).max(axis=1) / area
+        # only boxes whose feet are lower (nearer) can hide these; overlap area of each pair
+        iw = np.minimum(b[:, None, 2], boxes[None, :, 2])
+        iw -= np.maximum(b[:, None, 0], boxes[None, :, 0])
+        ih = np.minimum(b[:, None, 3], boxes[None, :, 3])
+        ih -= np.maximum(b[:, None, 1], boxes[None, :, 1])
+        np.maximum(iw, 0.0, out=iw)
+        np.maximum(ih, 0.0, out=ih)
+        iw *= ih
+        iw[boxes[None, :, 3] <= b[:, None, 3] + 1.0] = 0.0
+        cover = iw.max(axis=1) / (h * np.maximum(b[:, 2] - b[:, 0], 1.0))
         q *= np.clip(1.0 - cover / 0.6, 0.05, 1.0)
     return q
 
@@ -100,72 +106,76 @@ def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_h
 class TrackletBuilder:
     """Per-track path samples and appearance, in arrays by ``TrackTable`` rows (``analytics.slots``).
 
-    ``update`` runs on every frame (vectorised; per-track Python work only for the tracks due a
-    path sample, about one in ``PATH_STEP_S`` x fps frames) and returns the heads due;
-    ``finals`` builds the final tracklets of ended tracks. Embeddings are taken at most every
-    ``embed_step_s`` per track (consecutive crops of one person are near duplicates)."""
+    Work happens on ticks of a camera-wide clock, not per track: every ``step_s`` of stream
+    time every track in view gets a path sample and is checked for its head; on embedding
+    ticks (every ``embed_step_s`` / 2) a detected track adds its crop's embedding if it has
+    not for ``embed_step_s`` (5x that once its crops' quality sums to ``EMBED_FULL_WEIGHT``:
+    consecutive crops of one person are near duplicates, so more would cost without telling
+    more). Between ticks a frame costs one array write (the last feet) and, for new tracks,
+    their first sample.
+    ``update`` returns the heads due; ``finals`` builds the final tracklets of ended tracks."""
 
     def __init__(self, camera_id: str, table, floor=None, head_s: float = 2.0, image_height: float = 360.0,
-                 step_s: float = PATH_STEP_S, embed_step_s: float = 0.4) -> None:
+                 step_s: float = PATH_STEP_S, embed_step_s: float = 1.0) -> None:
         from analytics.slots import grow
 
         self._grow_fn = grow
         self.camera_id, self.table, self.floor = camera_id, table, floor
         self.head_s, self.image_height, self.step_s, self.embed_step_s = head_s, image_height, step_s, embed_step_s
         c = table.capacity
-        self.next_sample = np.full(c, -np.inf)
         self.next_embed = np.full(c, -np.inf)
         self.head_done = np.zeros(c, bool)
         self.last_xy = np.zeros((c, 2))
         self.emb: np.ndarray | None = None  # float32[C, D], allocated at the first embedding
         self.emb_w = np.zeros(c)
         self.paths: dict[int, list[tuple[float, float, float]]] = {}
+        self._next_tick = -np.inf
+        self._next_embed = -np.inf
         table.on_grow(self._grow)
 
     def _grow(self, cap: int) -> None:
         g = self._grow_fn
-        self.next_sample, self.next_embed = g(self.next_sample, cap, -np.inf), g(self.next_embed, cap, -np.inf)
+        self.next_embed = g(self.next_embed, cap, -np.inf)
         self.head_done, self.last_xy, self.emb_w = g(self.head_done, cap, False), g(self.last_xy, cap, 0.0), \
             g(self.emb_w, cap, 0.0)
         if self.emb is not None:
             self.emb = g(self.emb, cap, 0.0)
 
-    def update(self, t: float, rows: np.ndarray, new: np.ndarray, feet: np.ndarray, boxes: np.ndarray,
-               scores: np.ndarray, embeddings: np.ndarray | None = None,
-               has_embedding: np.ndarray | None = None) -> list[Tracklet]:
-        """One frame's person tracks (rows/new from ``TrackTable.observe``; feet float[M, 2] and
-        boxes float[M, 4] in pixels; scores float[M]; embeddings float32[M, D] with
-        ``has_embedding`` bool[M] marking the rows that hold one: detected this frame, not
-        coasting). Returns the heads of tracks that just reached ``head_s``."""
+    def embeds_at(self, t: float) -> bool:
+        """Whether a frame at stream time ``t`` takes embeddings (a producer without pixels can
+        make them for these frames only)."""
+        return t >= self._next_embed
+
+    def update(self, t: float, ids: np.ndarray, rows: np.ndarray, new: np.ndarray, feet: np.ndarray,
+               boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None = None,
+               emb_index: np.ndarray | None = None) -> list[Tracklet]:
+        """One frame's person tracks (ids int64[M]; rows/new from ``TrackTable.observe``; feet float[M, 2] and
+        boxes float[M, 4] in pixels; scores float[M]). ``embeddings`` float32[N, D] are the
+        frame's detections' re-id vectors and ``emb_index`` int64[M] each track's row in them
+        (-1: coasting, no crop this frame). Returns the heads of tracks that reached ``head_s``."""
         if len(rows) == 0:
             return []
+        paths = self.paths
         if np.count_nonzero(new):
             nr = rows[new]
-            self.next_sample[nr] = self.next_embed[nr] = -np.inf
             self.head_done[nr] = False
+            self.next_embed[nr] = -np.inf
             self.emb_w[nr] = 0.0
             if self.emb is not None:
                 self.emb[nr] = 0.0
-            for r in nr.tolist():
-                self.paths[r] = []
+            for r, (x, y) in zip(nr.tolist(), feet[new].tolist()):
+                paths[r] = [(t, x, y)]
         self.last_xy[rows] = feet
-        due = t >= self.next_sample[rows]
-        if np.count_nonzero(due):
-            dr = rows[due]
-            self.next_sample[dr] = t + self.step_s
-            paths = self.paths
-            for r, (x, y) in zip(dr.tolist(), feet[due].tolist()):
-                paths[r].append((t, x, y))
-        if embeddings is not None and has_embedding is not None and np.count_nonzero(has_embedding):
-            ed = has_embedding & (t >= self.next_embed[rows])
-            if np.count_nonzero(ed):
-                er = rows[ed]
-                self.next_embed[er] = t + self.embed_step_s
-                if self.emb is None:
-                    self.emb = np.zeros((self.table.capacity, embeddings.shape[1]), np.float32)
-                q = crop_quality(boxes, scores, ed, self.image_height)
-                self.emb[er] += (q[:, None] * embeddings[ed]).astype(np.float32)
-                self.emb_w[er] += q
+        if embeddings is not None and emb_index is not None and t >= self._next_embed:
+            self._next_embed = t + 0.5 * self.embed_step_s
+            self._embed(t, rows, boxes, scores, embeddings, emb_index)
+        if t < self._next_tick:
+            return []
+        self._next_tick = t + self.step_s
+        for r, (x, y) in zip(rows.tolist(), feet.tolist()):
+            p = paths[r]
+            if p[-1][0] < t:
+                p.append((t, x, y))
         pend = ~self.head_done[rows]
         if not np.count_nonzero(pend):
             return []
@@ -174,27 +184,38 @@ class TrackletBuilder:
             return []
         hr = rows[ready]
         self.head_done[hr] = True
-        ids = self.table.slots._keys  # noqa: SLF001 (row -> id below)
-        vals = self.table.slots._vals
-        id_of = dict(zip(vals.tolist(), ids.tolist()))
-        return [self._tracklet(id_of[r], r, t, False) for r in hr.tolist()]
+        return [self._tracklet(i, r, t, False) for i, r in zip(ids[ready].tolist(), hr.tolist())]
+
+    def _embed(self, t, rows, boxes, scores, embeddings, emb_index) -> None:
+        has = (emb_index >= 0) & (t >= self.next_embed[rows])
+        if not np.count_nonzero(has) or len(embeddings) == 0:
+            return
+        hr = rows[has]
+        self.next_embed[hr] = t + np.where(self.emb_w[hr] < EMBED_FULL_WEIGHT, 1.0, 5.0) * self.embed_step_s
+        if self.emb is None:
+            self.emb = np.zeros((self.table.capacity, embeddings.shape[1]), np.float32)
+        q = crop_quality(boxes, scores, has, self.image_height)
+        e = embeddings[emb_index[has]]
+        ok = np.isfinite(e).all(axis=1) & (np.abs(e).sum(axis=1) > 0)  # zero rows: no crop (not a person)
+        er = rows[has][ok]
+        self.emb[er] += (q[ok, None] * e[ok]).astype(np.float32)
+        self.emb_w[er] += q[ok]
 
     def _tracklet(self, track_id: int, row: int, end: float, final: bool, zone_visits=(), journey=None) -> Tracklet:
         pts = self.paths.get(row) or []
-        last = (end, float(self.last_xy[row, 0]), float(self.last_xy[row, 1]))
         if not pts or pts[-1][0] < end:
-            pts = pts + [last]
-        p = np.asarray(pts, np.float64).reshape(-1, 3)
+            pts = pts + [(end, float(self.last_xy[row, 0]), float(self.last_xy[row, 1]))]
+        p = np.array(pts, np.float64)
         on_floor = self.floor is not None
         if on_floor:
             p[:, 1:3] = self.floor.to_floor(p[:, 1:3])
         w = float(self.emb_w[row])
         emb = None
         if self.emb is not None and w > 0:
-            v = self.emb[row].astype(np.float64)
-            n = float(np.linalg.norm(v))
+            v = self.emb[row]
+            n = math.sqrt(float(np.dot(v, v)))
             if n > 0:
-                emb = (v / n).astype(np.float32)
+                emb = v / np.float32(n)
         return Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
                         p.astype(np.float32), on_floor, emb, w, tuple(zone_visits), journey)
 

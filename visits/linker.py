@@ -74,19 +74,9 @@ class _Visit:
     last: Tracklet | None = None  # the final tracklet seen last
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
-    @property
-    def first_seen(self) -> float:
-        return min(t.start for t in self.tracklets.values())
-
-    @property
-    def last_seen(self) -> float:
-        return max(t.end for t in self.tracklets.values())
-
-    def embedding(self) -> np.ndarray | None:
-        if self.emb_sum is None or self.emb_w <= 0:
-            return None
-        n = float(np.linalg.norm(self.emb_sum))
-        return self.emb_sum / n if n > 0 else None
+    first_seen: float = math.inf
+    last_seen: float = -math.inf
+    unit: np.ndarray | None = None  # the normalised mean embedding (kept in step by ``put``)
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
@@ -102,6 +92,10 @@ class _Visit:
             self.emb_sum = v.copy() if self.emb_sum is None else self.emb_sum + v
             self.emb_w += w
             self.contrib[k] = (v, w)
+        n = float(np.linalg.norm(self.emb_sum)) if self.emb_sum is not None and self.emb_w > 0 else 0.0
+        self.unit = self.emb_sum / n if n > 0 else None
+        self.first_seen = min(self.first_seen, tl.start)
+        self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
             if self.last is None or tl.end >= self.last.end:
@@ -238,28 +232,31 @@ class VisitLinker:
     def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], out: np.ndarray) -> None:
         """out[i, j] = -log LR(head i continues visit j), inf where impossible."""
         s = self.s
-        start = np.array([h.start for h in heads])
-        ends = np.array([v.last.end for v in cands])
+        start = np.fromiter((h.start for h in heads), np.float64, len(heads))
+        ends = np.fromiter((v.last.end for v in cands), np.float64, len(cands))
         gap = start[:, None] - ends[None, :]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
         # space-time, where both ends are on the floor
-        hf = np.array([h.on_floor for h in heads])
-        vf = np.array([v.last.on_floor for v in cands])
+        hf = np.fromiter((h.on_floor for h in heads), bool, len(heads))
+        vf = np.fromiter((v.last.on_floor for v in cands), bool, len(cands))
         both = hf[:, None] & vf[None, :]
         st = np.zeros_like(gap)
         if both.any():
-            p = np.stack([h.entry for h in heads])
-            q = np.stack([v.last.exit for v in cands])
+            p = np.array([h.path[0, 1:3] for h in heads], np.float64)
+            q = np.array([v.last.path[-1, 1:3] for v in cands], np.float64)
             d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
             g = np.clip(gap, 0.0, None)
             reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
-            # overlapping views: h began while v's last track was still seen; they must be at one place
-            over = gap < -s.overlap_s
+            # overlapping views: h began while v's last track, on another camera, still saw the
+            # person; allowed where both saw them at one place (one camera cannot see one person twice)
+            over = both & (gap < -s.overlap_s)
             if over.any():
-                for i, j in zip(*np.nonzero(over & both)):
-                    dd = float(np.hypot(*(cands[j].last.position_at(start[i]) - p[i])))
-                    if dd <= 2.0 * s.position_slack_m:
-                        ok[i, j], d[i, j] = True, dd
+                hc = [h.camera_id for h in heads]
+                for i, j in zip(*np.nonzero(over)):
+                    if cands[j].last.camera_id != hc[i]:
+                        dd = float(np.hypot(*(cands[j].last.position_at(start[i]) - p[i])))
+                        if dd <= 2.0 * s.position_slack_m:
+                            ok[i, j], d[i, j] = True, dd
             ok &= ~both | (d <= reach)
             sig = s.position_slack_m + WALK_MPS * g
             ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
@@ -269,13 +266,13 @@ class VisitLinker:
         # appearance
         app = np.zeros_like(gap)
         he = [h.embedding for h in heads]
-        ve = [v.embedding() for v in cands]
+        ve = [v.unit for v in cands]
         hi = [i for i, e in enumerate(he) if e is not None]
         vj = [j for j, e in enumerate(ve) if e is not None]
         if hi and vj:
             a = np.stack([he[i] for i in hi]).astype(np.float64)
             b = np.stack([ve[j] for j in vj])
-            c = a @ b.T
+            c = np.einsum("id,jd->ij", a, b)  # not BLAS: its idle threads spin, costing the per-frame work CPU
             am = s.appearance
             llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
             llr = np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP)
