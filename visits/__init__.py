@@ -1,0 +1,1 @@
+"""Store level: camera tracklets -> store visits, store KPIs and the floor heatmap."""
