@@ -155,6 +155,20 @@ class StoreKpiRecord:
     def conversion_rate(self) -> float:
         return self.converted / self.visits if self.visits else 0.0
 
+    def to_dict(self) -> dict:
+        """``store_kpis.json`` (the project's file, no seed schema): seed-style time and rounding."""
+        return {
+            "store_id": self.store_id,
+            "timestamp": iso_utc(self.timestamp),
+            "window_s": round(float(self.window_s), 1),
+            "visits": int(self.visits),
+            "converted": int(self.converted),
+            "conversion_rate": round(float(self.conversion_rate), 4),
+            "avg_visit_duration_s": round(float(self.avg_visit_duration_s), 1),
+            "in_store": int(self.in_store),
+            "top_paths": [{"path": p, "visits": int(n)} for p, n in self.top_paths],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class FloorHeatmapRecord:

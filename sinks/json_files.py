@@ -8,6 +8,14 @@
                          retention_days={"detections": 7, "journeys": 90, ...}, clock=time.time)
                                          # -> outputs/2026-12-06/journeys.json, ... (one directory per UTC day)
 
+Store level (``visits/``: a store that follows customers across cameras) adds three files
+of the project's own, opened when their first record arrives (a store that does not link
+visits keeps exactly the seed's five): ``camera_journeys.json`` (``CameraJourneyRecord``:
+the per-camera journeys the visits were stitched from), ``floor_heatmap.json``
+(``FloorHeatmapRecord``) and ``store_kpis.json`` (``StoreKpiRecord``). ``journeys.json``
+then holds the store's visits (``VisitRecord``: the seed's journey schema plus ``cameras``
+and ``tracklets``) in place of the per-camera journeys.
+
 Each file is one JSON array of ``record.to_dict()`` objects in the seed's schema. After
 every flush (every ``flush_every`` records, on ``flush()`` and on ``close()``) the records
 so far and the closing bracket are on disk, so a crash mid-run leaves valid JSON holding
@@ -16,22 +24,25 @@ with no seed file (footfall, occupancy, stream health) are counted in
 ``stats()["skipped"]`` and go to InfluxDB only.
 
 ``rotate="none"`` (the default here; the sample generator and the demo): the five files in
-``output_dir``, truncated at start, never expired: exactly the seed's layout.
+``output_dir``, truncated at start, never expired: exactly the seed's layout (a store file
+left by an earlier run is truncated at start too, so no stale store data sits beside them).
 
 ``rotate="daily"`` (live runs, ``sinks.json.rotate`` in configs/app_config.yaml): a record
-goes to the files of its own UTC day (its ``timestamp``; journeys: ``end_time``; heatmaps,
-which carry no time in the seed's schema: the day of the newest record seen), in
-``output_dir/YYYY-MM-DD/`` (``sinks.json_expiry``). The day's five files are created
-together when its first record arrives; a restart on the same day appends to them (a file
-torn by a crash is repaired: its complete records kept, the torn tail logged and dropped).
+goes to the files of its own UTC day (its ``timestamp``; journeys, visits and camera
+journeys: ``end_time``; heatmaps, which carry no time in the seed's schema: the day of the
+newest record seen), in ``output_dir/YYYY-MM-DD/`` (``sinks.json_expiry``). The day's five
+seed files are created together when its first record arrives (a store file with its first
+record of that day); a restart on the same day appends to them (a file torn by a crash is
+repaired: its complete records kept, the torn tail logged and dropped).
 When a record of a newer day arrives, every older day's files are closed (valid JSON,
 fsynced) and the new day's opened: no record is dropped at a rollover. A late record of an
 older day reopens that day's file, goes to it, and the file is closed at the next flush.
 
 Expiry (daily only): at start, at each rollover and whenever the clock's UTC day has
 changed since the last one, ``retention_days`` (the ``retention:`` section: detections,
-journeys, queue_metrics, heatmaps, alerts; 0 = forever) is applied to the dated files of
-``output_dir``. "Now" is ``clock()``, the wall clock (UTC) unless a test injects one. The
+journeys, queue_metrics, heatmaps, alerts; 0 = forever; camera_journeys.json and
+store_kpis.json expire with journeys, floor_heatmap.json with heatmaps: ``RETENTION_KEYS``)
+is applied to the dated files of ``output_dir``. "Now" is ``clock()``, the wall clock (UTC) unless a test injects one. The
 days this sink has written in this run are never expired by it, so a replay stamped with
 old dates keeps its files for the run; the next start judges them by the wall clock.
 
@@ -51,7 +62,17 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
-from analytics.records import AlertRecord, DetectionRecord, HeatmapRecord, JourneyRecord, QueueMetricsRecord
+from analytics.records import (
+    AlertRecord,
+    CameraJourneyRecord,
+    DetectionRecord,
+    FloorHeatmapRecord,
+    HeatmapRecord,
+    JourneyRecord,
+    QueueMetricsRecord,
+    StoreKpiRecord,
+    VisitRecord,
+)
 from core.files import atomic_write_bytes
 from sinks.json_expiry import day_dir, expire, utc_day
 
@@ -64,10 +85,20 @@ SEED_FILES: dict[type, str] = {
     HeatmapRecord: "heatmap.json",
     AlertRecord: "alerts.json",
 }
-# the ``retention:`` key (data type) of each seed file
+# store level (visits/): the project's own files, opened with their first record
+STORE_FILES: dict[type, str] = {
+    CameraJourneyRecord: "camera_journeys.json",
+    FloorHeatmapRecord: "floor_heatmap.json",
+    StoreKpiRecord: "store_kpis.json",
+}
+# every record type this sink writes -> its file (a store's visits take the journeys' place in journeys.json)
+RECORD_FILES: dict[type, str] = {**SEED_FILES, VisitRecord: "journeys.json", **STORE_FILES}
+# the ``retention:`` key (data type) of each file
 RETENTION_KEYS: dict[str, str] = {"detections.json": "detections", "journeys.json": "journeys",
                                   "queue_metrics.json": "queue_metrics", "heatmap.json": "heatmaps",
-                                  "alerts.json": "alerts"}
+                                  "alerts.json": "alerts", "camera_journeys.json": "journeys",
+                                  "floor_heatmap.json": "heatmaps", "store_kpis.json": "journeys"}
+_OPENED_TOGETHER = tuple(SEED_FILES.values())  # a day's (or a run's) seed files; store files open lazily
 ROTATIONS = ("none", "daily")
 _CLOSE = b"\n]\n"
 _EMPTY = b"[]\n"
@@ -163,9 +194,10 @@ def _recover(path: Path) -> None:
 
 
 def record_time(r: Any) -> float | None:
-    """The time that dates a record's day: a journey's end, else its ``timestamp`` (None: heatmaps
-    built without one)."""
-    t = r.end_time if isinstance(r, JourneyRecord) else getattr(r, "timestamp", None)
+    """The time that dates a record's day: a journey's (visit's) end, else its ``timestamp`` (None:
+    heatmaps built without one)."""
+    ended = isinstance(r, (JourneyRecord, VisitRecord, CameraJourneyRecord))
+    t = r.end_time if ended else getattr(r, "timestamp", None)
     return None if t is None else float(t)
 
 
@@ -226,12 +258,14 @@ class JsonFilesSink:
         self._written = dict.fromkeys(SEED_FILES.values(), 0)
         self._deleted: list[str] = []
         self._closed = False
-        self._days: dict[dt.date, dict[type, _ArrayFile]] = {}  # open files per day (daily)
+        self._days: dict[dt.date, dict[str, _ArrayFile]] = {}  # open files per day, by file name (daily)
         self._written_days: set[dt.date] = set()  # never expired by this run
         self._newest: dt.date | None = None
         self._expired_for: dt.date | None = None
         if rotate == "none":
-            self._files = {cls: _ArrayFile(self.output_dir / name) for cls, name in SEED_FILES.items()}
+            # seed files at start; a store file too if an earlier run left one (truncated), else with its first record
+            self._files = {name: _ArrayFile(self.output_dir / name) for name in dict.fromkeys(RECORD_FILES.values())
+                           if name in _OPENED_TOGETHER or (self.output_dir / name).is_file()}
         else:
             self._probe_writable()
             self._expire()
@@ -256,20 +290,27 @@ class JsonFilesSink:
                 raise RuntimeError(f"JsonFilesSink({self.output_dir}): write() after close()")
             for r in records:
                 cls = type(r)
-                if cls not in SEED_FILES:
+                name = RECORD_FILES.get(cls)
+                if name is None:
                     self._skipped += 1
                     continue
                 if cls is DetectionRecord and not self._keep_detection(r):
                     self._sampled_out += 1
                     continue
-                f = self._files[cls] if self.rotate == "none" else self._file_for(r)
+                f = self._single_file(name) if self.rotate == "none" else self._file_for(r, name)
                 f.append(r.to_dict())
-                self._written[SEED_FILES[cls]] += 1
+                self._written[name] = self._written.get(name, 0) + 1
                 self._since_flush += 1
             if self._since_flush >= self.flush_every:
                 self._flush_locked()
 
-    def _file_for(self, r: Any) -> _ArrayFile:
+    def _single_file(self, name: str) -> _ArrayFile:
+        f = self._files.get(name)
+        if f is None:  # a store file's first record of this run
+            f = self._files[name] = _ArrayFile(self.output_dir / name)
+        return f
+
+    def _file_for(self, r: Any, name: str) -> _ArrayFile:
         """The file of the record's UTC day (opening the day, rolling over to it)."""
         t = record_time(r)
         if t is not None:
@@ -279,15 +320,18 @@ class JsonFilesSink:
         files = self._days.get(day)
         if files is None:
             files = self._open_day(day)
-        return files[type(r)]
+        f = files.get(name)
+        if f is None:  # a store file's first record of that day
+            f = files[name] = _ArrayFile(day_dir(self.output_dir, day) / name, resume=True)
+        return f
 
-    def _open_day(self, day: dt.date) -> dict[type, _ArrayFile]:
+    def _open_day(self, day: dt.date) -> dict[str, _ArrayFile]:
         if self._newest is not None and day < self._newest:
             self._late += 1
             log.info("late record(s) of %s: reopening that day's files (closed at the next flush)", day)
         d = day_dir(self.output_dir, day)
         d.mkdir(exist_ok=True)
-        files = {cls: _ArrayFile(d / name, resume=True) for cls, name in SEED_FILES.items()}
+        files = {name: _ArrayFile(d / name, resume=True) for name in _OPENED_TOGETHER}
         self._days[day] = files
         self._written_days.add(day)
         if self._newest is None or day > self._newest:
@@ -341,7 +385,8 @@ class JsonFilesSink:
             self._closed = True
 
     def stats(self) -> dict:
-        """``files``: records written per seed file name (this run; all days together);
+        """``files``: records written per file name (this run; all days together; the seed's five always,
+        a store file once written);
         ``skipped``: records with no seed file; ``sampled_out``: detections not written;
         daily: ``day`` (the newest), ``late`` (reopened older days), ``expired`` (files deleted)."""
         with self._lock:

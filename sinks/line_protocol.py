@@ -1,10 +1,10 @@
 """Records -> InfluxDB points (line protocol), one schema for InfluxDB 1.x and 2.x.
 
-Tags are low-cardinality only (stream, zone, lane, line, class, alert type, severity,
-state); everything else is a field. A track id or journey id is never a tag (one
-series per person would explode the index). Each point carries an explicit
-nanosecond timestamp, so re-sending a batch after a failed attempt overwrites
-instead of duplicating (InfluxDB keys a point by series + timestamp).
+Tags are low-cardinality only (stream, zone, lane, line, class, alert type, severity, state,
+store, a store's top paths, a floor grid's row); everything else is a field. A track id or
+journey id is never a tag (one series per person would explode the index). Each point
+carries an explicit nanosecond timestamp, so re-sending a batch after a failed attempt
+overwrites instead of duplicating (InfluxDB keys a point by series + timestamp).
 
 Every measurement belongs to a *data type* (the key of ``retention:`` in
 configs/app_config.yaml); the data type is the retention policy on 1.x and the
@@ -12,10 +12,18 @@ bucket suffix on 2.x. Queries therefore read ``"<data type>"."<measurement>"``.
 
     measurement      data type      tags                                  one point per
     detections       detections     stream, class                         frame x class (counts)
-    journeys         journeys       stream                                finished journey
-    zone_dwell       journeys       stream, zone                          journey x zone visited
+    journeys         journeys       stream                                finished journey, or store visit
+                                                                          (VisitRecord: where the store links
+                                                                          visits; field cameras)
+    zone_dwell       journeys       stream, zone                          (camera) journey x zone visited
+    camera_journeys  journeys       stream                                per-camera journey of a linked store
+    store_kpis       journeys       store                                 store KPI window
+    store_paths      journeys       store, path                           store KPI window x top path
     queue            queue_metrics  stream, lane                          queue metrics window
     heatmap          heatmaps       stream                                heatmap window (summary)
+    floor_heatmap    heatmaps       store                                 floor heatmap report (summary)
+    floor_heatmap_rows heatmaps     store, row                            floor heatmap report x grid row
+                                                                          (fields c000.. : the row's cells)
     zone_occupancy   occupancy      stream, zone                          occupancy window
     footfall         footfall       stream, line                          footfall window
     alerts           alerts         stream, alert_type, severity, state,  alert event
@@ -38,12 +46,16 @@ from typing import Any, Iterable
 
 from analytics.records import (
     AlertRecord,
+    CameraJourneyRecord,
     DetectionRecord,
+    FloorHeatmapRecord,
     FootfallRecord,
     HeatmapRecord,
     JourneyRecord,
     QueueMetricsRecord,
+    StoreKpiRecord,
     StreamHealthRecord,
+    VisitRecord,
     ZoneOccupancyRecord,
 )
 
@@ -52,8 +64,13 @@ MEASUREMENT_DATA_TYPE: dict[str, str] = {
     "detections": "detections",
     "journeys": "journeys",
     "zone_dwell": "journeys",
+    "camera_journeys": "journeys",
+    "store_kpis": "journeys",
+    "store_paths": "journeys",
     "queue": "queue_metrics",
     "heatmap": "heatmaps",
+    "floor_heatmap": "heatmaps",
+    "floor_heatmap_rows": "heatmaps",
     "zone_occupancy": "occupancy",
     "footfall": "footfall",
     "alerts": "alerts",
@@ -270,20 +287,26 @@ def record_points(r: Any) -> list[Point] | None:
             "max_wait_s": float(r.max_wait_time_seconds), "service_rate": float(r.service_rate),
             "abandonment_count": int(r.abandonment_count)}, r.timestamp)]
     if isinstance(r, JourneyRecord):
-        pts = [Point.make("journeys", {"stream": r.stream_id}, {
-            "journey_id": r.journey_id, "track_id": int(r.track_id),
-            "duration_s": float(r.duration_seconds), "zones_visited": ",".join(r.zones_visited),
-            "zone_count": len(r.zones_visited),
-            # integers, not booleans: InfluxQL can mean()/sum() them into a conversion rate
-            "converted": int(bool(r.converted)), "cart_detected": int(bool(r.cart_detected))},
-            r.end_time)]
-        for zone, dwell in r.zone_dwell_times.items():
-            pts.append(Point.make("zone_dwell", {"stream": r.stream_id, "zone": zone},
-                                  {"dwell_s": float(dwell), "journey_id": r.journey_id,
-                                   "converted": int(bool(r.converted))}, r.end_time))
+        return [journey_point("journeys", r), *zone_dwell_points(r)]
+    if isinstance(r, VisitRecord):
+        # a store visit takes the camera journey's place (the dashboards' conversion reads it); its zone
+        # dwell stays per camera: the CameraJourneyRecords it was stitched from write zone_dwell
+        return [journey_point("journeys", r, cameras=len(r.cameras))]
+    if isinstance(r, CameraJourneyRecord):
+        return [journey_point("camera_journeys", r.journey), *zone_dwell_points(r.journey)]
+    if isinstance(r, StoreKpiRecord):
+        pts = [Point.make("store_kpis", {"store": r.store_id}, {
+            "visits": int(r.visits), "converted": int(r.converted), "conversion_rate": float(r.conversion_rate),
+            "avg_visit_duration_s": float(r.avg_visit_duration_s), "in_store": int(r.in_store),
+            "window_s": float(r.window_s)}, r.timestamp)]
+        for path, visits in r.top_paths:
+            pts.append(Point.make("store_paths", {"store": r.store_id, "path": path}, {"visits": int(visits)},
+                                  r.timestamp))
         return pts
     if isinstance(r, HeatmapRecord):
         return [heatmap_point(r)]
+    if isinstance(r, FloorHeatmapRecord):
+        return floor_heatmap_points(r)
     if isinstance(r, AlertRecord):
         return [Point.make("alerts", {"stream": r.stream_id, "alert_type": r.alert_type, "severity": r.severity,
                                       "state": r.state, "zone": r.zone}, {
@@ -309,6 +332,59 @@ def record_points(r: Any) -> list[Point] | None:
     return None
 
 
+def journey_point(measurement: str, r: JourneyRecord | VisitRecord, **extra: Any) -> Point:
+    """A finished journey (or store visit): ``journeys`` / ``camera_journeys``."""
+    return Point.make(measurement, {"stream": r.stream_id}, {
+        "journey_id": r.journey_id, "track_id": int(r.track_id),
+        "duration_s": float(r.duration_seconds), "zones_visited": ",".join(r.zones_visited),
+        "zone_count": len(r.zones_visited),
+        # integers, not booleans: InfluxQL can mean()/sum() them into a conversion rate
+        "converted": int(bool(r.converted)), "cart_detected": int(bool(r.cart_detected)), **extra},
+        r.end_time)
+
+
+def zone_dwell_points(r: JourneyRecord) -> list[Point]:
+    return [Point.make("zone_dwell", {"stream": r.stream_id, "zone": zone},
+                       {"dwell_s": float(dwell), "journey_id": r.journey_id, "converted": int(bool(r.converted))},
+                       r.end_time) for zone, dwell in r.zone_dwell_times.items()]
+
+
+def _grid_summary(grid, hotspots) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "max": float(grid.max()) if grid.size else 0.0,
+        "mean": float(grid.mean()) if grid.size else 0.0,
+        "active_fraction": float((grid > 0).mean()) if grid.size else 0.0,
+        "hotspot_count": len(hotspots),
+    }
+    if hotspots:
+        top = max(hotspots, key=lambda h: h.intensity)
+        fields.update(top_hotspot_x=float(top.x), top_hotspot_y=float(top.y),
+                      top_hotspot_intensity=float(top.intensity))
+    return fields
+
+
+def floor_heatmap_points(r: FloorHeatmapRecord) -> list[Point]:
+    """The store's floor heatmap: a summary point like the camera heatmap's (``floor_heatmap``; top hotspot
+    normalised over the grid and in floor metres), and the grid itself, one ``floor_heatmap_rows`` point
+    per grid row (tag ``row`` "000".., fields ``c000``.. per column, values [0, 1]): the floor is one grid
+    per store, small enough (a 40 m x 30 m floor at 0.5 m is 60 rows of 80 cells) for the dashboard to
+    draw the latest one."""
+    import numpy as np
+
+    grid = np.asarray(r.data, dtype=np.float64).reshape(int(r.resolution[1]), int(r.resolution[0]))
+    fields = _grid_summary(grid, r.hotspots)
+    fields.update(columns=int(r.resolution[0]), rows=int(r.resolution[1]), cell_m=float(r.cell_m),
+                  origin_x_m=float(r.origin[0]), origin_y_m=float(r.origin[1]))
+    if "top_hotspot_x" in fields:
+        fields.update(top_hotspot_x_m=float(r.origin[0] + fields["top_hotspot_x"] * grid.shape[1] * r.cell_m),
+                      top_hotspot_y_m=float(r.origin[1] + fields["top_hotspot_y"] * grid.shape[0] * r.cell_m))
+    pts = [Point.make("floor_heatmap", {"store": r.store_id}, fields, r.timestamp)]
+    for i, row in enumerate(grid):
+        pts.append(Point.make("floor_heatmap_rows", {"store": r.store_id, "row": f"{i:03d}"},
+                              {f"c{j:03d}": round(float(v), 4) for j, v in enumerate(row)}, r.timestamp))
+    return pts
+
+
 def heatmap_point(r: HeatmapRecord) -> Point:
     """Summary of one heatmap window (the grid itself goes to heatmap.json, not to Influx)."""
     import time as _time
@@ -316,16 +392,7 @@ def heatmap_point(r: HeatmapRecord) -> Point:
     import numpy as np
 
     grid = np.asarray(r.data, dtype=np.float64)
-    fields: dict[str, Any] = {
-        "max": float(grid.max()) if grid.size else 0.0,
-        "mean": float(grid.mean()) if grid.size else 0.0,
-        "active_fraction": float((grid > 0).mean()) if grid.size else 0.0,
-        "hotspot_count": len(r.hotspots),
-        "columns": int(r.resolution[0]), "rows": int(r.resolution[1]), "cell_size": int(r.cell_size),
-    }
-    if r.hotspots:
-        top = max(r.hotspots, key=lambda h: h.intensity)
-        fields.update(top_hotspot_x=float(top.x), top_hotspot_y=float(top.y),
-                      top_hotspot_intensity=float(top.intensity))
+    fields = _grid_summary(grid, r.hotspots)
+    fields.update(columns=int(r.resolution[0]), rows=int(r.resolution[1]), cell_size=int(r.cell_size))
     ts = r.timestamp if r.timestamp is not None else _time.time()
     return Point.make("heatmap", {"stream": r.stream_id}, fields, ts)

@@ -1,6 +1,7 @@
 """Grafana provisioning: every panel query of every dashboard returns data from a real InfluxDB.
 
-A short pipeline-like run (every record type, two cameras, five minutes of frames)
+A short pipeline-like run (every record type, two cameras, five minutes of frames; and a
+store that links visits across cameras: visits, camera journeys, store KPIs, floor heatmap)
 goes through the real InfluxSink into Debian's influxd (1.6.7, started by the fixture),
 with retention policies created by the real setup command. Then each panel's InfluxQL
 (extracted from the JSON, Grafana's macros filled in the way Grafana fills them) must
@@ -26,6 +27,7 @@ from tests.fixtures.influx import (
     run_panel_queries,
     variable_query,
 )
+from tests.store_helpers import store_records
 
 GRAFANA = GRAFANA_DIR
 DASHBOARDS = dashboard_files()
@@ -41,6 +43,8 @@ def populated(influxd_server, tmp_path_factory):
     t0 = time.time() - 1800  # half an hour ago: inside every dashboard's default range
     with InfluxSink(cfg) as sink:
         for batch in pipeline_records(t0, seconds=300):
+            sink.write(batch)
+        for batch in store_records(t0, seconds=300):  # the store-level linker's records (visits/)
             sink.write(batch)
         assert sink.flush(timeout=30), sink.stats()
         stats = sink.stats()
@@ -92,6 +96,38 @@ def test_pipeline_health_shows_the_influx_writers_own_counters():
     lost = queries["InfluxDB writer: points lost"]
     assert '"health"."sink_health"' in lost and all(f'"{f}"' in lost for f in ("dropped", "rejected", "spilled_total"))
     assert '"buffered"' in queries["InfluxDB writer: buffered and on disk"]
+
+
+def test_store_overview_reads_the_store_level_measurements():
+    dash = json.loads((GRAFANA / "dashboards" / "store_overview.json").read_text())
+    queries = {pn["title"]: t["query"] for pn, t in panel_targets(dash)}
+    conv = queries["Conversion rate"]
+    assert '"journeys"."store_kpis"' in conv and 'sum("converted") / sum("visits")' in conv
+    assert '"journeys"."store_kpis"' in queries["Visits"] and 'sum("visits")' in queries["Visits"]
+    assert '"avg_visit_duration_s"' in queries["Mean visit duration"]
+    assert 'last("in_store")' in queries["In store now"]
+    assert '"journeys"."store_paths"' in queries["Top paths"] and 'top("visits", "path", 10)' in queries["Top paths"]
+    assert '"heatmaps"."floor_heatmap_rows"' in queries["Floor heatmap (latest)"]
+    for title in ("Conversion rate", "Visits", "Mean visit duration", "In store now", "Top paths",
+                  "Floor heatmap (latest)"):
+        assert '"store" =~ /^$store$/' in queries[title], title
+    assert [v["name"] for v in dash["templating"]["list"]] == ["stream", "store"]
+
+
+def test_store_panels_compute_the_store_kpis(populated):
+    """Conversion = converted / visits over the range; duration weighted by visits; the top paths; the grid."""
+    server, t0 = populated
+    dash = json.loads((GRAFANA / "dashboards" / "store_overview.json").read_text())
+    results = {pn["title"]: server.values(q, DB)
+               for pn, _, q, _ in run_panel_queries(server, DB, dash, t0 - 600, "all", intervals=("1m",))}
+    assert results["Conversion rate"][0][1] == pytest.approx(2 / 3 * 100)  # store_records: 2 of 3 per window
+    assert results["Mean visit duration"][0][1] == pytest.approx(95.5)
+    assert results["In store now"][0][1] == 7
+    assert sorted((r[2], r[1]) for r in results["Top paths"]) == [("entrance>aisle 2,b=c", 5),
+                                                                   ("entrance>aisle-1>checkout", 15)]
+    assert sum(r[1] for r in results["Visits"]) == 15
+    grid = [[v for v in r[1:]] for r in results["Floor heatmap (latest)"]]
+    assert grid == [[0.0, 0.25, 1.0], [0.5, 0.0, 0.0]]
 
 
 def test_template_variables_return_values(populated):

@@ -20,7 +20,8 @@ import yaml
 from analytics.records import AlertRecord, DetectionRecord, HeatmapRecord, JourneyRecord, QueueMetricsRecord
 from clients.app import sinks_from_config
 from sinks.config import ConfigError, load_sinks_config, load_sinks_section
-from sinks.json_files import RETENTION_KEYS, SEED_FILES, JsonFilesSink
+from sinks.json_files import RETENTION_KEYS, SEED_FILES, STORE_FILES, JsonFilesSink
+from tests import store_helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DAYS = {"detections": 7, "journeys": 90, "queue_metrics": 90, "heatmaps": 30, "alerts": 365}
@@ -175,8 +176,8 @@ def test_expiry_at_start_deletes_old_files_per_type_and_nothing_else(tmp_path, c
     sink.close()
     for age in ages:
         d = tmp_path / (TODAY - dt.timedelta(days=age)).isoformat()
-        for name, key in RETENTION_KEYS.items():
-            assert (d / name).exists() == (age <= SEED_DAYS[key]), (age, name)
+        for name in SEED_FILES.values():
+            assert (d / name).exists() == (age <= SEED_DAYS[RETENTION_KEYS[name]]), (age, name)
     assert (tmp_path / (TODAY - dt.timedelta(days=366)).isoformat() / "notes.txt").exists()
     assert not (tmp_path / (TODAY - dt.timedelta(days=400)).isoformat()).exists()  # emptied: removed
     assert (tmp_path / "2026-13-01" / "detections.json").exists() and (tmp_path / "detections.json").exists()
@@ -297,3 +298,37 @@ def test_json_settings_errors_name_file_field_and_value(tmp_path, patch, field, 
     msg = str(e.value)
     assert str(p) in msg and field in msg and value in msg, msg
     assert e.value.field.startswith(field.rsplit(".", 1)[0])
+
+
+# --------------------------------------------------------------------------- store level (issue 17)
+
+def test_store_files_rotate_by_record_time_and_expire_with_their_data_type(tmp_path):
+    yesterday = TODAY - dt.timedelta(days=1)
+    make_day(tmp_path, TODAY - dt.timedelta(days=40), extra=tuple(STORE_FILES.values()))
+    make_day(tmp_path, TODAY - dt.timedelta(days=100), extra=tuple(STORE_FILES.values()))
+    clock = Clock(ts(yesterday, 23.99))
+    sink = daily(tmp_path, clock)
+    old = tmp_path / (TODAY - dt.timedelta(days=40)).isoformat()
+    assert not (old / "floor_heatmap.json").exists()  # heatmaps: 30 days
+    assert (old / "store_kpis.json").exists() and (old / "camera_journeys.json").exists()  # journeys: 90 days
+    older = tmp_path / (TODAY - dt.timedelta(days=100)).isoformat()
+    assert not any((older / n).exists() for n in STORE_FILES.values()) and (older / "alerts.json").exists()
+    v = store_helpers.visit(1, ts(yesterday, 23.999))  # began yesterday, ended yesterday
+    late = store_helpers.visit(2, ts(TODAY, 0.01))  # began yesterday, ended today: today's file
+    sink.write([v, store_helpers.kpis(ts(yesterday, 23.99))])
+    assert sorted(p.name for p in (tmp_path / yesterday.isoformat()).iterdir()) == sorted(
+        [*SEED_FILES.values(), "store_kpis.json"])  # a store file opens with its first record of the day
+    clock.t = ts(TODAY, 0.02)
+    sink.write([late, store_helpers.camera_journey(2, ts(TODAY, 0.01)), store_helpers.floor_heatmap(ts(TODAY, 0.02))])
+    sink.close()
+    assert [r["journey_id"] for r in read_day(tmp_path, yesterday)["journeys.json"]] == ["visit-000001"]
+    assert [r["journey_id"] for r in read_day(tmp_path, TODAY)["journeys.json"]] == ["visit-000002"]
+    today = tmp_path / TODAY.isoformat()
+    assert len(json.loads((today / "camera_journeys.json").read_text())) == 1
+    assert len(json.loads((today / "floor_heatmap.json").read_text())) == 1
+    assert not (today / "store_kpis.json").exists()
+    # a restart on the same day appends to the store files
+    sink = daily(tmp_path, clock)
+    sink.write([store_helpers.floor_heatmap(ts(TODAY, 0.03))])
+    sink.close()
+    assert len(json.loads((today / "floor_heatmap.json").read_text())) == 2

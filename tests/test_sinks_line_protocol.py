@@ -4,12 +4,23 @@ from __future__ import annotations
 import math
 import time
 
-from analytics.records import AlertRecord, DetectionRecord, HeatmapRecord, Hotspot, JourneyRecord, StreamHealthRecord
+import pytest
+
+from analytics.records import (
+    AlertRecord,
+    DetectionRecord,
+    HeatmapRecord,
+    Hotspot,
+    JourneyRecord,
+    StoreKpiRecord,
+    StreamHealthRecord,
+)
 from monitoring.triton_metrics import TritonMetricsParser, parse_prometheus
 from sinks.config import InfluxConfig, RetentionConfig
 from sinks.influx import V1Transport
 from sinks.line_protocol import MEASUREMENT_DATA_TYPE, Point, PointMapper, encode_line, record_points
 from sinks.setup import setup_v1
+from tests import store_helpers
 from tests.fixtures.influx import TRITON_METRICS_TEMPLATE
 
 
@@ -113,3 +124,91 @@ def test_scrape_of_a_real_triton(triton_server):
     fields = set().union(*(dict(p.fields) for p in points if p.measurement == "triton"))
     assert {"request_success", "inference_count", "exec_count", "queue_duration_us",
             "compute_infer_duration_us"} <= fields
+
+
+# ----------------------------------------------------------------- store level (issue 17: visits across cameras)
+
+def test_a_visit_is_a_journeys_point_with_its_camera_count():
+    t = 1_700_000_000.0
+    (v,) = record_points(store_helpers.visit(7, t))
+    assert v.measurement == "journeys" and v.data_type == "journeys" and v.tags == (("stream", "cam-entrance-1"),)
+    f = dict(v.fields)
+    (j, *_) = record_points(JourneyRecord("j", 7, "cam-entrance-1", t - 120, t, ("entrance", "aisle-1", "checkout"),
+                                          {"entrance": 10.0}, True, True))
+    assert {k: f[k] for k in dict(j.fields)} == {**dict(j.fields), "journey_id": "visit-000007", "cart_detected": 0}
+    assert f["cameras"] == 2 and f["converted"] == 1 and f["duration_s"] == 120.0
+    assert v.time_ns == int(t) * 10**9  # end_time
+
+
+def test_a_camera_journey_keeps_the_journey_fields_and_the_per_camera_zone_dwell():
+    t = 1_700_000_000.0
+    cj = store_helpers.camera_journey(3, t)
+    pts = record_points(cj)
+    plain = record_points(cj.journey)
+    assert [p.measurement for p in pts] == ["camera_journeys", "zone_dwell"]
+    assert pts[0].fields == plain[0].fields and pts[0].tags == plain[0].tags and pts[0].data_type == "journeys"
+    assert pts[1] == plain[1]
+
+
+def test_store_kpis_and_one_store_paths_point_per_top_path():
+    t = 1_700_000_000.0
+    k, *paths = record_points(store_helpers.kpis(t))
+    assert k.measurement == "store_kpis" and k.tags == (("store", "store-1"),) and k.data_type == "journeys"
+    assert dict(k.fields) == {"visits": 4, "converted": 1, "conversion_rate": 0.25, "avg_visit_duration_s": 95.5,
+                              "in_store": 7, "window_s": 60.0}
+    assert [(dict(p.tags), dict(p.fields)) for p in paths] == [
+        ({"store": "store-1", "path": "entrance>aisle-1>checkout"}, {"visits": 3}),
+        ({"store": "store-1", "path": "entrance>aisle 2,b=c"}, {"visits": 1})]
+    assert {p.measurement for p in paths} == {"store_paths"} and all(p.time_ns == k.time_ns for p in paths)
+    (empty,) = record_points(StoreKpiRecord("s", t, 60.0, 0, 0, 0.0, 0))
+    assert dict(empty.fields)["conversion_rate"] == 0.0
+
+
+def test_floor_heatmap_summary_and_grid_rows():
+    t = 1_700_000_000.0
+    s, *rows = record_points(store_helpers.floor_heatmap(t))
+    f = dict(s.fields)
+    assert s.measurement == "floor_heatmap" and s.tags == (("store", "store-1"),) and s.data_type == "heatmaps"
+    assert f["max"] == 1.0 and f["active_fraction"] == 0.5 and f["hotspot_count"] == 2
+    assert (f["columns"], f["rows"], f["cell_m"], f["origin_x_m"], f["origin_y_m"]) == (3, 2, 0.5, 1.0, 2.0)
+    assert f["top_hotspot_intensity"] == 1.0 and f["top_hotspot_x"] == 0.8333
+    assert f["top_hotspot_x_m"] == pytest.approx(1.0 + 0.8333 * 1.5) and f["top_hotspot_y_m"] == 2.25
+    assert [p.measurement for p in rows] == ["floor_heatmap_rows"] * 2
+    assert [dict(p.tags)["row"] for p in rows] == ["000", "001"]
+    assert dict(rows[0].fields) == {"c000": 0.0, "c001": 0.25, "c002": 1.0}
+    assert all(p.data_type == "heatmaps" and p.time_ns == s.time_ns for p in rows)
+
+
+def test_store_records_read_back_from_a_real_server(influxd_server):
+    db = "store_level"
+    cfg = InfluxConfig(url=influxd_server.url, database=db)
+    setup_v1(cfg, RetentionConfig())
+    t = float(int(time.time()) - 60)
+    recs = [store_helpers.visit(1, t), store_helpers.visit(2, t, converted=False), store_helpers.camera_journey(1, t),
+            store_helpers.kpis(t), store_helpers.floor_heatmap(t)]
+    pts = PointMapper().map(recs)
+    assert {p.measurement for p in pts} == {"journeys", "camera_journeys", "zone_dwell", "store_kpis", "store_paths",
+                                            "floor_heatmap", "floor_heatmap_rows"}
+    tr = V1Transport(cfg)
+    for rp in {p.data_type for p in pts}:
+        tr.send(rp, "\n".join(p.to_line() for p in pts if p.data_type == rp).encode())
+
+    def rows(q):
+        res = influxd_server.query(q, db)[0]["series"]
+        return [dict(zip(s["columns"], v), **s.get("tags", {})) for s in res for v in s["values"]]
+
+    visits = rows('SELECT * FROM "journeys"."journeys"')
+    assert sorted((r["journey_id"], r["cameras"], r["converted"]) for r in visits) == [
+        ("visit-000001", 2, 1), ("visit-000002", 2, 0)]  # same stream, same end: both kept
+    assert influxd_server.scalar('SELECT mean("converted") FROM "journeys"."journeys"', db) == 0.5
+    (cj,) = rows('SELECT * FROM "journeys"."camera_journeys"')
+    assert cj["journey_id"] == "journey-cam-checkout-1-1" and cj["stream"] == "cam-checkout-1" and cj["zone_count"] == 1
+    (k,) = rows('SELECT * FROM "journeys"."store_kpis"')
+    assert (k["store"], k["visits"], k["converted"], k["conversion_rate"], k["avg_visit_duration_s"], k["in_store"],
+            k["window_s"]) == ("store-1", 4, 1, 0.25, 95.5, 7, 60.0)
+    paths = rows('SELECT sum("visits") FROM "journeys"."store_paths" GROUP BY "path"')
+    assert {r["path"]: r["sum"] for r in paths} == {"entrance>aisle-1>checkout": 3, "entrance>aisle 2,b=c": 1}
+    (fh,) = rows('SELECT * FROM "heatmaps"."floor_heatmap"')
+    assert fh["store"] == "store-1" and fh["max"] == 1.0 and fh["columns"] == 3 and fh["cell_m"] == 0.5
+    grid = rows('SELECT last(*) FROM "heatmaps"."floor_heatmap_rows" GROUP BY "row"')
+    assert [[r[f"last_c{j:03d}"] for j in range(3)] for r in grid] == [[0.0, 0.25, 1.0], [0.5, 0.0, 0.0]]

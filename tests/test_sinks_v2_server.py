@@ -32,6 +32,7 @@ from sinks.setup_grafana import setup_grafana
 from sinks.transports import retry_after_s
 from tests.fixtures.influx import dashboard_files, pipeline_records, variable_query
 from tests.fixtures.influx2 import TOKEN
+from tests.store_helpers import store_records
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_CONFIG = ROOT / "configs" / "app_config.yaml"
@@ -78,6 +79,8 @@ def populated2(fake2):
     t0 = time.time() - 1800
     with InfluxSink(cfg) as sink:
         for batch in pipeline_records(t0, seconds=60):
+            sink.write(batch)
+        for batch in store_records(t0, seconds=60):  # a store that links visits: the store variable's values
             sink.write(batch)
         assert sink.flush(timeout=30), sink.stats()
         assert sink.stats()["rejected"] == 0

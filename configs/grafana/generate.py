@@ -43,6 +43,8 @@ def _tag_values(tag: str, field: str, rp_measurement: str) -> str:
 STREAM_VAR = _var("stream", "Camera", 'SHOW TAG VALUES WITH KEY = "stream"')
 LANE_VAR = _var("lane", "Lane", _tag_values("lane", "queue_length", '"queue_metrics"."queue"'))
 ZONE_VAR = _var("zone", "Zone", _tag_values("zone", "occupancy", '"occupancy"."zone_occupancy"'))
+STORE_VAR = _var("store", "Store", _tag_values("store", "visits", '"journeys"."store_kpis"'))
+STORE = '"store" =~ /^$store$/'
 
 
 class _Layout:
@@ -108,8 +110,11 @@ def store_overview() -> dict:
             f'SELECT sum("count_in") FROM "footfall"."footfall" WHERE {STREAM} AND $timeFilter'],
             w=6, h=5, description="Line crossings into the store over the selected time range."),
         panel(L, "stat", "Conversion rate", [
-            f'SELECT mean("converted") * 100 FROM "journeys"."journeys" WHERE {STREAM} AND $timeFilter'],
-            w=6, h=5, unit="percent", description="Share of finished journeys that reached checkout."),
+            f'SELECT sum("converted") / sum("visits") * 100 FROM "journeys"."store_kpis" WHERE {STORE} '
+            'AND $timeFilter'],
+            w=6, h=5, unit="percent",
+            description="The store's conversion: converted visits / visits (a visit follows one customer across "
+                        "cameras, entrance to exit) that ended in the selected time range."),
         panel(L, "stat", "Average visit", [
             f'SELECT mean("duration_s") FROM "journeys"."journeys" WHERE {STREAM} AND $timeFilter'],
             w=6, h=5, unit="s"),
@@ -135,9 +140,49 @@ def store_overview() -> dict:
             'GROUP BY time($__interval), "class" fill(0)'], w=24, alias="$tag_class",
             description="Detections per frame, averaged over the interval (detections are stored as per-frame "
                         "counts per class, not boxes)."),
+        panel(L, "timeseries", "Visits", [
+            f'SELECT sum("visits") AS "visits", sum("converted") AS "converted" FROM "journeys"."store_kpis" '
+            f'WHERE {STORE} AND $timeFilter GROUP BY time($__interval) fill(0)'], w=12,
+            description="Store visits (one customer across cameras) that ended in each interval, and how many "
+                        "of them converted."),
+        panel(L, "stat", "Mean visit duration", [
+            # weighted by the visits of each KPI window (a window without visits reports 0 s)
+            'SELECT sum("seconds") / sum("visits") FROM (SELECT "avg_visit_duration_s" * "visits" AS "seconds", '
+            f'"visits" FROM "journeys"."store_kpis" WHERE {STORE} AND $timeFilter)'],
+            w=6, unit="s", description="Mean duration of the store visits that ended in the selected time range."),
+        panel(L, "stat", "In store now", [
+            f'SELECT last("in_store") FROM "journeys"."store_kpis" WHERE {STORE} AND $timeFilter'],
+            w=6, description="Open store visits at the latest KPI report."),
+        panel(L, "table", "Top paths", [
+            'SELECT top("visits", "path", 10) AS "visits" FROM (SELECT sum("visits") AS "visits" '
+            f'FROM "journeys"."store_paths" WHERE {STORE} AND $timeFilter GROUP BY "path")'], w=12, h=10,
+            description="The 10 zone sequences (across cameras) most visits followed in the selected time range "
+                        "(summed over the KPI windows' top paths).",
+            options={"showHeader": True, "sortBy": [{"displayName": "visits", "desc": True}]}),
+        _floor_heatmap_panel(L),
     ]
     return dashboard("retail-store-overview", "Store overview",
-                     "Footfall, occupancy, conversion and dwell by zone.", ps, [STREAM_VAR])
+                     "Footfall, occupancy, conversion and dwell by zone; store visits across cameras, their paths "
+                     "and the floor heatmap.", ps, [STREAM_VAR, STORE_VAR])
+
+
+def _floor_heatmap_panel(L: _Layout) -> dict:
+    """The latest floor heatmap grid of the store: one table row per grid row (``floor_heatmap_rows``),
+    one column per grid column, each cell coloured by its value (0..1) so the table reads as the floor
+    plan seen from above (row 000 at the top of the plan). PNG overlays on the plan are in outputs/."""
+    p = panel(L, "table", "Floor heatmap (latest)", [
+        f'SELECT last(*) FROM "heatmaps"."floor_heatmap_rows" WHERE {STORE} AND $timeFilter GROUP BY "row"'],
+        w=12, h=10, unit="none",
+        description="Where people were on the store floor across all cameras (cells of the floor plan, "
+                    "normalised to the hottest cell; time-decayed), from the latest report. Rows run down "
+                    "the plan, columns across it.",
+        options={"showHeader": False, "cellHeight": "sm", "footer": {"show": False}})
+    p["fieldConfig"]["defaults"].update(
+        min=0, max=1, decimals=2, color={"mode": "continuous-BlYlRd"},
+        custom={"align": "center", "cellOptions": {"type": "color-background", "mode": "basic"}, "minWidth": 20})
+    p["transformations"] = [{"id": "organize", "options": {"excludeByName": {"Time": True, "row": True}}},
+                            {"id": "renameByRegex", "options": {"regex": "last_c(\\d+)", "renamePattern": "$1"}}]
+    return p
 
 
 def checkout() -> dict:
