@@ -9,7 +9,7 @@ conversion and cart). No images: the appearance is one L2-normalised vector, a
 quality-weighted mean of the track's re-id embeddings (small or overlapped boxes weigh
 little), and it stays in memory.
 
-Shapes: ``path`` float32[P, 3] rows (t, x, y), one sample per ``PATH_STEP_S`` (and the first
+Shapes: ``path`` float64[P, 3] rows (t, x, y) (float64: epoch seconds need it), one sample per ``PATH_STEP_S`` (and the first
 and last sighting), in floor metres when the camera is calibrated, else in image pixels
 (``on_floor`` False). ``embedding`` float32[D] or None (no re-id model, or no good crop).
 """
@@ -33,7 +33,7 @@ class Tracklet:
     start: float  # first sighting (epoch seconds)
     end: float  # last sighting so far (the head) or for good (final)
     final: bool
-    path: np.ndarray  # float32[P, 3]: (t, x, y)
+    path: np.ndarray  # float64[P, 3]: (t, x, y)
     on_floor: bool  # path in floor metres (calibrated camera), else image pixels
     embedding: np.ndarray | None = None  # float32[D], L2-normalised
     embedding_weight: float = 0.0  # sum of crop qualities behind the mean (0: no embedding)
@@ -217,7 +217,7 @@ class TrackletBuilder:
             if n > 0:
                 emb = v / np.float32(n)
         return Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
-                        p.astype(np.float32), on_floor, emb, w, tuple(zone_visits), journey)
+                        p, on_floor, emb, w, tuple(zone_visits), journey)
 
     def finals(self, detailed) -> list[Tracklet]:
         """Final tracklets from ``JourneyTracker.finish_detailed`` output (tracks shorter than the

@@ -43,7 +43,7 @@ def tracklet(cam, t0, t1, p0, p1, emb=None, zones=(), converted=False, final=Tru
     tid = next(_ids) if tid is None else tid
     ts = np.linspace(t0, t1, max(int((t1 - t0) / 0.5), 1) + 1)
     xy = np.linspace(p0, p1, len(ts))
-    path = np.column_stack([ts, xy]).astype(np.float32)
+    path = np.column_stack([ts, xy]).astype(np.float64)
     zone_visits = tuple((t0 + 0.1 * i, z) for i, z in enumerate(zones))
     j = JourneyRecord(f"j{tid}", tid, cam, t0, t1, tuple(zones), {z: 3.0 for z in zones}, converted, False)
     return Tracklet(cam, tid, t0, t1 if final else t0 + 2.0, final, path if final else path[:5], on_floor,

@@ -2,7 +2,7 @@
 exponential time decay, hotspots, and a PNG over the floor plan.
 
     fh = FloorHeatmap(store.floor, "store-1", half_life_s=900)
-    fh.add_path(path)                    # float32[P, 3] rows (t, x, y): one person's floor path
+    fh.add_path(path)                    # float64[P, 3] rows (t, x, y): one person's floor path
     rec = fh.report(t)                   # FloorHeatmapRecord, normalised to [0, 1]
     save_floor_png("floor.png", rec, store.floor)
 
@@ -10,8 +10,7 @@ The grid covers the plan's bounds (``FloorPlan.bounds``) in cells of ``FloorPlan
 cell (r, c) is x in [x0 + c * cell_m, ...), y in [y0 + r * cell_m, ...). Each path sample adds
 its time step (to the next sample, at most ``max_step_s`` so a gap in a path adds little; the
 last sample adds ``step_s``, the paths' sampling step) to the cell it falls in; samples off
-the grid (or not finite) are ignored. Times that cannot resolve the sampling step (epoch
-seconds in float32 are 128 s apart) give every sample ``step_s`` instead. The decay is the camera heatmap's (``analytics.heatmap``):
+the grid (or not finite) are ignored. The decay is the camera heatmap's (``analytics.heatmap``):
 weights grow as 2^(t / half_life) from a reference time and the grid is rescaled when they
 would overflow, so every sample decays from its own time whatever order paths arrive in, and
 a path costs one ``np.bincount``. Hotspots and the PNG colouring are the camera heatmap's too.
@@ -26,11 +25,12 @@ import numpy as np
 from analytics.floor import FloorPlan
 from analytics.heatmap import overlay
 from analytics.records import FloorHeatmapRecord, Hotspot
+from analytics.tracklets import PATH_STEP_S
 
 
 class FloorHeatmap:
     def __init__(self, plan: FloorPlan, store_id: str, half_life_s: float = 900.0, hotspots: int = 5,
-                 hotspot_min: float = 0.5, step_s: float = 0.5, max_step_s: float = 2.0) -> None:
+                 hotspot_min: float = 0.5, step_s: float = PATH_STEP_S, max_step_s: float = 2.0) -> None:
         if not half_life_s > 0:
             raise ValueError(f"half_life_s must be > 0, not {half_life_s!r}")
         self.plan = plan
@@ -51,17 +51,13 @@ class FloorHeatmap:
 
     def add_path(self, path: np.ndarray) -> None:
         """One person's floor path: float[P, 3] rows (t, x, y), t in seconds, x, y in floor metres."""
-        path = np.asarray(path)
-        p = path.astype(np.float64).reshape(-1, 3)
+        p = np.asarray(path, np.float64).reshape(-1, 3)
         p = p[np.isfinite(p[:, 0])]
         if len(p) == 0:
             return
         p = p[np.argsort(p[:, 0], kind="stable")]
         t = p[:, 0]
-        if path.dtype.itemsize < 8 and np.spacing(np.abs(t).max().astype(path.dtype)) > self.step_s / 4:
-            w = np.full(len(t), self.step_s)  # float32 epoch times: only the sampling step is known
-        else:
-            w = np.append(np.clip(np.diff(t), 0.0, self.max_step_s), self.step_s)
+        w = np.append(np.clip(np.diff(t), 0.0, self.max_step_s), self.step_s)
         t_max = float(t[-1])
         if self._t_ref is None:
             self._t_ref = t_max
