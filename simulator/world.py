@@ -5,7 +5,9 @@ is in the front wall at x 2..6. Each camera sees a floor rectangle; its far edge
 the top of the 640x360 image (narrower: perspective), its near edge to the bottom.
 ``configs/store.yaml`` holds the same zones projected into each image (``store_yaml()``
 printed them); the simulator's ground truth uses those image polygons too, so truth and
-analytics measure the same regions.
+analytics measure the same regions. Each camera's ``floor_points`` (its image-to-floor
+calibration) come from its own homography (``floor_points(cam)``) and the ``floor:``
+section from the constants here (``floor_yaml()``).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ PERSON_HEIGHT_M = 1.7
 PERSON_WIDTH_M = 0.5
 CART_SIZE_M = (0.6, 0.9)  # width, height as seen
 
+FLOOR_SIZE = (40.0, 25.0)  # metres: x 0..40, y 0 (back wall)..25 (front wall)
 DOOR_X = (2.0, 6.0)
 DOOR_Y = 25.0
 OUTSIDE_Y = 27.0  # people appear/disappear here, beyond the door
@@ -107,6 +110,32 @@ def image_polygon(cam: Camera, rect) -> np.ndarray:
     return np.round(cam.project(rect_polygon(r)), 0)
 
 
+def floor_points(cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Calibration pairs for ``cam``: the corners and the centre of its floor view (metres) and
+    their image projections (pixels, rounded to 0.1 px as if measured): (image[5, 2], floor[5, 2])."""
+    x0, y0, x1, y1 = cam.floor_rect
+    floor = np.vstack([rect_polygon(cam.floor_rect), [[(x0 + x1) / 2, (y0 + y1) / 2]]])
+    return np.round(cam.project(floor), 1) + 0.0, floor  # + 0.0: no -0.0
+
+
+def _pts(a: np.ndarray) -> str:
+    return "[" + ", ".join(f"[{float(x)!r}, {float(y)!r}]" for x, y in a.tolist()) + "]"
+
+
+def floor_yaml() -> str:
+    """The ``floor:`` section of configs/store.yaml (the plan in metres, its door)."""
+    w, h = FLOOR_SIZE
+    outline = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
+    door = np.array([[DOOR_X[0], DOOR_Y], [DOOR_X[1], DOOR_Y]])
+    return "\n".join([
+        "floor:",
+        f"  outline: {_pts(outline)}",
+        "  doors:",
+        f"    main: {{points: {_pts(door)}, in: up}}",
+        "  cell_m: 0.5",
+    ]) + "\n"
+
+
 def store_yaml() -> str:
     """The cameras/zones/lines/lanes part of configs/store.yaml (the file adds the rest)."""
     lines = ["cameras:"]
@@ -126,8 +155,13 @@ def store_yaml() -> str:
             for lid in cam.lanes:
                 n = lid.split("-")[1]
                 lines.append(f"      {lid}: {{queue_zone: queue-{n}, service_zone: service-{n}}}")
+        image, floor = floor_points(cam)
+        lines.append("    floor_points:")
+        lines.append(f"      image: {_pts(image)}")
+        lines.append(f"      floor: {_pts(floor)}")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
+    print(floor_yaml())
     print(store_yaml())
