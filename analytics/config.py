@@ -119,8 +119,10 @@ class VisitSettings:
     """The store-level linker (``visits.linker``): camera tracks -> one visit per customer."""
 
     timeout_s: float = 120.0  # a visit unseen on every camera this long has ended
-    decision_delay_s: float = 4.0  # a tracklet's link is decided this long after its head (>= the camera's
-    # lost_after_s minus its min_duration_s, so a track that just ended elsewhere has reported its end)
+    head_after_s: float = 6.0  # a camera track reports its head (start, look so far) once it has lasted this long
+    decision_delay_s: float = 6.0  # ... and its link is decided this long after: the head time plus this
+    # must cover the camera's lost_after_s and how long two views may both see one person, so the
+    # track it continues has ended and reported by then
     max_speed_mps: float = 2.5  # no one walks faster between two sightings
     position_slack_m: float = 1.5  # calibration and box noise on a floor position
     overlap_s: float = 1.0  # one visit's tracklets may overlap in time this much (more: positions must agree)

@@ -51,9 +51,11 @@ class CameraAnalytics:
     def __init__(self, camera: CameraConfig, *, stream_id: str | None = None, alert_rules: Sequence[AlertRule] = (),
                  metrics_interval_s: float = 60.0, heatmap_interval_s: float = 900.0,
                  detections_every_s: float = 0.0, next_journey_id: Callable[[], str] | None = None,
-                 next_alert_id: Callable[[], str] | None = None, tracklets: bool = False) -> None:
+                 next_alert_id: Callable[[], str] | None = None, tracklets: bool = False,
+                 tracklet_head_s: float | None = None) -> None:
         self.camera = camera
         self.emit_tracklets = bool(tracklets)
+        self._tracklet_head_s = tracklet_head_s  # None: the journeys' min_duration_s
         self.stream_id = stream_id or camera.camera_id
         self.zones = ZoneSet(camera.zones, camera.image_size)
         self.metrics_interval_s = float(metrics_interval_s)
@@ -83,8 +85,9 @@ class CameraAnalytics:
         self.lines = [LineCounter(self.stream_id, ln, self.table) for ln in cam.lines.values()]
         self.heatmap = Heatmap(self.stream_id, cam.image_size, cam.heatmap)
         self.alerts = AlertEngine(self.stream_id, self._alert_rules, self._next_alert_id)
-        self.tracklets = (TrackletBuilder(self.stream_id, self.table, cam.floor, cam.journeys.min_duration_s,
-                                          cam.image_size[1]) if self.emit_tracklets else None)
+        head_s = max(cam.journeys.min_duration_s, self._tracklet_head_s or 0.0)
+        self.tracklets = (TrackletBuilder(self.stream_id, self.table, cam.floor, head_s, cam.image_size[1])
+                          if self.emit_tracklets else None)
         self.lost_after_s = cam.journeys.lost_after_s
         self._next_metrics: float | None = None
         self._next_heatmap: float | None = None
@@ -353,7 +356,8 @@ class StoreAnalytics:
                 cam, alert_rules=self.store.alerts, metrics_interval_s=self.store.metrics_interval_s,
                 heatmap_interval_s=self.store.heatmap_interval_s, detections_every_s=self.detections_every_s,
                 next_journey_id=self.next_journey_id, next_alert_id=self.next_alert_id,
-                tracklets=self.store.visits is not None)
+                tracklets=self.store.visits is not None,
+                tracklet_head_s=None if self.store.visits is None else self.store.visits.head_after_s)
         return self.cameras[stream_id]
 
     def flush(self, timestamp: float | None = None) -> list[Any]:

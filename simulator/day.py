@@ -140,9 +140,9 @@ def _run_camera(cid: str) -> dict:
     if linking:
         from simulator.appearance import AppearanceModel
 
-        looks = AppearanceModel.from_calibration(seed=job.seed)
-    # re-id crops about every 0.4 s per track (what the tracklets sample), not every frame
-    embed_every = max(1, int(round(0.4 * job.fps)))
+        looks = AppearanceModel.from_calibration(seed=job.seed, rng=np.random.default_rng([job.seed, 77, cam_index]))
+    # re-id vectors only for the frames the tracklets take crops from (a tick every 0.5 s), not every frame
+    embed_every = max(1, int(round(0.5 * job.fps)))
     tracklets: list = []  # (emitted at, tracklet)
     who: dict[int, dict[int, int]] = {}  # track id -> {true customer id: detections}
     footfall, last_heatmap = [], None
@@ -167,7 +167,7 @@ def _run_camera(cid: str) -> dict:
             ef = ((f0 + det.frame) % embed_every) == 0  # frames with re-id crops
             emb_all = np.zeros((len(det.frame), looks.dim), np.float32)
             if np.count_nonzero(ef):
-                emb_all[ef] = looks.embed(det.truth_id[ef], cam_index)
+                emb_all[ef] = looks.embed(det.truth_id[ef], cam_index, t=times[det.frame[ef]])
             e_frame = ((f0 + np.arange(n)) % embed_every) == 0
         pair_t: list = []
         pair_c: list = []

@@ -54,9 +54,9 @@ def run(linker: VisitLinker, tracklets: list[Tracklet], until: float, lost_after
     """Feed heads (2 s after start) and finals (``lost_after`` after end) in time order, as cameras do."""
     events = []
     for tl in tracklets:
-        head = Tracklet(tl.camera_id, tl.track_id, tl.start, tl.start + 2.0, False, tl.path[:5], tl.on_floor,
+        head = Tracklet(tl.camera_id, tl.track_id, tl.start, tl.start + 6.0, False, tl.path[:13], tl.on_floor,
                         tl.embedding, tl.embedding_weight)
-        events.append((tl.start + 2.0, 0, head))
+        events.append((tl.start + 6.0, 0, head))
         events.append((tl.end + lost_after, 1, tl))
     events.sort(key=lambda e: (e[0], e[1]))
     out, t = [], 0.0

@@ -12,9 +12,9 @@ journey), ``VisitRecord`` (a closed visit, the seed's journey at store level),
 ``heatmap_interval_s`` (with a floor plan).
 
 How a link is decided (online, one store, one process):
-- A tracklet's *head* arrives once its track has lasted the camera's ``min_duration_s``; its
-  link waits ``decision_delay_s`` more, so a track that just ended on another camera has
-  reported its end (its final tracklet) by then. All heads due at one instant are decided
+- A tracklet's *head* arrives once its track has lasted ``head_after_s`` (a shorter track
+  arrives final); its link waits ``decision_delay_s`` more, so a track that just ended on
+  another camera, or is just ending where two views overlap, has reported its end by then. All heads due at one instant are decided
   together: a minimum-cost assignment (``tracking.matching.assign``, Jonker-Volgenant via
   ``lap``) of heads to open visits, each head also free to open a new visit.
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
@@ -60,6 +60,10 @@ WALK_MPS = 1.2  # typical walking speed: the spread of where someone unseen for 
 REACH_M = 15.0  # "someone else": a start point anywhere within this of the last sighting
 GAP_SCALE_S = 10.0  # typical time unseen between two cameras
 FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
+PREDICT_S = 1.5  # a last heading is followed this long into a gap
+MOVING_MPS = 0.3  # slower is standing: no heading
+HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
+HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
 _LIMIT = 1e6
 
 
@@ -174,7 +178,8 @@ class VisitLinker:
         if k in self.pending:
             self.pending[k] = (self.pending[k][0], tl)
         else:
-            self.pending[k] = (tl.end + self.s.decision_delay_s if not tl.final else tl.end, tl)
+            # a track too short for a head arrives final; it waits like a head would
+            self.pending[k] = (tl.start + self.s.head_after_s + self.s.decision_delay_s, tl)
         return out
 
     # ------------------------------------------------------------------ time
@@ -258,9 +263,22 @@ class VisitLinker:
                         if dd <= 2.0 * s.position_slack_m:
                             ok[i, j], d[i, j] = True, dd
             ok &= ~both | (d <= reach)
+            # where v's last track was heading: someone walking on is near where that leads after
+            # a short gap, and walks on in about the same direction (two people crossing at a
+            # camera edge, one leaving as the other arrives, head opposite ways)
+            ve = np.array([v.last.velocity(at_end=True) for v in cands])
+            vh = np.array([h.velocity(at_end=False) for h in heads])
+            ahead = q[None, :, :] + ve[None, :, :] * np.minimum(g, PREDICT_S)[:, :, None]
+            d_pred = np.hypot(p[:, None, 0] - ahead[..., 0], p[:, None, 1] - ahead[..., 1])
+            d = np.minimum(d, d_pred)
             sig = s.position_slack_m + WALK_MPS * g
             ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
-            st = np.where(both, -(ll_same - math.log(1.0 / REACH_M)), 0.0)
+            se, sh = np.hypot(*ve.T), np.hypot(*vh.T)
+            moving = (sh[:, None] > MOVING_MPS) & (se[None, :] > MOVING_MPS)
+            cos = (vh @ ve.T) / np.maximum(sh[:, None] * se[None, :], 1e-9)
+            kappa = HEADING_KAPPA * np.exp(-g / HEADING_GAP_S)
+            ll_dir = np.where(moving, kappa * cos - np.log(np.i0(kappa)), 0.0)
+            st = np.where(both, -(ll_same - math.log(1.0 / REACH_M) + ll_dir), 0.0)
         g = np.clip(gap, 0.0, None)
         time_term = -(math.log(s.timeout_s / GAP_SCALE_S) - g / GAP_SCALE_S)
         # appearance
