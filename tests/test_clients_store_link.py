@@ -23,6 +23,10 @@ from visits.linker import VisitLinker
 
 @pytest.fixture(autouse=True)
 def floor_heatmap_module(monkeypatch):
+    floor_heatmap_stand_in(monkeypatch)
+
+
+def floor_heatmap_stand_in(monkeypatch) -> None:
     """The linker builds a ``visits.floor_heatmap.FloorHeatmap`` for a store with a floor plan;
     where that module is not there yet (it comes with the floor heatmap work), a stand-in."""
     try:
