@@ -6,7 +6,7 @@ STAMP := .venv/.setup-stamp
 APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
-.PHONY: help setup lint test test-stress models download-models triton-up triton-down demo run \
+.PHONY: help setup lint test test-stress models download-models triton-up triton-down demo demo-store run \
         sample-data score perf bench bench-tracking influx-setup clean-data clean-all gpu-check
 
 help:
@@ -55,6 +55,13 @@ triton-down: ## stop the local Triton
 
 demo: setup ## the main job end to end on embedded defaults
 	$(PY) -m scripts.demo
+
+# 4 cameras x 300 s x 4 fps = 4800 frames: about 11 minutes through the CPU Triton on 2 cores
+STORE_SECONDS ?= 300
+STORE_FPS ?= 4
+demo-store: setup ## the demo on all 4 cameras, 300 s of the 17:30 rush: store visits linked across cameras, scored
+	$(PY) -m scripts.demo --cameras 4 --seconds $(STORE_SECONDS) --fps $(STORE_FPS) --start 2024-01-15T17:30:00Z \
+	  --out outputs/demo-store
 
 run: setup ## run the stream clients on configs/app_config.yaml (CAMERAS=file: streams from that file)
 	$(PY) -m clients.run --config configs/app_config.yaml $(if $(CAMERAS),--streams-file $(CAMERAS))

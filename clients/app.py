@@ -5,7 +5,8 @@
 
 ``run_app`` is the one sequence every caller uses (the CLI ``python -m clients.run``,
 ``make demo``, benchmarks, tests): build the sinks (unless given), build the processor
-factory (tracker + per-camera store analytics, unless given), run the ``Runner`` in
+factory (tracker + per-camera store analytics, and the store's visit linker when the store
+config has ``visits:``, unless given), run the ``Runner`` in
 ``asyncio.run``, then close the sinks (flush, InfluxDB: spill what is left) whatever
 happened. The store config is watched while the run goes on (``clients.store_watch``: an edit
 of ``configs/store.yaml`` or SIGHUP swaps the changed cameras' analytics at a frame boundary;
@@ -16,7 +17,8 @@ repeat is logged and a second Ctrl-C makes the sinks not yet closed use the shor
 Inputs: a loaded, validated ``AppConfig`` (``clients.config.load_app_config``).
 Outputs: ``RunSummary``; records in the sinks. Raises ``InferenceLost`` when Triton is not
 ready within ``triton_wait_s`` (the CLI's exit 3).
-May import: clients.*, tracking, analytics (pipeline), sinks, monitoring (Triton metrics).
+May import: clients.*, tracking, analytics (config, pipeline), visits (linker), sinks, monitoring
+(Triton metrics).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from analytics.config import StoreConfig
 from analytics.pipeline import StoreAnalytics
 from clients.camera import TrackedCamera
 from clients.config import AppConfig, StreamSpec, load_app_config
@@ -35,6 +38,7 @@ from clients.pipeline import ProcessorFactory
 from clients.runner import Runner, RunSummary
 from clients.signals import FAST_EXIT_FLUSH_S, StopAction, StopSignals, close_sink, process_signal_handlers
 from clients.sources import FrameSource
+from clients.store_link import StoreLink
 from clients.store_watch import DEFAULT_POLL_S, StoreWatch
 from core.config import ConfigError
 from monitoring.triton_metrics import TritonMetricsCollector
@@ -52,12 +56,16 @@ log = logging.getLogger("clients.app")
 class CameraFactory:
     """The application's ``ProcessorFactory``: a tracker per stream; store analytics for streams
     that are cameras of the store config; every camera registered with ``watch`` (the live
-    store config; None without an ``analytics:`` section)."""
+    store config; None without an ``analytics:`` section) and, when the store config links
+    visits (``visits:``), with ``link``: the store's one ``VisitLinker`` behind a
+    ``clients.store_link.StoreLink`` (None otherwise, or when the linker cannot start: then
+    the cameras write their camera journeys as usual)."""
 
     def __init__(self, config: AppConfig, store_reload_s: float = DEFAULT_POLL_S) -> None:
         store = config.analytics
         self.store_analytics = None if store is None else StoreAnalytics(store)
         self.watch = None if store is None else StoreWatch(store, self.store_analytics, poll_s=store_reload_s)
+        self.link = None if store is None or store.visits is None else build_store_link(store)
         if store is not None:
             missing = [s.id for s in config.streams if s.id not in store.cameras]
             if missing:
@@ -70,10 +78,25 @@ class CameraFactory:
         analytics = None
         if self.store_analytics is not None and spec.id in self.store_analytics.store.cameras:
             analytics = self.store_analytics.for_stream(spec.id)
-        camera = TrackedCamera(spec.id, tracker, analytics)
+        camera = TrackedCamera(spec.id, tracker, analytics, link=self.link)
         if self.watch is not None:
             self.watch.register(camera)
         return camera
+
+
+def build_store_link(store: StoreConfig) -> StoreLink | None:
+    """The store's visit linker for its cameras in this process; None (logged) when it cannot
+    start: the per-camera analytics must run anyway."""
+    try:
+        from visits.linker import VisitLinker
+
+        linker = VisitLinker(store)
+    except Exception:  # noqa: BLE001 (visits are an addition; the cameras' analytics go on without them)
+        log.exception("%s: the store visit linker could not start: cameras write their camera journeys only",
+                      store.path)
+        return None
+    log.info("%s: store visits linked across cameras (%s)", store.store_id, linker.mode)
+    return StoreLink(linker, store_id=store.store_id)
 
 
 def build_processor_factory(config: AppConfig, store_reload_s: float = DEFAULT_POLL_S) -> CameraFactory:

@@ -15,10 +15,20 @@ for everyone in view. ``swaps`` records each swap (``Swap``). A swap still stage
 stream ends is dropped: ``flush`` flushes the analytics that ran. All calls come from the
 one event-loop thread; the per-frame cost of the feature is one ``is not None`` test.
 
+Store visits (``clients.store_link``): when the store links visits across cameras, the
+camera's analytics emit ``Tracklet`` objects (and take the detections' re-id ``embeddings``);
+``link`` (the store's ``StoreLink``, shared by its cameras) takes them, so no tracklet reaches
+a sink, and hands back the store-level records (visits, camera journeys, store KPIs) with the
+frame's. The analytics a swap replaces are flushed into the link like any frame's records;
+``flush`` finishes the camera in the link (the last camera of the store flushes the linker).
+Without a link, tracklets are dropped and final ones leave their camera journey.
+
 Inputs: ``Frame`` + ``Detections`` (core.types), a tracker (``tracking.Tracker``-like:
 ``update(xyxy, scores, class_ids, embeddings, timestamp=)`` -> tracks with ``track_ids``,
-``xyxy``, ``scores``, ``class_ids``), the camera's analytics (``update``/``flush``) or None.
-Outputs: lists of records. May import: numpy, core, analytics.records.
+``xyxy``, ``scores``, ``class_ids``), the camera's analytics (``update``/``flush``) or None,
+the store's ``StoreLink`` or None.
+Outputs: lists of records. May import: numpy, core, analytics.records, analytics.tracklets,
+clients.store_link.
 """
 from __future__ import annotations
 
@@ -29,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from analytics.records import DetectionRecord, JourneyRecord
+from analytics.tracklets import Tracklet
+from clients.store_link import StoreLink, without_tracklets
 from core.types import Detections, Frame
 
 log = logging.getLogger("clients.camera")
@@ -64,10 +76,13 @@ class TrackedCamera:
     reorder buffer guarantees it); a frame lost to inference is simply absent, and the
     tracker works on timestamps, so a gap is a gap, not a frame of nobody."""
 
-    def __init__(self, stream_id: str, tracker: Any, analytics: Any | None) -> None:
+    def __init__(self, stream_id: str, tracker: Any, analytics: Any | None, link: StoreLink | None = None) -> None:
         self.stream_id = stream_id
         self.tracker = tracker
         self.analytics = analytics
+        self.link = link
+        if link is not None:
+            link.register(stream_id)
         self.class_names: dict[int, str] = {}  # class id -> label, as the model reports them
         self._size_checked = analytics is None
         self._staged: tuple[Any | None, str] | None = None  # (analytics, why) to take over at the next frame
@@ -97,7 +112,8 @@ class TrackedCamera:
         self.analytics = new
         self._size_checked = new is None
         swap = Swap(frame.frame_number, frame.timestamp, getattr(old, "last_timestamp", None),
-                    sum(isinstance(r, JourneyRecord) for r in out), len(out), why, old is not None, new is not None)
+                    sum(isinstance(r, JourneyRecord) or (isinstance(r, Tracklet) and r.journey is not None)
+                        for r in out), len(out), why, old is not None, new is not None)
         self.swaps.append(swap)
         log.info("%s: store config applied at frame %d (%s): %s; %d open journey(s) closed, %d record(s) flushed",
                  self.stream_id, frame.frame_number, why or "changed",
@@ -125,14 +141,16 @@ class TrackedCamera:
         tracks = self.tracker.update(dets.xyxy, dets.scores, dets.class_ids, dets.embeddings,
                                      timestamp=frame.timestamp)
         if self.analytics is not None:
-            out = list(self.analytics.update(frame, tracks, self.class_names) or [])
+            out = list(self.analytics.update(frame, tracks, self.class_names, dets.embeddings) or [])
         else:
             names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
             out = detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
                                     names, np.asarray(tracks.track_ids))
         if self._flushed:
             out, self._flushed = self._flushed + out, []
-        return out
+        if self.link is not None:
+            return self.link.feed(self.stream_id, out, frame.timestamp)
+        return without_tracklets(out)
 
     def flush(self, timestamp: float) -> list[Any]:
         if self._staged is not None:
@@ -140,6 +158,13 @@ class TrackedCamera:
                      "analytics are flushed", self.stream_id)
             self._staged = None
         out, self._flushed = self._flushed, []
-        if self.analytics is None:
-            return out
-        return out + list(self.analytics.flush(timestamp) or [])
+        if self.link is None:
+            if self.analytics is None:
+                return out
+            return without_tracklets(out + list(self.analytics.flush(timestamp) or []))
+        try:
+            if self.analytics is not None:
+                out += list(self.analytics.flush(timestamp) or [])
+        except Exception:  # noqa: BLE001 (the store's linker must still learn this camera ended)
+            log.exception("%s: analytics flush failed", self.stream_id)
+        return self.link.finish(self.stream_id, out, timestamp)

@@ -7,23 +7,36 @@
 4. writes a temporary app config with those cameras as streams and runs the application
    on it (clients.app.run_app): Triton ensemble -> tracker -> analytics -> sinks;
 5. prints a per-camera summary (frames, fps, tracks, footfall, queues, where the outputs
-   are) and, from the simulator's ground truth, the footfall and queue-length errors.
+   are) and, from the simulator's ground truth, the footfall and queue-length errors;
+6. store visits (``--visits``, on by default): the cameras are views of one store, so one
+   ``visits.linker.VisitLinker`` links their tracks into visits (``clients.store_link``, as in
+   ``make run``); the demo scores them against the simulator's customers in the window
+   (``simulator.score.visit_scores``: visit IDF1, visit count, store conversion, mean visit
+   duration) and reports how far apart the served re-id model puts the same and different
+   customers across cameras. The store config is configs/store.yaml; where it has no
+   ``floor:``/``floor_points``/``visits:`` sections the simulator's geometry fills them in
+   (``with_visits``).
 
-It says plainly when the detector has placeholder (untrained) weights: then the numbers
-show the pipeline running, not what a trained detector would see.
+It says plainly when the detector or the re-id model has placeholder (untrained) weights:
+then the numbers show the pipeline running, not what trained models would see.
 
-    python -m scripts.demo [--seconds 120] [--cameras 2] [--out outputs/demo] [--keep-triton]
+    python -m scripts.demo [--seconds 120] [--cameras 2|4] [--fps 5] [--start ISO] [--out outputs/demo]
+                           [--no-visits] [--keep-triton]
+    make demo-store        (4 cameras, 300 s of the 17:30 rush: the store-level scores)
 
 (scripts/demo.py is the entry point; this module is the library part.)
 Inputs: the command line above. Outputs: clips in data/demo/, the five seed files, heatmap
-PNGs and demo_summary.json in --out, the printed summary.
-May import: clients.app/config, simulator, modelops.build, launchers.triton, analytics.heatmap.
+PNGs and demo_summary.json in --out (``accuracy``: per-camera goals; ``visits``: the store's
+scores, goals, re-id cosines, linker stats; ``tracklet_truth.json`` beside it), the printed summary.
+May import: clients.app/config/store_link, simulator, modelops.build, launchers.triton, analytics,
+visits (via clients.app).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from collections import defaultdict
@@ -31,10 +44,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from analytics.config import StoreConfig, load_store_config
-from clients.app import run_app
+import numpy as np
+
+from analytics.config import StoreConfig, VisitSettings, load_store_config
+from analytics.floor import Door, FloorCalibration, FloorPlan
+from analytics.records import parse_iso_utc
+from clients.app import CameraFactory, build_processor_factory, run_app
 from clients.config import AppConfig, parse_app_config
 from clients.runner import RunSummary
+from simulator import world as W
 from simulator.day import DEMO_CAMERAS, render_camera
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +62,10 @@ log = logging.getLogger("demo")
 
 # --------------------------------------------------------------------------- model provenance
 
-def detector_source(model_repository: Path = REPO_ROOT / "model_repository") -> tuple[str, Path | None]:
-    """(manifest ``source`` of the newest yolov8n version, manifest path) or ('unknown', None)."""
-    versions = sorted((p for p in (model_repository / "yolov8n").glob("[0-9]*") if p.is_dir()),
+def detector_source(model_repository: Path = REPO_ROOT / "model_repository",
+                    model: str = "yolov8n") -> tuple[str, Path | None]:
+    """(manifest ``source`` of the newest version of ``model``, manifest path) or ('unknown', None)."""
+    versions = sorted((p for p in (model_repository / model).glob("[0-9]*") if p.is_dir()),
                       key=lambda p: int(p.name))
     for v in reversed(versions):
         m = v / "manifest.json"
@@ -63,6 +82,14 @@ def placeholder_notice(source: str) -> str | None:
         return ("NOTE: the detector has PLACEHOLDER weights (untrained, deterministic; manifest source: "
                 f"{source!r}). It detects nothing meaningful: the numbers below show the pipeline running, "
                 "not what a trained detector would measure. Real weights: `make download-models`.")
+    return None
+
+
+def reid_notice(source: str) -> str | None:
+    if "placeholder" in source.lower():
+        return ("NOTE: the re-id model (osnet_x0_25) has placeholder weights (untrained; manifest source: "
+                f"{source!r}): its embeddings do not tell people apart, so store visits link mostly by where and "
+                "when people are seen. Real weights: `make download-models`.")
     return None
 
 
@@ -89,17 +116,34 @@ class CameraTally:
 class SummarySink:
     """An in-memory sink beside the real ones: tallies per camera for the printed summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_boxes: bool = False) -> None:
         self.cams: dict[str, CameraTally] = defaultdict(CameraTally)
+        self.keep_boxes = keep_boxes
+        self.boxes: dict[str, list] = defaultdict(list)  # stream -> (timestamp, track id, x1, y1, x2, y2) of persons
+        self.visits: list = []  # VisitRecord
+        self.store_kpis: list = []  # StoreKpiRecord
 
     def write(self, records) -> None:
         for r in records:
             kind = type(r).__name__
+            if kind == "VisitRecord":
+                self.visits.append(r)
+                continue
+            if kind == "StoreKpiRecord":
+                self.store_kpis.append(r)
+                continue
+            if kind == "FloorHeatmapRecord":
+                continue
+            if kind == "CameraJourneyRecord":  # a camera's journey when the store links visits
+                r, kind = r.journey, "JourneyRecord"
             t = self.cams[getattr(r, "stream_id", "?")]
             if kind == "DetectionRecord":
                 t.detections += 1
                 if r.track_id is not None:
                     t.tracks.add(r.track_id)
+                    if self.keep_boxes and r.class_name == "person":
+                        self.boxes[r.stream_id].append((r.timestamp, r.track_id, r.x, r.y, r.x + r.width,
+                                                        r.y + r.height))
             elif kind == "FootfallRecord":
                 t.footfall_in += r.count_in
                 t.footfall_out += r.count_out
@@ -149,19 +193,25 @@ def render_clips(out_dir: Path, seconds: float, cameras: int, fps: float, seed: 
 class Goal:
     """One accuracy check of the demo against the simulator's ground truth."""
 
-    stream_id: str
-    metric: str  # "footfall_error_pct" | "queue_length_mae:<lane>"
+    stream_id: str  # a camera, or "store" (store visits)
+    metric: str  # "footfall_error_pct" | "queue_length_mae:<lane>" | "visit_idf1" | "store_conversion_error_points"
     value: float
-    goal: float  # met when value <= goal
+    goal: float  # met when value <= goal (``at_least``: value >= goal)
     text: str  # the printed line
+    at_least: bool = False
 
     @property
     def met(self) -> bool:
-        return self.value <= self.goal
+        if not math.isfinite(self.value):
+            return False
+        return self.value >= self.goal if self.at_least else self.value <= self.goal
 
     def to_dict(self) -> dict:
-        return {"stream_id": self.stream_id, "metric": self.metric, "value": round(self.value, 4),
-                "goal": self.goal, "met": self.met}
+        d = {"stream_id": self.stream_id, "metric": self.metric,
+             "value": round(self.value, 4) if math.isfinite(self.value) else None, "goal": self.goal, "met": self.met}
+        if self.at_least:
+            d["at_least"] = True
+        return d
 
 
 def accuracy_goals(clips: list[dict], tally: "SummarySink") -> list[Goal]:
@@ -195,9 +245,234 @@ def accuracy_goals(clips: list[dict], tally: "SummarySink") -> list[Goal]:
     return goals
 
 
-def demo_store_config(metrics_interval_s: float) -> StoreConfig:
-    """configs/store.yaml with a shorter metrics interval, so a short clip has queue samples."""
-    return load_store_config(REPO_ROOT / "configs" / "store.yaml", overrides={"metrics_interval_s": metrics_interval_s})
+def demo_store_config(metrics_interval_s: float, visits: bool = False) -> StoreConfig:
+    """configs/store.yaml with a shorter metrics interval, so a short clip has queue samples;
+    ``visits``: linking store visits (``with_visits``)."""
+    store = load_store_config(REPO_ROOT / "configs" / "store.yaml", overrides={"metrics_interval_s": metrics_interval_s})
+    return with_visits(store)[0] if visits else store
+
+
+# --------------------------------------------------------------------------- store visits
+
+def simulator_calibration(cam: W.Camera) -> FloorCalibration:
+    """A simulator camera's image -> floor calibration: the inverse of its floor -> image homography,
+    with its floor rectangle's corners as the point pairs."""
+    floor_pts = W.rect_polygon(cam.floor_rect)
+    H = np.linalg.inv(cam.H)
+    return FloorCalibration(cam.project(floor_pts), floor_pts, H / H[2, 2], 0.0)
+
+
+def simulator_floor_plan() -> FloorPlan:
+    """The simulated store's floor (40 x 25 m) with its one door in the front wall (y 25, x 2..6)."""
+    outline = np.array([[0.0, 0.0], [40.0, 0.0], [40.0, W.DOOR_Y], [0.0, W.DOOR_Y]])
+    door = Door("main", np.array([W.DOOR_X[0], W.DOOR_Y]), np.array([W.DOOR_X[1], W.DOOR_Y]), np.array([0.0, -1.0]))
+    return FloorPlan(outline, {"main": door})
+
+
+def with_visits(store: StoreConfig) -> tuple[StoreConfig, list[str]]:
+    """``store`` linking visits: its own ``floor:``, ``floor_points`` and ``visits:`` where it has
+    them; the simulator's geometry (simulator/world.py) and default ``VisitSettings`` where not.
+    Returns (config, what was filled in from the simulator)."""
+    filled, cams = [], {}
+    for cid, cam in store.cameras.items():
+        if cam.floor is None and cid in W.CAMERAS:
+            cam = replace(cam, floor=simulator_calibration(W.CAMERAS[cid]))
+            filled.append(f"floor_points of {cid}")
+        cams[cid] = cam
+    floor, visits = store.floor, store.visits
+    if floor is None:
+        floor = simulator_floor_plan()
+        filled.append("floor")
+    if visits is None:
+        visits = VisitSettings()
+        filled.append("visits")
+    return replace(store, cameras=cams, floor=floor, visits=visits), filled
+
+
+def store_truth(store_cfg: StoreConfig, cameras: list[str], seconds: float, fps: float, seed: int,
+                start: str) -> dict:
+    """The simulator's truth for the rendered window over the demo's cameras (``simulator.truth.Truth``
+    as simulator/day.py measures it: each customer's store visit is the first to last sighting on
+    any of these cameras). A window's visit is converted when the customer was served and their
+    service began inside the window (the simulator's ``served`` also counts service after it)."""
+    from simulator.agents import positions, simulate
+    from simulator.camera import objects_in_view
+    from simulator.truth import Truth
+
+    t0 = parse_iso_utc(start)
+    sim = simulate(seed, t0, t0 + seconds)  # as render_camera does: the same customers
+    truth = Truth(sim, store_cfg, cameras, fps)
+    n, per = int(round(seconds * fps)), max(1, int(10 * fps))
+    for cid in cameras:
+        cam = W.CAMERAS[cid]
+        for f0 in range(0, n, per):
+            times = t0 + (f0 + np.arange(min(per, n - f0))) / fps
+            truth.add(cid, objects_in_view(sim, cam, positions(sim, times)), times, f0)
+    js = truth.to_json()
+    for c in js["customers"]:
+        v = c.get("visit")
+        if v is not None:
+            s = c.get("service_start")
+            v["converted"] = bool(c["served"] and s is not None and js["t0"] <= s < js["t1"])
+    return js
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def tracklet_truth(clips: list[dict], tally: SummarySink, min_iou: float = 0.5) -> dict:
+    """{"<camera>:<track>": {customer id: detections}} (-1: no true person at IoU >= ``min_iou``):
+    each camera track's person boxes matched one to one, frame by frame, to the true boxes of
+    that frame (the clip's truth file), as simulator/day.py writes ``tracklet_truth.json``."""
+    from scipy.optimize import linear_sum_assignment
+
+    out: dict[str, dict[str, int]] = {}
+    for c in clips:
+        truth, sid = c["truth"], c["stream_id"]
+        if not truth or not truth.get("frames") or sid not in tally.boxes:
+            continue
+        t0, fps = parse_iso_utc(truth["start"]), float(truth["fps"])
+        frames = {f["frame"]: f for f in truth["frames"]}
+        by_frame: dict[int, list] = defaultdict(list)
+        for ts, tid, *box in tally.boxes[sid]:
+            by_frame[int(round((ts - t0) * fps))].append((tid, box))
+        for k, dets in by_frame.items():
+            f = frames.get(k)
+            keep = [i for i, cl in enumerate(f["class_ids"]) if cl == 0] if f else []
+            cust = [f["ids"][i] for i in keep]
+            who = [-1] * len(dets)
+            if keep:
+                iou = _iou(np.array([b for _, b in dets], np.float64),
+                           np.array([f["boxes"][i] for i in keep], np.float64).reshape(-1, 4))
+                r, cc = linear_sum_assignment(-iou)
+                for i, j in zip(r.tolist(), cc.tolist()):
+                    if iou[i, j] >= min_iou:
+                        who[i] = int(cust[j])
+            for (tid, _), w in zip(dets, who):
+                d = out.setdefault(f"{sid}:{tid}", {})
+                d[str(w)] = d.get(str(w), 0) + 1
+    return out
+
+
+def reid_cosines(finals: list, ttruth: dict) -> dict:
+    """How the served re-id model scores final tracklets of the same and of different true
+    customers on different cameras: cosine of their mean embeddings (mean, sd, pairs). A
+    tracklet's customer is the one with most of its detections (at least half; else skipped)."""
+    embs, who, cams = [], [], []
+    for tl in finals:
+        d = ttruth.get(tl.label)
+        if tl.embedding is None or not d:
+            continue
+        c, n = max(d.items(), key=lambda kv: kv[1])
+        if int(c) < 0 or n < 0.5 * sum(d.values()):
+            continue
+        embs.append(np.asarray(tl.embedding, np.float64))
+        who.append(int(c))
+        cams.append(tl.camera_id)
+    res = {"tracklets": len(embs)}
+    if len(embs) < 2:
+        return res
+    e = np.stack(embs)
+    cos = e @ e.T
+    w, cm = np.array(who), np.array(cams)
+    iu = np.triu_indices(len(e), 1)
+    other_cam = cm[iu[0]] != cm[iu[1]]
+    same = w[iu[0]] == w[iu[1]]
+    for name, m in (("same", other_cam & same), ("different", other_cam & ~same),
+                    ("same_camera_same", ~other_cam & same)):
+        v = cos[iu][m]
+        res[name] = {"pairs": int(len(v)), "mean": float(v.mean()) if len(v) else None,
+                     "sd": float(v.std()) if len(v) else None}
+    return res
+
+
+def link_errors(visits: list[dict], ttruth: dict, share: float = 0.2) -> dict:
+    """Where visit IDF1 is lost: ``merged`` visits (a second true customer has at least ``share``
+    of the visit's detections) and ``split`` customers (at least ``share`` of their detections
+    in a second visit); false positive detections (-1) are left out."""
+    per_visit, per_cust = [], defaultdict(lambda: defaultdict(int))
+    for i, v in enumerate(visits):
+        c = defaultdict(int)
+        for lab in v.get("tracklets", []):
+            for k, n in ttruth.get(lab, {}).items():
+                if int(k) >= 0:
+                    c[int(k)] += n
+                    per_cust[int(k)][i] += n
+        per_visit.append(c)
+    merged = sum(1 for c in per_visit if sum(n >= share * sum(c.values()) for n in c.values()) > 1)
+    split = sum(1 for c in per_cust.values() if sum(n >= share * sum(c.values()) for n in c.values()) > 1)
+    return {"merged_visits": merged, "split_customers": split, "customers_seen": len(per_cust)}
+
+
+def visit_goals(scores: dict) -> list[Goal]:
+    """Store-level goals: visit IDF1 >= 0.9, store conversion within 5 points."""
+    def fmt(x, f="{:.3f}"):
+        return f.format(x) if x is not None and math.isfinite(x) else "n/a"
+
+    idf1, conv = scores["idf1"], scores["store_conversion_error_points"]
+    g1 = Goal("store", "visit_idf1", idf1, 0.9, "", at_least=True)
+    g2 = Goal("store", "store_conversion_error_points", conv, 5.0, "")
+    return [replace(g1, text=f"  visit IDF1 {fmt(idf1)} (goal >= 0.9: {'met' if g1.met else 'NOT met'})"),
+            replace(g2, text=f"  store conversion {fmt(100 * scores['conversion'], '{:.1f}')} % vs truth "
+                             f"{fmt(100 * scores['true_conversion'], '{:.1f}')} %: error {fmt(conv, '{:.1f}')} points "
+                             f"(goal <= 5: {'met' if g2.met else 'NOT met'})")]
+
+
+def score_visits(clips: list[dict], tally: SummarySink, store_cfg: StoreConfig, a: argparse.Namespace,
+                 finals: list, link) -> dict:
+    """Everything the demo reports about store visits (demo_summary.json ``visits``)."""
+    from simulator.score import visit_scores
+
+    cams = [c["stream_id"] for c in clips]
+    truth = store_truth(store_cfg, cams, a.seconds, a.fps, a.seed, a.start)
+    ttruth = tracklet_truth(clips, tally)
+    records = [v.to_dict() for v in tally.visits]
+    scores = visit_scores(records, truth, ttruth)
+    goals = visit_goals(scores)
+    return {"cameras": cams, "scores": _finite(scores), "goals": goals, "errors": link_errors(records, ttruth),
+            "records": records,
+            "reid_cosine": reid_cosines(finals, ttruth), "linker": link.stats() if link is not None else None,
+            "linker_stats": dict(getattr(link.linker, "stats", {})) if link is not None else None,
+            "appearance_model": vars(store_cfg.visits.appearance) if store_cfg.visits else None,
+            "tracklet_truth": ttruth}
+
+
+def _finite(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def print_visits(v: dict) -> None:
+    s = v["scores"]
+
+    def num(k, f="{:.1f}"):
+        return f.format(s[k]) if s.get(k) is not None else "n/a"
+
+    print(f"\nstore visits ({len(v['cameras'])} camera(s) linked: {', '.join(v['cameras'])}; "
+          f"linker: {(v['linker'] or {}).get('mode', 'not running')}):")
+    print("\n".join(g.text for g in v["goals"]))
+    print(f"  visits {s['visits']} (truth {s['true_visits']}): count error {num('visit_count_error_pct')} %; "
+          f"mean visit duration {num('mean_duration_s')} s (truth {num('true_mean_duration_s')} s): error "
+          f"{num('visit_duration_error_pct')} %; exact zone path rate {num('exact_path_rate', '{:.2f}')}")
+    e = v.get("errors") or {}
+    if e:
+        print(f"  link errors: {e['merged_visits']} visit(s) mixing customers, {e['split_customers']} of "
+              f"{e['customers_seen']} customers split over visits")
+    r = v["reid_cosine"]
+    if r.get("same") or r.get("different"):
+        def cs(k):
+            x = r.get(k) or {}
+            return f"{x['mean']:.3f} +- {x['sd']:.3f} ({x['pairs']} pairs)" if x.get("pairs") else "no pairs"
+        am = v.get("appearance_model") or {}
+        print(f"  re-id cosine of final tracklets on different cameras: same customer {cs('same')}, different "
+              f"customers {cs('different')} (the linker assumes same {am.get('same_mean')} +- {am.get('same_sd')}, "
+              f"different {am.get('diff_mean')} +- {am.get('diff_sd')})")
+    if v.get("linker_stats"):
+        print(f"  linker: {v['linker_stats']}")
 
 
 # --------------------------------------------------------------------------- main
@@ -227,8 +502,8 @@ def ensure_triton(grpc_url: str):
     return start_triton(TritonPorts(grpc - 1, grpc, grpc + 1))
 
 
-def run_pipeline(config: AppConfig, extra_sink: SummarySink) -> RunSummary:
-    return run_app(config, extra_sinks=[extra_sink], health_interval_s=5.0)
+def run_pipeline(config: AppConfig, extra_sink: SummarySink, factory: CameraFactory | None = None) -> RunSummary:
+    return run_app(config, extra_sinks=[extra_sink], health_interval_s=5.0, processor_factory=factory)
 
 
 def save_heatmaps(tally: SummarySink, clips: list[dict], out_dir: Path) -> list[Path]:
@@ -289,7 +564,8 @@ def print_summary(summary, tally: SummarySink, out_dir: Path, notice: str | None
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120.0, help="length of the rendered clip per camera")
-    ap.add_argument("--cameras", type=int, default=2)
+    ap.add_argument("--cameras", type=int, default=2, choices=range(1, len(DEMO_CAMERAS) + 1),
+                    help=f"how many of the simulated store's cameras, in this order: {', '.join(DEMO_CAMERAS)}")
     ap.add_argument("--fps", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--start", default="2024-01-15T18:30:00Z",
@@ -300,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
     ap.add_argument("--clips-dir", type=Path, default=DEMO_DATA, help="where the rendered clips go")
     ap.add_argument("--keep-triton", action="store_true", help="leave a Triton this demo started running")
+    ap.add_argument("--no-visits", dest="visits", action="store_false",
+                    help="per-camera journeys only: no store visit linking and scores")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -311,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     notice = placeholder_notice(source)
     if notice:
         print(notice, flush=True)
+    r_notice = reid_notice(detector_source(model="osnet_x0_25")[0]) if a.visits else None
+    if r_notice:
+        print(r_notice, flush=True)
     server = ensure_triton(a.triton_url)
     try:
         t = time.monotonic()
@@ -325,13 +606,33 @@ def main(argv: list[str] | None = None) -> int:
             "sinks": {"json": {"output_dir": str(a.out), "rotate": "none", "detections": "all"},  # the seed's files
                       "influxdb": {"enabled": False}},
         }
-        config = replace(parse_app_config(cfg, "<clients.demo>"), analytics=demo_store_config(a.metrics_interval))
+        store_cfg = demo_store_config(a.metrics_interval)
+        if a.visits:
+            store_cfg, filled = with_visits(store_cfg)
+            if filled:
+                print(f"store visits: configs/store.yaml has no {', '.join(filled)}: taken from the simulator's "
+                      "floor plan (simulator/world.py)", flush=True)
+        config = replace(parse_app_config(cfg, "<clients.demo>"), analytics=store_cfg)
+        factory = build_processor_factory(config)
+        finals: list = []
+        if factory.link is not None:
+            factory.link.on_tracklet = lambda tl: finals.append(tl) if tl.final else None
         print(f"running the stream clients on {len(clips)} camera(s) ...", flush=True)
-        tally = SummarySink()
-        summary = run_pipeline(config, tally)
+        tally = SummarySink(keep_boxes=factory.link is not None)
+        summary = run_pipeline(config, tally, factory)
         save_heatmaps(tally, clips, a.out)
         print_summary(summary, tally, a.out, notice, clips)
         report = {**summary.to_dict(), "accuracy": [g.to_dict() for g in accuracy_goals(clips, tally)]}
+        if factory.link is not None:
+            visits = score_visits(clips, tally, store_cfg, a, finals, factory.link)
+            print_visits(visits)
+            if notice or r_notice:
+                print("  (placeholder model weights: see the notes above)")
+            (a.out / "tracklet_truth.json").write_text(json.dumps(visits.pop("tracklet_truth"),
+                                                                  separators=(",", ":")))
+            report["visits"] = {**visits, "goals": [g.to_dict() for g in visits["goals"]]}
+        elif a.visits:
+            print("\nstore visits: the linker did not start (see the log above): per-camera journeys only")
         (a.out / "demo_summary.json").write_text(json.dumps(report, indent=2, default=str))
     finally:
         if server is not None and not a.keep_triton:
