@@ -41,8 +41,10 @@ class Tracklet:
     journey: JourneyRecord | None = None  # the camera journey (final only; None when too short)
 
     @property
-    def key(self) -> tuple[str, int]:
-        return self.camera_id, int(self.track_id)
+    def key(self) -> tuple[str, int, float]:
+        """One camera track: its head and final share it (a camera's analytics restarted by a
+        live config edit, or a new tracker, may reuse a track id: the start tells them apart)."""
+        return self.camera_id, int(self.track_id), round(self.start, 3)
 
     @property
     def label(self) -> str:

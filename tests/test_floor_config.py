@@ -2,13 +2,14 @@
 the sample store's calibration matches the simulator's cameras; each mistake names its field."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from analytics.config import ConfigError, VisitSettings, load_store_config, parse_store_config
+from analytics.config import AppearanceModel, ConfigError, VisitSettings, load_store_config, parse_store_config
 from simulator import world as W
 from tests.analytics_helpers import square, store
 
@@ -47,7 +48,9 @@ def test_sample_store_floor_plan_and_visits():
     assert s.store_id == "sample-store"
     assert s.floor is not None and s.floor.bounds == (0.0, 0.0, 40.0, 25.0)
     assert s.floor.cell_m == 0.5 and s.floor.plan_image is None and s.floor.plan_px_per_m == 20.0
-    assert s.visits == VisitSettings()  # the file writes the defaults out
+    # the file writes the defaults out, with the served model's measured appearance statistics
+    assert dataclasses.replace(s.visits, appearance=AppearanceModel()) == VisitSettings()
+    assert s.visits.appearance.same_mean > s.visits.appearance.diff_mean
 
 
 def test_world_prints_what_the_store_file_holds(raw):

@@ -70,7 +70,7 @@ _LIMIT = 1e6
 @dataclass
 class _Visit:
     vid: int
-    tracklets: dict[tuple[str, int], Tracklet] = field(default_factory=dict)
+    tracklets: dict[tuple[str, int, float], Tracklet] = field(default_factory=dict)
     open: set = field(default_factory=set)  # keys of tracklets without their final
     emb_sum: np.ndarray | None = None
     emb_w: float = 0.0
@@ -117,8 +117,8 @@ class VisitLinker:
         self.next_visit_id = next_visit_id or counter_ids("visit-")
         self._vnum = 0
         self.visits: dict[int, _Visit] = {}
-        self.visit_of: dict[tuple[str, int], int] = {}  # tracklet key -> visit (open visits only)
-        self.pending: dict[tuple[str, int], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
+        self.visit_of: dict[tuple[str, int, float], int] = {}  # tracklet key -> visit (open visits only)
+        self.pending: dict[tuple[str, int, float], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
         self.now = -math.inf
         self._next_advance = -math.inf
         self._kpi_every = float(store.metrics_interval_s)
