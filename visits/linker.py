@@ -252,16 +252,19 @@ class VisitLinker:
             d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
             g = np.clip(gap, 0.0, None)
             reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
-            # overlapping views: h began while v's last track, on another camera, still saw the
-            # person; allowed where both saw them at one place (one camera cannot see one person twice)
-            over = both & (gap < -s.overlap_s)
-            if over.any():
-                hc = [h.camera_id for h in heads]
-                for i, j in zip(*np.nonzero(over)):
-                    if cands[j].last.camera_id != hc[i]:
-                        dd = float(np.hypot(*(cands[j].last.position_at(start[i]) - p[i])))
-                        if dd <= 2.0 * s.position_slack_m:
-                            ok[i, j], d[i, j] = True, dd
+            # h began before v's last track ended: views that overlap (or a tracker handing a person
+            # over to a new track). Then both saw the person at once: the two paths must agree over
+            # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
+            # than overlap_s; two people side by side part within seconds)
+            concurrent = np.zeros_like(ok)
+            for i, j in zip(*np.nonzero(both & (gap < 0.0))):
+                h, last = heads[i], cands[j].last
+                if h.camera_id == last.camera_id and gap[i, j] < -s.overlap_s:
+                    continue
+                dd = _path_distance(h, last)
+                ok[i, j] = dd <= s.position_slack_m
+                d[i, j] = dd
+                concurrent[i, j] = True
             ok &= ~both | (d <= reach)
             # where v's last track was heading: someone walking on is near where that leads after
             # a short gap, and walks on in about the same direction (two people crossing at a
@@ -271,7 +274,9 @@ class VisitLinker:
             ahead = q[None, :, :] + ve[None, :, :] * np.minimum(g, PREDICT_S)[:, :, None]
             d_pred = np.hypot(p[:, None, 0] - ahead[..., 0], p[:, None, 1] - ahead[..., 1])
             d = np.minimum(d, d_pred)
-            sig = s.position_slack_m + WALK_MPS * g
+            # seen at once by two views, one person is at one place: tighter than any walk (people
+            # queueing side by side are 0.8 m apart)
+            sig = np.where(concurrent, s.position_slack_m / 3.0, s.position_slack_m + WALK_MPS * g)
             ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
             se, sh = np.hypot(*ve.T), np.hypot(*vh.T)
             moving = (sh[:, None] > MOVING_MPS) & (se[None, :] > MOVING_MPS)
@@ -402,6 +407,15 @@ class VisitLinker:
         dur = sum(r.duration_seconds for r in done) / len(done) if done else 0.0
         return StoreKpiRecord(self.store_id, t, window, len(done), sum(r.converted for r in done), dur,
                               len(self.visits), tuple(paths.most_common(5)))
+
+
+def _path_distance(a: Tracklet, b: Tracklet) -> float:
+    """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
+    t0, t1 = max(a.start, b.start), min(a.end, b.end)
+    ts = np.arange(t0, max(t1, t0) + 1e-9, 0.5)
+    pa = np.column_stack([np.interp(ts, a.path[:, 0], a.path[:, 1]), np.interp(ts, a.path[:, 0], a.path[:, 2])])
+    pb = np.column_stack([np.interp(ts, b.path[:, 0], b.path[:, 1]), np.interp(ts, b.path[:, 0], b.path[:, 2])])
+    return float(np.hypot(*(pa - pb).T).mean())
 
 
 def _log_normal(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
