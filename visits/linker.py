@@ -81,6 +81,7 @@ class _Visit:
     first_seen: float = math.inf
     last_seen: float = -math.inf
     unit: np.ndarray | None = None  # the normalised mean embedding (kept in step by ``put``)
+    tail: tuple = ()  # the last final tracklet as numbers (``_tail``): the link costs read these
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
@@ -104,6 +105,7 @@ class _Visit:
             self.open.discard(k)
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
+                self.tail = _tail(tl, at_end=True)
         else:
             self.open.add(k)
 
@@ -237,18 +239,15 @@ class VisitLinker:
     def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], out: np.ndarray) -> None:
         """out[i, j] = -log LR(head i continues visit j), inf where impossible."""
         s = self.s
-        start = np.fromiter((h.start for h in heads), np.float64, len(heads))
-        ends = np.fromiter((v.last.end for v in cands), np.float64, len(cands))
-        gap = start[:, None] - ends[None, :]
+        H = np.array([_tail(h, at_end=False) for h in heads]).reshape(-1, 6)
+        V = np.array([v.tail for v in cands]).reshape(-1, 6)
+        gap = H[:, None, 0] - V[None, :, 0]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
         # space-time, where both ends are on the floor
-        hf = np.fromiter((h.on_floor for h in heads), bool, len(heads))
-        vf = np.fromiter((v.last.on_floor for v in cands), bool, len(cands))
-        both = hf[:, None] & vf[None, :]
+        both = (H[:, None, 5] > 0) & (V[None, :, 5] > 0)
         st = np.zeros_like(gap)
         if both.any():
-            p = np.array([h.path[0, 1:3] for h in heads], np.float64)
-            q = np.array([v.last.path[-1, 1:3] for v in cands], np.float64)
+            p, q, vh, ve = H[:, 1:3], V[:, 1:3], H[:, 3:5], V[:, 3:5]
             d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
             g = np.clip(gap, 0.0, None)
             reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
@@ -256,31 +255,30 @@ class VisitLinker:
             # over to a new track). Then both saw the person at once: the two paths must agree over
             # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
             # than overlap_s; two people side by side part within seconds)
-            concurrent = np.zeros_like(ok)
-            for i, j in zip(*np.nonzero(both & (gap < 0.0))):
-                h, last = heads[i], cands[j].last
-                if h.camera_id == last.camera_id and gap[i, j] < -s.overlap_s:
-                    continue
-                dd = _path_distance(h, last)
-                ok[i, j] = dd <= s.position_slack_m
-                d[i, j] = dd
-                concurrent[i, j] = True
+            # (only where the head began within reach of where v's track ended: cheap to tell)
+            concurrent = both & (gap < 0.0) & (d <= s.position_slack_m + s.max_speed_mps * -gap)
+            if concurrent.any():
+                hc = np.array([h.camera_id for h in heads], object)
+                vc = np.array([v.last.camera_id for v in cands], object)
+                concurrent &= ~((hc[:, None] == vc[None, :]) & (gap < -s.overlap_s))
+                for i, j in zip(*np.nonzero(concurrent)):
+                    dd = _path_distance(heads[i], cands[j].last)
+                    ok[i, j] = dd <= s.position_slack_m
+                    d[i, j] = dd
             ok &= ~both | (d <= reach)
             # where v's last track was heading: someone walking on is near where that leads after
             # a short gap, and walks on in about the same direction (two people crossing at a
             # camera edge, one leaving as the other arrives, head opposite ways)
-            ve = np.array([v.last.velocity(at_end=True) for v in cands])
-            vh = np.array([h.velocity(at_end=False) for h in heads])
             ahead = q[None, :, :] + ve[None, :, :] * np.minimum(g, PREDICT_S)[:, :, None]
             d_pred = np.hypot(p[:, None, 0] - ahead[..., 0], p[:, None, 1] - ahead[..., 1])
-            d = np.minimum(d, d_pred)
+            d = np.where(concurrent, d, np.minimum(d, d_pred))
             # seen at once by two views, one person is at one place: tighter than any walk (people
             # queueing side by side are 0.8 m apart)
             sig = np.where(concurrent, s.position_slack_m / 3.0, s.position_slack_m + WALK_MPS * g)
             ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
             se, sh = np.hypot(*ve.T), np.hypot(*vh.T)
             moving = (sh[:, None] > MOVING_MPS) & (se[None, :] > MOVING_MPS)
-            cos = (vh @ ve.T) / np.maximum(sh[:, None] * se[None, :], 1e-9)
+            cos = (vh[:, None, 0] * ve[None, :, 0] + vh[:, None, 1] * ve[None, :, 1]) / np.maximum(sh[:, None] * se[None, :], 1e-9)
             kappa = HEADING_KAPPA * np.exp(-g / HEADING_GAP_S)
             ll_dir = np.where(moving, kappa * cos - np.log(np.i0(kappa)), 0.0)
             st = np.where(both, -(ll_same - math.log(1.0 / REACH_M) + ll_dir), 0.0)
@@ -407,6 +405,16 @@ class VisitLinker:
         dur = sum(r.duration_seconds for r in done) / len(done) if done else 0.0
         return StoreKpiRecord(self.store_id, t, window, len(done), sum(r.converted for r in done), dur,
                               len(self.visits), tuple(paths.most_common(5)))
+
+
+def _tail(tl: Tracklet, at_end: bool) -> tuple:
+    """(time, x, y, vx, vy, on floor) where a tracklet ends (``at_end``) or begins."""
+    if at_end:
+        t, (x, y) = tl.end, tl.exit
+    else:
+        t, (x, y) = tl.start, tl.entry
+    vx, vy = tl.velocity(at_end=at_end)
+    return float(t), float(x), float(y), float(vx), float(vy), float(tl.on_floor)
 
 
 def _path_distance(a: Tracklet, b: Tracklet) -> float:
