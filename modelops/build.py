@@ -11,7 +11,11 @@ Where ``data/models/demo/yolov8n_demo.onnx`` exists (the detector trained on the
 simulator's frames, ``scripts/train_demo_detector.py``; classes person and cart), it is
 installed as the newest ``yolov8n`` version through the versioning command
 (``modelops.versions.add_version``, labels.txt rewritten to its class names), so the
-offline demo sees real detections. Installing it again is a no-op (matched by sha256).
+offline demo sees real detections. Likewise ``data/models/demo/osnet_x0_25_demo.onnx`` (OSNet
+x0_25 trained on the simulator's rendered person crops, ``scripts/train_demo_reid.py``;
+OSNET_MODEL_CARD.md) becomes the newest ``osnet_x0_25`` version, so the ensemble's re-id
+embeddings tell the demo's people apart across cameras. Installing either again is a
+no-op (matched by sha256).
 
     python -m scripts.build_models [--force]
 """
@@ -34,6 +38,9 @@ NETWORKS = ("yolov8n", "osnet_x0_25")
 DEMO_DETECTOR = MODELS_DIR / "demo" / "yolov8n_demo.onnx"
 DEMO_SOURCE = ("demo detector: YOLOv8n trained on the store simulator's rendered frames, classes person/cart "
                "(data/models/demo/MODEL_CARD.md)")
+DEMO_REID = MODELS_DIR / "demo" / "osnet_x0_25_demo.onnx"
+DEMO_REID_SOURCE = ("demo re-id: OSNet x0_25 trained on the store simulator's rendered person crops "
+                    "(data/models/demo/OSNET_MODEL_CARD.md)")
 
 log = logging.getLogger("build_models")
 
@@ -173,6 +180,7 @@ def build(force: bool = False) -> None:
             vdir = install(model, path, PLACEHOLDER_SOURCE, update_labels=True)
             log.info("%s: installed as %s", model, vdir.relative_to(REPO_ROOT))
     install_demo_detector(force=force)
+    install_demo_reid(force=force)
 
 
 def installed_sha256(model: str, repo: Path = MODEL_REPOSITORY) -> set[str]:
@@ -187,34 +195,57 @@ def installed_sha256(model: str, repo: Path = MODEL_REPOSITORY) -> set[str]:
     return shas
 
 
-def demo_detector_missing(repo: Path = MODEL_REPOSITORY) -> bool:
-    if not DEMO_DETECTOR.exists():
+def _demo_missing(model: str, onnx_path: Path, repo: Path) -> bool:
+    if not onnx_path.exists():
         return False
     from modelops.layout import sha256_file
 
-    return sha256_file(DEMO_DETECTOR) not in installed_sha256("yolov8n", repo)
+    return sha256_file(onnx_path) not in installed_sha256(model, repo)
 
 
-def install_demo_detector(repo: Path = MODEL_REPOSITORY, force: bool = False) -> Path | None:
-    """Add the trained demo detector as the newest yolov8n version unless some version already
+def _install_demo(model: str, onnx_path: Path, source: str, repo: Path, force: bool, update_labels: bool) -> Path | None:
+    """Add a trained demo model as the newest version of ``model`` unless some version already
     is it (``force``: add it again, e.g. after ``--force`` rebuilt the placeholder on top)."""
-    if not DEMO_DETECTOR.exists() or not (force or demo_detector_missing(repo)):
+    if not onnx_path.exists() or not (force or _demo_missing(model, onnx_path, repo)):
         return None
     from modelops.layout import numeric_versions
     from modelops.versions import add_version
 
-    first = not numeric_versions(repo / "yolov8n")
-    vdir = add_version(repo, "yolov8n", DEMO_DETECTOR, source=DEMO_SOURCE, precision="fp16", update_labels=True,
+    first = not numeric_versions(repo / model)
+    vdir = add_version(repo, model, onnx_path, source=source, precision="fp16", update_labels=update_labels,
                        extra_files={"model.py": ADAPTER.encode()} if first else None)
-    log.info("yolov8n: installed the trained demo detector %s as %s", DEMO_DETECTOR.relative_to(REPO_ROOT),
-             vdir.relative_to(REPO_ROOT))
+    try:
+        shown = onnx_path.relative_to(REPO_ROOT)
+    except ValueError:
+        shown = onnx_path
+    log.info("%s: installed the trained demo model %s as %s", model, shown, vdir)
     return vdir
+
+
+def demo_detector_missing(repo: Path = MODEL_REPOSITORY) -> bool:
+    return _demo_missing("yolov8n", DEMO_DETECTOR, repo)
+
+
+def install_demo_detector(repo: Path = MODEL_REPOSITORY, force: bool = False) -> Path | None:
+    """Add the trained demo detector as the newest yolov8n version (labels.txt rewritten to its
+    class names) unless some version already is it."""
+    return _install_demo("yolov8n", DEMO_DETECTOR, DEMO_SOURCE, repo, force, update_labels=True)
+
+
+def demo_reid_missing(repo: Path = MODEL_REPOSITORY) -> bool:
+    return _demo_missing("osnet_x0_25", DEMO_REID, repo)
+
+
+def install_demo_reid(repo: Path = MODEL_REPOSITORY, force: bool = False) -> Path | None:
+    """Add the trained demo re-id model as the newest osnet_x0_25 version unless some version
+    already is it."""
+    return _install_demo("osnet_x0_25", DEMO_REID, DEMO_REID_SOURCE, repo, force, update_labels=False)
 
 
 def ensure_models() -> None:
     """Build and install whatever is missing (idempotent; used by fixtures and the demo)."""
     if (all(installed_versions(m) for m in NETWORKS) and (MODEL_REPOSITORY / "yolov8n" / "labels.txt").exists()
-            and not demo_detector_missing()):
+            and not demo_detector_missing() and not demo_reid_missing()):
         return
     build()
 
