@@ -52,9 +52,11 @@ sizes, against the calibration's crop-level means (same camera by dt, two camera
 different people in one frame and on two cameras, and the latter's sd) and tracklet-level
 cross-camera same/different means and sds.
 
-Known shortfall (placeholder OSNet, 2026-12-06 calibration): crop-level means match to ~0.01,
-tracklet-level different-people mean/sd to ~0.02, but the tracklet-level same-person mean
-comes out ~0.85 against the measured 0.915 and its sd ~0.03 against 0.096: OSNet's
+Known shortfall. Placeholder OSNet: crop-level means match to ~0.01, tracklet-level
+different-people mean/sd to ~0.02, but the tracklet-level same-person mean comes out ~0.85
+against the measured 0.915 and its sd ~0.03 against 0.096. Trained demo OSNet (the shipped
+calibration): crop-level means to ~0.04, the tracklet-level same-person mean ~0.77 against
+0.876. Either way the sampled people are harder to tell apart than the rendered ones: OSNet's
 same-person similarity varies by camera pair and with tracklet length (long queue tracklets
 dominate the crop pairs), which one viewpoint weight for every (customer, camera) cannot
 show. A per-(customer, camera) random viewpoint weight would be the next refinement.
