@@ -457,8 +457,11 @@ def generate(output: Path, hours: float, seed: int = 42, start: str = DEFAULT_ST
         files = _merge(Path(tmp), cameras, output, "camera_journeys.json" if linking else "journeys.json")
         merge_cpu = _cpu() - c0
     visits = link_visits(results, cfg, cameras, output, t1, png) if linking else None
-    if visits is not None:
+    if visits is not None:  # the seed's journeys file holds the visits; the camera journeys sit beside it
+        visits["camera_journeys"] = files.pop("camera_journeys.json")
         files["journeys.json"] = visits["visits"]
+        files = {n: files[n] for n in ("detections.json", "journeys.json", "queue_metrics.json", "heatmap.json",
+                                       "alerts.json")}
     truth = Truth(store, cfg, [], fps)
     for r in results:
         truth.cams[r["camera"]] = r["truth"]

@@ -25,8 +25,19 @@ def peak_hour(tmp_path_factory):
 
 def test_busy_hour_meets_every_scorer_goal(peak_hour):
     s = peak_hour
-    assert s["records"]["journeys.json"] > 300 and s["records"]["queue_metrics.json"] > 0  # a busy hour
+    assert s["visits"]["true_visits"] > 150 and s["records"]["queue_metrics.json"] > 0  # a busy hour
     assert not any(math.isnan(s[k]) for k in TARGETS), {k: s[k] for k in TARGETS}
     missed = {k: (s[k], goal) for k, goal in TARGETS.items() if not s[k] <= goal}
     assert not missed, f"goals missed (value, goal): {missed}"
-    assert s["passed"] == {k: True for k in TARGETS}
+    assert all(s["passed"][k] for k in TARGETS)
+
+
+def test_busy_hour_store_visits(peak_hour):
+    """The evening rush is the linker's hardest hour (queues reach into the aisle camera's view,
+    people cross at camera edges); the day's goals (IDF1 >= 0.95 ...) are checked on 24 h by
+    ``make sample-data && make score``. Here: the floor this hour must stay above."""
+    v = peak_hour["visits"]
+    assert v["idf1"] >= 0.92, v
+    assert v["visit_count_error_pct"] <= 5.0, v
+    assert v["store_conversion_error_points"] <= 3.0, v
+    assert v["visit_duration_error_pct"] <= 10.0, v

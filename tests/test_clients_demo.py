@@ -101,7 +101,7 @@ def test_with_visits_fills_in_only_what_the_store_config_lacks():
     assert all(store.cameras[c].floor is not None for c in W.CAMERAS)
     for cid, cam in W.CAMERAS.items():  # image -> floor is the inverse of the simulator's floor -> image
         p = np.array([[cam.floor_rect[0] + 1.0, cam.floor_rect[1] + 2.0], [cam.floor_rect[2] - 0.5, cam.floor_rect[3]]])
-        assert np.allclose(store.cameras[cid].floor.to_floor(cam.project(p)), p, atol=1e-6)
+        assert np.allclose(store.cameras[cid].floor.to_floor(cam.project(p)), p, atol=0.01)  # the file's pairs are rounded to 0.1 px
     if base.visits is None:
         assert "visits" in filled
     # sections the file has are kept as they are

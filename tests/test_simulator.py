@@ -62,10 +62,16 @@ def test_the_five_files_match_the_seed_schema_and_score(short_run):
     det = json.loads((out / "detections.json").read_text())
     ts = [parse_iso_utc(r["timestamp"]) for r in det]
     assert ts == sorted(ts)  # cameras merged in time order
+    # the sample store links visits: journeys.json holds them, the camera journeys sit beside it
+    assert journeys and all(j["tracklets"] and j["cameras"] for j in journeys)
+    cam_journeys = json.loads((out / "camera_journeys.json").read_text())
+    assert sum(len(j["tracklets"]) for j in journeys) == len(cam_journeys)  # every camera journey in one visit
     s = score(out)
-    for k in ("footfall_error_pct", "queue_length_mae", "conversion_error_points"):
+    for k in ("footfall_error_pct", "queue_length_mae", "conversion_error_points", "visit_idf1",
+              "store_conversion_error_points"):
         assert k in s
     sm = json.loads((out / "generation_summary.json").read_text())
+    assert sm["visits"]["visits"] == len(journeys) and sm["visits"]["camera_journeys"] == len(cam_journeys)
     assert set(sm["cpu_split_s"]) == {"plan_s", "sim_s", "tracker_s", "analytics_s", "write_s"}
     assert sm["peak_rss_mb"] > 0 and sm["cpu_s"] > 0
 
