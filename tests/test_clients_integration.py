@@ -291,7 +291,9 @@ def test_sigterm_flushes_outputs(triton_server, tmp_path):
     assert 20 <= st["frames_processed"] < 600  # stopped mid-clip
     assert st["frames_processed"] + st["frames_lost"] == st["frames_sent"]
     files = {f.name: json.loads(f.read_text()) for f in (tmp_path / "out").glob("*.json")}  # complete, valid
-    assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json"}
+    # the seed's five files, and (the sample store links visits) the store-level ones
+    assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json",
+                          "camera_journeys.json", "store_kpis.json", "floor_heatmap.json"}
     assert all(isinstance(v, list) for v in files.values())
     assert summary["sinks"]["JsonFilesSink"]["skipped"] >= 1  # health records reached the sinks too
     # Journeys still open at the SIGTERM end at the last frame processed (a journey closed
@@ -380,7 +382,11 @@ def test_real_wiring_tracker_analytics_and_seed_files(triton_server, tmp_path):
     assert type(proc).__name__ == "TrackedCamera" and proc.analytics is not None
     assert summary.streams["cam-entrance-1"]["frames_processed"] == n
     files = {f.name: json.loads(f.read_text()) for f in (tmp_path / "out").glob("*.json")}
-    assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json"}
+    # the seed's five files, and the store's KPIs and floor heatmap from the linker's flush (a blank
+    # clip has no person, so no camera journey)
+    assert set(files) == {"detections.json", "journeys.json", "queue_metrics.json", "heatmap.json", "alerts.json",
+                          "store_kpis.json", "floor_heatmap.json"}
+    assert files["store_kpis.json"][-1]["visits"] == 0 and files["journeys.json"] == []
     # the end-of-stream flush reported this camera's heatmap in the seed's schema
     hm = [h for h in files["heatmap.json"] if h["stream_id"] == "cam-entrance-1"]
     assert hm and hm[-1]["resolution"] == [96, 54] and len(hm[-1]["data"]) == 54
