@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from analytics.records import DetectionRecord, JourneyRecord
+from analytics.records import CameraJourneyRecord, DetectionRecord
 from clients.app import build_processor_factory
 from clients.config import load_app_config
 from clients.runner import Runner
@@ -117,15 +117,19 @@ def test_valid_edit_replaces_only_the_changed_camera_at_a_frame_boundary(triton_
     assert swap.old_last_timestamp == old[CHECKOUT].last_timestamp < swap.timestamp
     assert swap.frame_number == old[CHECKOUT]._frame_no  # the frame right after the old analytics' last one
     assert swap.why == "zones" and swap.journeys_closed >= 1  # people were queueing: journeys closed
-    # journeys before the change end at or before the reload; none spans it; the records of the
-    # flush reached the sinks ahead of the first frame the new analytics saw
+    # journeys before the change end at or before the reload; none spans it
     recs = sink.records
     first_new = next(i for i, r in enumerate(recs) if isinstance(r, DetectionRecord) and r.stream_id == CHECKOUT
                      and r.timestamp >= swap.timestamp)
-    journeys = [(i, r) for i, r in enumerate(recs) if isinstance(r, JourneyRecord) and r.stream_id == CHECKOUT]
+    # the sample store links visits: camera journeys come as CameraJourneyRecord
+    journeys = [(i, r.journey) for i, r in enumerate(recs)
+                if isinstance(r, CameraJourneyRecord) and r.stream_id == CHECKOUT]
     before = [(i, j) for i, j in journeys if j.start_time < swap.timestamp]
     assert len(before) >= swap.journeys_closed
-    assert all(j.end_time <= swap.old_last_timestamp and i < first_new for i, j in before), before
+    # (the old analytics' final tracklets wait in the store link until every camera has passed their
+    # time, so their camera journeys may reach the sinks after the new analytics' first frame)
+    assert all(j.end_time <= swap.old_last_timestamp for i, j in before), before
+    assert first_new > 0
     assert sum(j.end_time == swap.old_last_timestamp for _, j in before) >= 1
     after = [j for _, j in journeys if j.start_time >= swap.timestamp]
     assert after, "the end-of-run flush closes the journeys the new analytics opened"
