@@ -376,10 +376,13 @@ def link_visits(results: list[dict], cfg, cameras: list[str], output: Path, t1: 
     linker = VisitLinker(cfg)
     c0 = _cpu()
     out: list = []
-    peak_open = 0
-    for t, _, _, tl in events:
+    peak = {"open_visits": 0, "array_bytes": 0}
+    for n, (t, _, _, tl) in enumerate(events):
         out += linker.process([tl], t)
-        peak_open = max(peak_open, len(linker.visits))
+        if n % 200 == 0 or len(linker.visits) > peak["open_visits"]:
+            fp = linker.footprint()
+            peak = {k: max(peak[k], fp[k]) for k in peak}
+    before_flush = linker.footprint()
     out += linker.flush(t1)
     cpu = _cpu() - c0
     visits = [r for r in out if isinstance(r, VisitRecord)]
@@ -403,7 +406,8 @@ def link_visits(results: list[dict], cfg, cameras: list[str], output: Path, t1: 
              for tid, d in r["who"].items()}
     (output / "tracklet_truth.json").write_text(json.dumps(truth, separators=(",", ":")))
     return {"tracklet_events": len(events), "visits": len(visits), "cpu_s": round(cpu, 2),
-            "peak_open_visits": peak_open, "mode": linker.mode, **{k: int(v) for k, v in linker.stats.items()}}
+            "peak_open_visits": peak["open_visits"], "peak_array_bytes": peak["array_bytes"],
+            "at_end": before_flush, "mode": linker.mode, **{k: int(v) for k, v in linker.stats.items()}}
 
 
 def _busiest_first(store, cameras: list[str], t0: float, t1: float) -> list[str]:

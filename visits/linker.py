@@ -150,6 +150,15 @@ class VisitLinker:
         return ("appearance + floor space-time" if cal else "appearance + time (some cameras uncalibrated)") + \
             ("" if not self._warned_emb else "; some tracks without embeddings: space-time only for those")
 
+    def footprint(self) -> dict:
+        """What the linker holds now: open visits, their tracklets, pending heads, and the bytes of
+        their arrays (paths, embeddings) -- bounded by the customers in the store, not by the run."""
+        tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
+        nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
+        nbytes += sum(v.emb_sum.nbytes * 2 for v in self.visits.values() if v.emb_sum is not None)  # sum + unit
+        return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
+                "array_bytes": int(nbytes)}
+
     # ------------------------------------------------------------------ input
     def process(self, records: Iterable[Any], now: float) -> list[Any]:
         """A camera's records of one frame (time ``now``): tracklets are taken, the rest passed on."""
@@ -288,8 +297,9 @@ class VisitLinker:
         app = np.zeros_like(gap)
         he = [h.embedding for h in heads]
         ve = [v.unit for v in cands]
+        feasible = ok.any(axis=0)  # only candidates some head can reach are compared
         hi = [i for i, e in enumerate(he) if e is not None]
-        vj = [j for j, e in enumerate(ve) if e is not None]
+        vj = [j for j, e in enumerate(ve) if e is not None and feasible[j]]
         if hi and vj:
             a = np.stack([he[i] for i in hi]).astype(np.float64)
             b = np.stack([ve[j] for j in vj])
