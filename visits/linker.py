@@ -11,26 +11,29 @@ journey), ``VisitRecord`` (a closed visit, the seed's journey at store level),
 ``StoreKpiRecord`` every ``metrics_interval_s`` and ``FloorHeatmapRecord`` every
 ``heatmap_interval_s`` (with a floor plan).
 
-How a link is decided (online, one store, one process):
+How a link is decided (online, one store, one process; docs/visits.md has the table):
 - A tracklet's *head* arrives once its track has lasted ``head_after_s`` (a shorter track
   arrives final); its link waits ``decision_delay_s`` more, so a track that just ended on
-  another camera, or is just ending where two views overlap, has reported its end by then. All heads due at one instant are decided
-  together: a minimum-cost assignment (``tracking.matching.assign``, Jonker-Volgenant via
-  ``lap``) of heads to open visits, each head also free to open a new visit.
+  another camera, or is just ending where two views overlap, has reported its end by then.
+  All heads due at one instant are decided together: a minimum-cost assignment
+  (``tracking.matching.assign``, Jonker-Volgenant via ``lap``) of heads to open visits, each
+  head also free to open a new visit.
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
   "someone else": appearance (cosine of h's mean embedding and v's, Gaussian models from
-  ``VisitSettings.appearance``), floor distance from where v was last seen to where h began
-  (Gaussian, sigma = position slack + 1.2 m/s x gap, against a uniform spread over 15 m) and
-  the time gap (exponential, 10 s, against uniform over ``timeout_s``). Links are impossible
-  when the walk would need more than ``max_speed_mps``, when v is still on camera elsewhere
-  (a tracklet without its end) or when h began more than ``overlap_s`` before v's last
-  sighting (unless both cameras saw the person at one place: views that overlap).
+  ``VisitSettings.appearance``); floor distance from where v was last seen (or where its last
+  heading leads, up to 1.5 s) to where h began (half-normal, sigma = position slack + 1.2 m/s
+  x gap, against uniform over 15 m); heading (v's last direction vs h's first, von Mises
+  fading with the gap, against uniform); and the time gap (exponential, 10 s, against uniform
+  over ``timeout_s``). Links are impossible when the walk would need more than
+  ``max_speed_mps``, when v is still on camera (a tracklet without its end), or when h began
+  more than ``overlap_s`` before v's last sighting unless both tracks, on two cameras, walked
+  together over the overlap (views that overlap; sigma a third of the slack there).
 - Opening a visit costs 0 for a head that enters through a door (begins outside the door
   line, or near it walking in) and ``NEW_VISIT_COST`` elsewhere: a customer met first in an
   aisle is someone already inside, whose earlier tracks were missed.
 - A visit ends ``door_close_s`` after its last tracklet left through a door, or when no
   camera has seen it for ``timeout_s``; the customer coming back later is a new visit.
-  Ended visits leave memory (the gallery holds open visits only).
+  Ended visits leave memory (the gallery holds open visits only; ``footprint()``).
 
 Degraded modes (``mode``): a camera without ``floor_points`` gives tracklets in image pixels,
 so links to or from it use appearance and time only; tracks without embeddings link by
