@@ -187,3 +187,17 @@ def test_late_final_within_the_decision_delay_still_links(delay):
            tracklet("cam-b", 10.5, 30, (10, 13), (15, 8), noisy(e, 28))]
     v = visits_of(run(VisitLinker(store(decision_delay_s=delay)), tls, 400))
     assert len(v) == 1 and len(v[0].tracklets) == 2
+
+
+def test_a_track_id_the_camera_kept_across_a_gap_stays_in_its_visit():
+    """The camera's analytics split a track unseen for longer than lost_after_s, but its tracker
+    kept the id: the second part continues the same visit even with someone else closer."""
+    a, b = ident(12), ident(13)
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (9, 16), noisy(a, 29)),
+           tracklet("cam-b", 13, 30, (11, 12), (20, 8), noisy(a, 30), tid=7001),
+           tracklet("cam-a", 0, 10, (3, 27), (9, 16), noisy(b, 31)),
+           tracklet("cam-b", 14, 36, (11, 12), (22, 8), noisy(b, 32)),
+           tracklet("cam-b", 37, 60, (22, 8.2), (25, 8), None, tid=7001)]  # no look; beside b's exit
+    v = visits_of(run(VisitLinker(store()), tls, 400))
+    mine = next(r for r in v if "cam-b:7001" in r.tracklets)
+    assert mine.tracklets == (tls[0].label, "cam-b:7001", "cam-b:7001")

@@ -67,6 +67,7 @@ PREDICT_S = 1.5  # a last heading is followed this long into a gap
 MOVING_MPS = 0.3  # slower is standing: no heading
 HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
 HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
+SAME_TRACK_BONUS = 8.0  # a camera track id seen again: the tracker's own association, worth a door's odds
 _LIMIT = 1e6
 
 
@@ -123,6 +124,7 @@ class VisitLinker:
         self._vnum = 0
         self.visits: dict[int, _Visit] = {}
         self.visit_of: dict[tuple[str, int, float], int] = {}  # tracklet key -> visit (open visits only)
+        self.track_visit: dict[tuple[str, int], int] = {}  # (camera, track id) -> the open visit it was last in
         self.pending: dict[tuple[str, int, float], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
         self.now = -math.inf
         self._next_advance = -math.inf
@@ -247,6 +249,7 @@ class VisitLinker:
             v.put(h)
             v.left_at = h.end if h.final and self._leaves(h) else None
             self.visit_of[h.key] = v.vid
+            self.track_visit[h.key[:2]] = v.vid
 
     def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], out: np.ndarray) -> None:
         """out[i, j] = -log LR(head i continues visit j), inf where impossible."""
@@ -313,7 +316,16 @@ class VisitLinker:
             rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
             rel_v = np.minimum(np.array([cands[j].emb_w for j in vj]) / FULL_WEIGHT, 1.0)
             app[np.ix_(hi, vj)] = -llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
-        out[:] = np.where(ok, st + time_term + app, np.inf)
+        cost = st + time_term + app
+        # the camera's tracker kept the track id across a gap the analytics split it at (unseen
+        # longer than lost_after_s): the tracker's own association says "same person"
+        col = {v.vid: j for j, v in enumerate(cands)}
+        for i, h in enumerate(heads):
+            j = col.get(self.track_visit.get(h.key[:2], -1))
+            if j is not None and gap[i, j] >= 0.0:
+                ok[i, j] = True
+                cost[i, j] = min(cost[i, j], 0.0) - SAME_TRACK_BONUS
+        out[:] = np.where(ok, cost, np.inf)
 
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
@@ -361,6 +373,8 @@ class VisitLinker:
             del self.visits[vid]
             for k in v.tracklets:
                 self.visit_of.pop(k, None)
+                if self.track_visit.get(k[:2]) == vid:
+                    del self.track_visit[k[:2]]
             self.stats[f"closed_{why}"] += 1
             rec = self._record(v, why)
             if rec is not None:
