@@ -23,7 +23,7 @@ import numpy as np
 from analytics.records import JourneyRecord
 
 PATH_STEP_S = 1.0
-EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 5x less often
+EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 10x less often
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +111,7 @@ class TrackletBuilder:
     Work happens on ticks of a camera-wide clock, not per track: every ``step_s`` of stream
     time every track in view gets a path sample and is checked for its head; on embedding
     ticks (every ``embed_step_s`` / 2) a detected track adds its crop's embedding if it has
-    not for ``embed_step_s`` (5x that once its crops' quality sums to ``EMBED_FULL_WEIGHT``:
+    not for ``embed_step_s`` (10x that once its crops' quality sums to ``EMBED_FULL_WEIGHT``:
     consecutive crops of one person are near duplicates, so more would cost without telling
     more). Between ticks a frame costs one array write (the last feet) and, for new tracks,
     their first sample.
@@ -193,7 +193,7 @@ class TrackletBuilder:
         if not np.count_nonzero(has) or len(embeddings) == 0:
             return
         hr = rows[has]
-        self.next_embed[hr] = t + np.where(self.emb_w[hr] < EMBED_FULL_WEIGHT, 1.0, 5.0) * self.embed_step_s
+        self.next_embed[hr] = t + np.where(self.emb_w[hr] < EMBED_FULL_WEIGHT, 1.0, 10.0) * self.embed_step_s
         if self.emb is None:
             self.emb = np.zeros((self.table.capacity, embeddings.shape[1]), np.float32)
         q = crop_quality(boxes, scores, has, self.image_height)
