@@ -4,11 +4,13 @@
     camera_changes(old_store, new_store, "cam-1")     # [] when that camera's analytics would be the same
 
 Contract: a camera's analytics are built from its ``CameraConfig`` (``image_size``, ``zones``,
-``lines``, ``lanes``, ``heatmap``, ``journeys``; defaults are already folded in), from the
-alert rules that apply to it (a rule without ``cameras`` applies to every camera) and from
-the store-wide report intervals (``metrics_interval_s``, ``heatmap_interval_s``,
-``detections_every_s``). ``camera_changes`` names which of these parts differ (in that
-order, ``"alert rules"`` and ``"report intervals"`` last), ``["added"]`` / ``["removed"]``
+``lines``, ``lanes``, ``heatmap``, ``journeys``, ``floor``: its floor calibration; defaults
+are already folded in), from the alert rules that apply to it (a rule without ``cameras``
+applies to every camera), from the store-wide report intervals (``metrics_interval_s``,
+``heatmap_interval_s``, ``detections_every_s``) and from whether the store links visits
+(``visits``: on or off, and ``head_after_s``; the store's linker keeps the settings it started
+with). ``camera_changes`` names which of these parts differ (in that order, ``"alert rules"``,
+``"report intervals"`` and ``"visits"`` last), ``["added"]`` / ``["removed"]``
 for a camera on one side only, and ``[]`` when nothing that shapes the analytics differs
 (e.g. only a comment, the store's name or another camera changed). Order counts: zones
 listed in another order are a change (zone indices and record order follow the file).
@@ -26,7 +28,7 @@ import numpy as np
 
 from analytics.config import StoreConfig
 
-CAMERA_PARTS = ("image_size", "zones", "lines", "lanes", "heatmap", "journeys")
+CAMERA_PARTS = ("image_size", "zones", "lines", "lanes", "heatmap", "journeys", "floor")
 
 
 def _plain(v: Any) -> Any:
@@ -50,6 +52,7 @@ def camera_parts(store: StoreConfig, camera_id: str) -> dict[str, Any] | None:
     parts = {p: _plain(getattr(cam, p)) for p in CAMERA_PARTS}
     parts["alert rules"] = _plain(tuple(r for r in store.alerts if not r.cameras or camera_id in r.cameras))
     parts["report intervals"] = (store.metrics_interval_s, store.heatmap_interval_s, store.detections_every_s)
+    parts["visits"] = None if store.visits is None else store.visits.head_after_s
     return parts
 
 

@@ -63,6 +63,15 @@ def test_store_changes_name_the_parts_of_changed_cameras_only():
     r["metrics_interval_s"] = 30  # store-wide: every camera
     assert store_changes(old, parse_store_config(r, "s.yaml")) == {c: ["report intervals"] for c in CAMS}
     r = raw_store()
+    r["visits"] = {}  # turning store visits on: every camera's analytics now emit tracklets
+    assert store_changes(old, parse_store_config(r, "s.yaml")) == {c: ["visits"] for c in CAMS}
+    r["cameras"]["cam-a"]["floor_points"] = {"image": [[0, 0], [640, 0], [640, 360], [0, 360], [320, 180]],
+                                             "floor": [[0, 0], [8, 0], [8, 4.5], [0, 4.5], [4, 2.25]]}
+    with_floor = parse_store_config(r, "s.yaml")
+    r["cameras"]["cam-a"]["floor_points"]["floor"][1] = [8.2, 0]  # recalibrated
+    r["cameras"]["cam-a"]["floor_points"]["max_rms_m"] = 1.0
+    assert store_changes(with_floor, parse_store_config(r, "s.yaml")) == {"cam-a": ["floor"]}
+    r = raw_store()
     r["cameras"]["cam-c"] = r["cameras"].pop("cam-b")
     new = parse_store_config(r, "s.yaml")
     assert store_changes(old, new) == {"cam-b": ["removed"], "cam-c": ["added"]}
