@@ -236,7 +236,7 @@ def test_outline_needs_area_and_cells_positive(raw):
 
 
 def test_bad_appearance_model(raw):
-    raw["visits"]["appearance"]["same_mean"] = 0.6
+    raw["visits"]["appearance"].update(same_mean=0.6, diff_mean=0.7)  # "same" looking less alike than "different"
     msg = _err(raw)
     assert "visits.appearance.same_mean" in msg and "diff_mean 0.7" in msg
     raw["visits"]["appearance"]["same_mean"] = 1.5
