@@ -110,7 +110,7 @@ class TrackletBuilder:
 
     Work happens on ticks of a camera-wide clock, not per track: every ``step_s`` of stream
     time every track in view gets a path sample and is checked for its head; on embedding
-    ticks (every ``embed_step_s`` / 2) a detected track adds its crop's embedding if it has
+    ticks (every ``embed_step_s``) a detected track adds its crop's embedding if it has
     not for ``embed_step_s`` (10x that once its crops' quality sums to ``EMBED_FULL_WEIGHT``:
     consecutive crops of one person are near duplicates, so more would cost without telling
     more). Between ticks a frame costs one array write (the last feet) and, for new tracks,
@@ -169,7 +169,7 @@ class TrackletBuilder:
                 paths[r] = [(t, x, y)]
         self.last_xy[rows] = feet
         if embeddings is not None and emb_index is not None and t >= self._next_embed:
-            self._next_embed = t + 0.5 * self.embed_step_s
+            self._next_embed = t + self.embed_step_s
             self._embed(t, rows, boxes, scores, embeddings, emb_index)
         if t < self._next_tick:
             return []

@@ -141,8 +141,8 @@ def _run_camera(cid: str) -> dict:
         from simulator.appearance import AppearanceModel
 
         looks = AppearanceModel.from_calibration(seed=job.seed, rng=np.random.default_rng([job.seed, 77, cam_index]))
-    # re-id vectors only for the frames the tracklets take crops from (a tick every 0.5 s), not every frame
-    embed_every = max(1, int(round(0.5 * job.fps)))
+    # re-id vectors only for the frames the tracklets take crops from (a tick every 1 s), not every frame
+    embed_every = max(1, int(round(1.0 * job.fps)))
     tracklets: list = []  # (emitted at, tracklet)
     who: dict[int, dict[int, int]] = {}  # track id -> {true customer id: detections}
     footfall, last_heatmap = [], None

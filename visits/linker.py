@@ -114,6 +114,58 @@ class _Visit:
             self.open.add(k)
 
 
+class _Gallery:
+    """The open visits as arrays, one row each, kept in step with their ``put``s: each decision
+    reads its candidates' last tracks and looks by row instead of rebuilding them from objects."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.visit: list[_Visit | None] = [None] * capacity
+        self.tail = np.zeros((capacity, 6))
+        self.unit: np.ndarray | None = None  # float32[C, D] once a look arrives
+        self.weight = np.zeros(capacity)
+        self.has_unit = np.zeros(capacity, bool)
+        self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
+        self.free = list(range(capacity - 1, -1, -1))
+        self.row: dict[int, int] = {}
+
+    def sync(self, v: _Visit) -> None:
+        r = self.row.get(v.vid)
+        if r is None:
+            if not self.free:
+                self._grow()
+            r = self.row[v.vid] = self.free.pop()
+            self.visit[r] = v
+        self.ready[r] = not v.open and v.last is not None
+        if v.tail:
+            self.tail[r] = v.tail
+        self.has_unit[r] = v.unit is not None
+        self.weight[r] = v.emb_w
+        if v.unit is not None:
+            if self.unit is None:
+                self.unit = np.zeros((len(self.visit), len(v.unit)), np.float32)
+            self.unit[r] = v.unit
+
+    def drop(self, v: _Visit) -> None:
+        r = self.row.pop(v.vid, None)
+        if r is not None:
+            self.visit[r], self.ready[r], self.has_unit[r] = None, False, False
+            self.free.append(r)
+
+    def candidates(self) -> np.ndarray:
+        return np.nonzero(self.ready)[0]
+
+    def _grow(self) -> None:
+        old = len(self.visit)
+        self.visit += [None] * old
+        self.tail = np.concatenate([self.tail, np.zeros_like(self.tail)])
+        if self.unit is not None:
+            self.unit = np.concatenate([self.unit, np.zeros_like(self.unit)])
+        self.weight = np.concatenate([self.weight, np.zeros(old)])
+        self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
+        self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
+        self.free = list(range(2 * old - 1, old - 1, -1))
+
+
 class VisitLinker:
     def __init__(self, store: StoreConfig, settings: VisitSettings | None = None,
                  next_visit_id: Callable[[], str] | None = None) -> None:
@@ -123,6 +175,7 @@ class VisitLinker:
         self.next_visit_id = next_visit_id or counter_ids("visit-")
         self._vnum = 0
         self.visits: dict[int, _Visit] = {}
+        self.gallery = _Gallery()
         self.visit_of: dict[tuple[str, int, float], int] = {}  # tracklet key -> visit (open visits only)
         self.track_visit: dict[tuple[str, int], int] = {}  # (camera, track id) -> the open visit it was last in
         self.pending: dict[tuple[str, int, float], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
@@ -190,6 +243,7 @@ class VisitLinker:
             v.put(tl)
             if tl.final:
                 v.left_at = tl.end if self._leaves(tl) else None
+            self.gallery.sync(v)
             return out
         if k in self.pending:
             self.pending[k] = (self.pending[k][0], tl)
@@ -228,15 +282,16 @@ class VisitLinker:
 
     # ------------------------------------------------------------------ linking
     def _decide(self, heads: list[Tracklet]) -> None:
-        cands = [v for v in self.visits.values() if not v.open and v.last is not None]
+        rows = self.gallery.candidates()
+        cands = [self.gallery.visit[r] for r in rows.tolist()]
         n, m = len(heads), len(cands)
         cost = np.full((n, m + n), np.inf)
         for i, h in enumerate(heads):
             cost[i, m + i] = self._new_cost(h)
         if m:
-            self._link_costs(heads, cands, cost[:, :m])
-        rows, cols = assign(cost, _LIMIT)
-        chosen = dict(zip(rows.tolist(), cols.tolist()))
+            self._link_costs(heads, cands, rows, cost[:, :m])
+        hr, hc = assign(cost, _LIMIT)
+        chosen = dict(zip(hr.tolist(), hc.tolist()))
         for i, h in enumerate(heads):
             j = chosen.get(i, m + i)
             if j < m:
@@ -248,14 +303,15 @@ class VisitLinker:
                 self.stats["new_at_door" if self._enters(h) else "new_inside"] += 1
             v.put(h)
             v.left_at = h.end if h.final and self._leaves(h) else None
+            self.gallery.sync(v)
             self.visit_of[h.key] = v.vid
             self.track_visit[h.key[:2]] = v.vid
 
-    def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], out: np.ndarray) -> None:
-        """out[i, j] = -log LR(head i continues visit j), inf where impossible."""
-        s = self.s
+    def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], rows: np.ndarray, out: np.ndarray) -> None:
+        """out[i, j] = -log LR(head i continues visit j = the gallery's row rows[j]), inf where impossible."""
+        s, gal = self.s, self.gallery
         H = np.array([_tail(h, at_end=False) for h in heads]).reshape(-1, 6)
-        V = np.array([v.tail for v in cands]).reshape(-1, 6)
+        V = gal.tail[rows]
         gap = H[:, None, 0] - V[None, :, 0]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
         # space-time, where both ends are on the floor
@@ -302,19 +358,18 @@ class VisitLinker:
         # appearance
         app = np.zeros_like(gap)
         he = [h.embedding for h in heads]
-        ve = [v.unit for v in cands]
-        feasible = ok.any(axis=0)  # only candidates some head can reach are compared
+        feasible = ok.any(axis=0) & gal.has_unit[rows]  # only looks some head can reach are compared
         hi = [i for i, e in enumerate(he) if e is not None]
-        vj = [j for j, e in enumerate(ve) if e is not None and feasible[j]]
-        if hi and vj:
-            a = np.stack([he[i] for i in hi]).astype(np.float64)
-            b = np.stack([ve[j] for j in vj])
-            c = np.einsum("id,jd->ij", a, b)  # not BLAS: its idle threads spin, costing the per-frame work CPU
+        vj = np.nonzero(feasible)[0]
+        if hi and len(vj):
+            a = np.stack([he[i] for i in hi])
+            b = gal.unit[rows[vj]]
+            c = np.einsum("id,jd->ij", a, b).astype(np.float64)  # not BLAS: its idle threads spin, costing the frames CPU
             am = s.appearance
             llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
             llr = np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP)
             rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
-            rel_v = np.minimum(np.array([cands[j].emb_w for j in vj]) / FULL_WEIGHT, 1.0)
+            rel_v = np.minimum(gal.weight[rows[vj]] / FULL_WEIGHT, 1.0)
             app[np.ix_(hi, vj)] = -llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
         cost = st + time_term + app
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
@@ -371,6 +426,7 @@ class VisitLinker:
             else:
                 continue
             del self.visits[vid]
+            self.gallery.drop(v)
             for k in v.tracklets:
                 self.visit_of.pop(k, None)
                 if self.track_visit.get(k[:2]) == vid:
