@@ -18,7 +18,10 @@ id -> label (a dict or a sequence). Persons are labels like ``person``; carts ``
 Records: ``DetectionRecord`` per track (every frame, or every ``detections_every_s``),
 ``JourneyRecord`` when a journey ends, ``QueueMetricsRecord`` / ``FootfallRecord`` /
 ``ZoneOccupancyRecord`` every ``metrics_interval_s``, ``HeatmapRecord`` every
-``heatmap_interval_s`` (and at flush), ``AlertRecord`` when a rule raises or clears.
+``heatmap_interval_s`` (and at flush), ``AlertRecord`` when a rule raises or clears. With
+``tracklets=True`` (``StoreAnalytics`` sets it for a store with ``visits:``) a journey comes as
+``analytics.tracklets.Tracklet`` objects instead (a head while the track runs, a final that
+carries the ``JourneyRecord``), for the store's linker (``visits.linker``).
 Report instants are aligned to multiples of the interval in stream time.
 """
 from __future__ import annotations

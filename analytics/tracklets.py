@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.records import JourneyRecord
+from analytics.slots import grow
 
 PATH_STEP_S = 1.0
 EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 10x less often
@@ -119,9 +120,6 @@ class TrackletBuilder:
 
     def __init__(self, camera_id: str, table, floor=None, head_s: float = 2.0, image_height: float = 360.0,
                  step_s: float = PATH_STEP_S, embed_step_s: float = 1.0) -> None:
-        from analytics.slots import grow
-
-        self._grow_fn = grow
         self.camera_id, self.table, self.floor = camera_id, table, floor
         self.head_s, self.image_height, self.step_s, self.embed_step_s = head_s, image_height, step_s, embed_step_s
         c = table.capacity
@@ -136,7 +134,7 @@ class TrackletBuilder:
         table.on_grow(self._grow)
 
     def _grow(self, cap: int) -> None:
-        g = self._grow_fn
+        g = grow
         self.next_embed = g(self.next_embed, cap, -np.inf)
         self.head_done, self.last_xy, self.emb_w = g(self.head_done, cap, False), g(self.last_xy, cap, 0.0), \
             g(self.emb_w, cap, 0.0)
