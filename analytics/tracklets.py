@@ -75,11 +75,6 @@ class Tracklet:
         dt = float(b[0] - a[0])
         return (b[1:3] - a[1:3]).astype(np.float64) / dt if dt > 1e-6 else np.zeros(2)
 
-    def position_at(self, t: float) -> np.ndarray:
-        """float64[2]: the path interpolated at time ``t`` (clamped to its ends)."""
-        p = self.path
-        return np.array([np.interp(t, p[:, 0], p[:, 1]), np.interp(t, p[:, 0], p[:, 2])])
-
 
 def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_height: float) -> np.ndarray:
     """float64[len(sel)]: how much a re-id crop of boxes[sel] is worth, in (0, 1].

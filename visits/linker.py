@@ -82,7 +82,6 @@ class _Visit:
     last: Tracklet | None = None  # the final tracklet seen last
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
-    first_seen: float = math.inf
     last_seen: float = -math.inf
     unit: np.ndarray | None = None  # the normalised mean embedding (kept in step by ``put``)
     tail: tuple = ()  # the last final tracklet as numbers (``_tail``): the link costs read these
@@ -103,7 +102,6 @@ class _Visit:
             self.contrib[k] = (v, w)
         n = float(np.linalg.norm(self.emb_sum)) if self.emb_sum is not None and self.emb_w > 0 else 0.0
         self.unit = self.emb_sum / n if n > 0 else None
-        self.first_seen = min(self.first_seen, tl.start)
         self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
