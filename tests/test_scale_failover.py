@@ -2,8 +2,8 @@
 requests per replica, and a replica killed with SIGKILL mid-run then restarted.
 
 Contract checked (issue 20): 8 streams, each replica serves 33 % +- 10 % of the requests
-(counted by each server's statistics API); after ``kill -9`` of one replica every stream
-keeps ``processed + lost == read``, lost <= the requests that failed on the dead replica
+(counted by each server's statistics API); after ``kill -9`` of one replica (frozen 2 s before, so
+requests wait on it) every stream keeps ``processed + lost == read``, lost <= the requests that failed on the dead replica
 (``EnsembleClient.failovers``), frames keep being processed, and the restarted replica
 serves requests again; meanwhile the client renews its channel every 10 s (``refresh_s``).
 Cheap on purpose: 160x120 clips, 1 frame/s per stream.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,10 @@ def test_three_replicas_round_robin_kill_and_restart(replicas, tmp_path):
         marks["share"] = [(a - b) / max(sum(after) - sum(before), 1) for a, b in zip(after, before)]
 
         client = runner._client
+        # Freeze the victim first so requests that round robin routes to it wait there; killing it
+        # then always leaves requests to re-send (a bare kill sometimes caught none in flight).
+        victim.process.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(2.0)
         marks["in_flight_at_kill"] = sum(p.stats.frames_sent - p.stats.frames_processed - p.stats.frames_lost
                                          for p in runner.pipelines)
         failovers0 = client.failovers
