@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from analytics.slots import grow
 
 PATH_STEP_S = 1.0
 EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 10x less often
+EMBED_YOUNG_CROPS = 10  # ... or past this many crops (a crowd's occluded crops weigh little each)
+PATH_CHUNK = 64  # path samples per row held in one array before they move to the row's chunk list
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +53,21 @@ class Tracklet:
     @property
     def label(self) -> str:
         return f"{self.camera_id}:{int(self.track_id)}"
+
+    @cached_property
+    def begin(self) -> tuple[float, float, float, float, float, float]:
+        """(time, x, y, vx, vy, on floor) where the track began: the numbers the linker compares."""
+        return self._ends(at_end=False)
+
+    @cached_property
+    def finish(self) -> tuple[float, float, float, float, float, float]:
+        """(time, x, y, vx, vy, on floor) where the track was last seen."""
+        return self._ends(at_end=True)
+
+    def _ends(self, at_end: bool) -> tuple[float, float, float, float, float, float]:
+        p = self.path[-1 if at_end else 0]
+        vx, vy = self.velocity(at_end=at_end).tolist()
+        return float(self.end if at_end else self.start), float(p[1]), float(p[2]), vx, vy, float(self.on_floor)
 
     @property
     def entry(self) -> np.ndarray:
@@ -87,15 +105,17 @@ def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_h
     h = np.maximum(b[:, 3] - b[:, 1], 1.0)
     q = np.clip(scores[sel].astype(np.float64), 0.05, 1.0) * np.clip(h / (0.25 * image_height), 0.1, 1.0)
     if len(boxes) > 1:
-        # only boxes whose feet are lower (nearer) can hide these; overlap area of each pair
-        iw = np.minimum(b[:, None, 2], boxes[None, :, 2])
-        iw -= np.maximum(b[:, None, 0], boxes[None, :, 0])
-        ih = np.minimum(b[:, None, 3], boxes[None, :, 3])
-        ih -= np.maximum(b[:, None, 1], boxes[None, :, 1])
+        # overlap area of each pair, in float32 (pixels: plenty), counted only where the other
+        # box's feet are lower (nearer): only those can hide these
+        a, o = b.astype(np.float32), boxes.astype(np.float32)
+        iw = np.minimum(a[:, None, 2], o[None, :, 2])
+        iw -= np.maximum(a[:, None, 0], o[None, :, 0])
+        ih = np.minimum(a[:, None, 3], o[None, :, 3])
+        ih -= np.maximum(a[:, None, 1], o[None, :, 1])
         np.maximum(iw, 0.0, out=iw)
         np.maximum(ih, 0.0, out=ih)
         iw *= ih
-        iw[boxes[None, :, 3] <= b[:, None, 3] + 1.0] = 0.0
+        iw *= o[None, :, 3] > a[:, None, 3] + 1.0
         cover = iw.max(axis=1) / (h * np.maximum(b[:, 2] - b[:, 0], 1.0))
         q *= np.clip(1.0 - cover / 0.6, 0.05, 1.0)
     return q
@@ -105,12 +125,15 @@ class TrackletBuilder:
     """Per-track path samples and appearance, in arrays by ``TrackTable`` rows (``analytics.slots``).
 
     Work happens on ticks of a camera-wide clock, not per track: every ``step_s`` of stream
-    time every track in view gets a path sample and is checked for its head; on embedding
-    ticks (every ``embed_step_s``) a detected track adds its crop's embedding if it has
-    not for ``embed_step_s`` (10x that once its crops' quality sums to ``EMBED_FULL_WEIGHT``:
+    time every track in view gets a path sample (projected to the floor there, all tracks in
+    one call) and is checked for its head; on embedding ticks (every ``embed_step_s``) a
+    detected track adds its crop's embedding if it has not for ``embed_step_s`` (10x that once
+    its crops' quality sums to ``EMBED_FULL_WEIGHT`` or it has ``EMBED_YOUNG_CROPS`` crops:
     consecutive crops of one person are near duplicates, so more would cost without telling
     more). Between ticks a frame costs one array write (the last feet) and, for new tracks,
-    their first sample.
+    their first sample. Path samples sit in a ``PATH_CHUNK``-sample buffer per row; a full
+    buffer moves to the row's list of chunks, so a tick is a few array operations whatever
+    the number of tracks.
     ``update`` returns the heads due; ``finals`` builds the final tracklets of ended tracks."""
 
     def __init__(self, camera_id: str, table, floor=None, head_s: float = 2.0, image_height: float = 360.0,
@@ -123,7 +146,10 @@ class TrackletBuilder:
         self.last_xy = np.zeros((c, 2))
         self.emb: np.ndarray | None = None  # float32[C, D], allocated at the first embedding
         self.emb_w = np.zeros(c)
-        self.paths: dict[int, list[tuple[float, float, float]]] = {}
+        self.emb_n = np.zeros(c, np.int64)  # crops taken
+        self.buf = np.zeros((c, PATH_CHUNK, 3))  # the newest path samples (t, x, y) per row, floor units
+        self.n = np.zeros(c, np.int64)  # samples in buf per row
+        self.chunks: dict[int, list[np.ndarray]] = {}  # a row's older samples, PATH_CHUNK at a time
         self._next_tick = -np.inf
         self._next_embed = -np.inf
         table.on_grow(self._grow)
@@ -133,8 +159,12 @@ class TrackletBuilder:
         self.next_embed = g(self.next_embed, cap, -np.inf)
         self.head_done, self.last_xy, self.emb_w = g(self.head_done, cap, False), g(self.last_xy, cap, 0.0), \
             g(self.emb_w, cap, 0.0)
+        self.emb_n, self.buf, self.n = g(self.emb_n, cap, 0), g(self.buf, cap, 0.0), g(self.n, cap, 0)
         if self.emb is not None:
             self.emb = g(self.emb, cap, 0.0)
+
+    def _to_floor(self, xy: np.ndarray) -> np.ndarray:
+        return self.floor.to_floor(xy) if self.floor is not None else xy
 
     def embeds_at(self, t: float) -> bool:
         """Whether a frame at stream time ``t`` takes embeddings (a producer without pixels can
@@ -150,16 +180,19 @@ class TrackletBuilder:
         (-1: coasting, no crop this frame). Returns the heads of tracks that reached ``head_s``."""
         if len(rows) == 0:
             return []
-        paths = self.paths
         if np.count_nonzero(new):
             nr = rows[new]
             self.head_done[nr] = False
             self.next_embed[nr] = -np.inf
             self.emb_w[nr] = 0.0
+            self.emb_n[nr] = 0
             if self.emb is not None:
                 self.emb[nr] = 0.0
-            for r, (x, y) in zip(nr.tolist(), feet[new].tolist()):
-                paths[r] = [(t, x, y)]
+            for r in nr.tolist():
+                self.chunks.pop(r, None)
+            self.buf[nr, 0, 0] = t
+            self.buf[nr, 0, 1:] = self._to_floor(feet[new])
+            self.n[nr] = 1
         self.last_xy[rows] = feet
         if embeddings is not None and emb_index is not None and t >= self._next_embed:
             self._next_embed = t + self.embed_step_s
@@ -167,10 +200,7 @@ class TrackletBuilder:
         if t < self._next_tick:
             return []
         self._next_tick = t + self.step_s
-        for r, (x, y) in zip(rows.tolist(), feet.tolist()):
-            p = paths[r]
-            if p[-1][0] < t:
-                p.append((t, x, y))
+        self._sample(t, rows, feet)
         pend = ~self.head_done[rows]
         if not np.count_nonzero(pend):
             return []
@@ -181,29 +211,51 @@ class TrackletBuilder:
         self.head_done[hr] = True
         return [self._tracklet(i, r, t, False) for i, r in zip(ids[ready].tolist(), hr.tolist())]
 
+    def _sample(self, t: float, rows: np.ndarray, feet: np.ndarray) -> None:
+        """A path sample at ``t`` for every track without one at ``t`` yet (a new track has its first)."""
+        n = self.n[rows]
+        due = self.buf[rows, n - 1, 0] < t  # n - 1 = -1 after a chunk moved out: its newest sample
+        if not np.count_nonzero(due):
+            return
+        r, k = rows[due], n[due]
+        self.buf[r, k, 0] = t
+        self.buf[r, k, 1:] = self._to_floor(feet[due])
+        k += 1
+        self.n[r] = k
+        full = k == PATH_CHUNK
+        if np.count_nonzero(full):
+            for row in r[full].tolist():
+                self.chunks.setdefault(row, []).append(self.buf[row].copy())
+            self.n[r[full]] = 0
+
     def _embed(self, t, rows, boxes, scores, embeddings, emb_index) -> None:
         has = (emb_index >= 0) & (t >= self.next_embed[rows])
         if not np.count_nonzero(has) or len(embeddings) == 0:
             return
         hr = rows[has]
-        self.next_embed[hr] = t + np.where(self.emb_w[hr] < EMBED_FULL_WEIGHT, 1.0, 10.0) * self.embed_step_s
+        self.emb_n[hr] += 1
+        young = (self.emb_w[hr] < EMBED_FULL_WEIGHT) & (self.emb_n[hr] < EMBED_YOUNG_CROPS)
+        self.next_embed[hr] = t + np.where(young, 1.0, 10.0) * self.embed_step_s
         if self.emb is None:
             self.emb = np.zeros((self.table.capacity, embeddings.shape[1]), np.float32)
         q = crop_quality(boxes, scores, has, self.image_height)
         e = embeddings[emb_index[has]]
-        ok = np.isfinite(e).all(axis=1) & (np.abs(e).sum(axis=1) > 0)  # zero rows: no crop (not a person)
-        er = rows[has][ok]
-        self.emb[er] += (q[ok, None] * e[ok]).astype(np.float32)
-        self.emb_w[er] += q[ok]
+        sq = np.einsum("ij,ij->i", e, e)
+        ok = np.isfinite(sq) & (sq > 0)  # zero rows: no crop (not a person); NaN/inf: a broken one
+        if not ok.all():
+            hr, q, e = hr[ok], q[ok], e[ok]
+        self.emb[hr] += q.astype(np.float32)[:, None] * e
+        self.emb_w[hr] += q
 
     def _tracklet(self, track_id: int, row: int, end: float, final: bool, zone_visits=(), journey=None) -> Tracklet:
-        pts = self.paths.get(row) or []
-        if not pts or pts[-1][0] < end:
-            pts = pts + [(end, float(self.last_xy[row, 0]), float(self.last_xy[row, 1]))]
-        p = np.array(pts, np.float64)
-        on_floor = self.floor is not None
-        if on_floor:
-            p[:, 1:3] = self.floor.to_floor(p[:, 1:3])
+        parts = self.chunks.get(row, [])
+        p = self.buf[row, : self.n[row]]
+        p = np.concatenate(parts + [p]) if parts else p.copy()
+        if not len(p) or p[-1, 0] < end:
+            last = np.empty((1, 3))
+            last[0, 0] = end
+            last[0, 1:] = self._to_floor(self.last_xy[row][None])
+            p = np.concatenate([p, last])
         w = float(self.emb_w[row])
         emb = None
         if self.emb is not None and w > 0:
@@ -212,7 +264,7 @@ class TrackletBuilder:
             if n > 0:
                 emb = v / np.float32(n)
         return Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
-                        p, on_floor, emb, w, tuple(zone_visits), journey)
+                        p, self.floor is not None, emb, w, tuple(zone_visits), journey)
 
     def finals(self, detailed) -> list[Tracklet]:
         """Final tracklets from ``JourneyTracker.finish_detailed`` output (tracks shorter than the
@@ -221,6 +273,7 @@ class TrackletBuilder:
         for tid, row, journey, zone_visits in detailed:
             if self.head_done[row] or journey is not None:
                 out.append(self._tracklet(tid, row, float(self.table.last_t[row]), True, zone_visits, journey))
-            self.paths.pop(row, None)
+            self.chunks.pop(row, None)
+            self.n[row] = 0
             self.head_done[row] = False
         return out

@@ -93,6 +93,27 @@ def test_assign_is_optimal_with_the_lone_pair_shortcut():
         assert got == pytest.approx(ref, abs=1e-9), trial
 
 
+def test_assign_few_rows_many_columns_is_optimal():
+    """The store linker's shape: a few heads against hundreds of visits, most pairs feasible
+    (each row keeps its k cheapest columns; one row takes its cheapest)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        n, m = int(rng.integers(1, 5)), int(rng.integers(10, 80))
+        cost = rng.uniform(0, 1, size=(n, m))
+        cost[rng.uniform(size=(n, m)) < 0.2] = np.inf
+        if trial % 3 == 0:
+            cost[:, : m // 2] = cost[0, : m // 2]  # rows that all want the same cheap columns
+        limit = 0.9
+        rows, cols = assign(cost, limit)
+        assert len(set(cols.tolist())) == cols.size and np.all(cost[rows, cols] <= limit)
+        ok = cost <= limit
+        r, c = linear_sum_assignment(np.where(ok, cost - limit, 0.0))  # a pair pays cost - limit < 0 if taken
+        ref = sum(cost[i, j] - limit for i, j in zip(r, c) if ok[i, j])
+        assert (cost[rows, cols] - limit).sum() == pytest.approx(ref, abs=1e-9), trial
+
+
 def test_iou_matrix():
     a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], np.float64)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float64)

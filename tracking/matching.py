@@ -61,7 +61,9 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     Returns (rows, cols) int64[K] of the matched pairs. Most rows in a tracking cost matrix
     have a single feasible column that no other row wants: those pairs are taken directly
     (an isolated pair is part of every optimal matching), and only the contested rest goes
-    to the Jonker-Volgenant solver, which keeps its matrices small in crowds.
+    to the Jonker-Volgenant solver, which keeps its matrices small in crowds. Few rows against
+    many columns (the store linker: a few heads, hundreds of open visits) keep only each row's
+    k cheapest columns (k contested rows), and one contested row takes its cheapest.
     """
     feasible = cost <= limit          # False for inf and nan
     per_row = feasible.sum(axis=1)
@@ -80,7 +82,19 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
         rest = per_row > 0
         rest[rows] = False
         rest_r = rest.nonzero()[0]
+        k = len(rest_r)
+        if k == 1:                    # one row: its cheapest column
+            r = int(rest_r[0])
+            c = int(np.argmin(np.where(feasible[r], cost[r], np.inf)))
+            return (np.append(rows, r).astype(np.int64, copy=False),
+                    np.append(cols, c).astype(np.int64, copy=False))
         rest_c = feasible[rest_r].any(axis=0).nonzero()[0]
+        if len(rest_c) > 2 * k:
+            # a row matched outside its k cheapest columns could swap to one of them left free
+            # (k - 1 other rows): the union of those is enough, and keeps the solver's matrix k-sized
+            sub = np.where(feasible[rest_r][:, rest_c], cost[rest_r][:, rest_c], np.inf)
+            near = np.argpartition(sub, k - 1, axis=1)[:, :k]
+            rest_c = rest_c[np.unique(near)]
         sub = cost[rest_r][:, rest_c]
         sub = np.where(feasible[rest_r][:, rest_c], sub, 2.0 * limit + 1.0)
         _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)

@@ -12,8 +12,9 @@ its time step (to the next sample, at most ``max_step_s`` so a gap in a path add
 last sample adds ``step_s``, the paths' sampling step) to the cell it falls in; samples off
 the grid (or not finite) are ignored. The decay is the camera heatmap's (``analytics.heatmap``):
 weights grow as 2^(t / half_life) from a reference time and the grid is rescaled when they
-would overflow, so every sample decays from its own time whatever order paths arrive in, and
-a path costs one ``np.bincount``. Hotspots and the PNG colouring are the camera heatmap's too.
+would overflow, so every sample decays from its own time whatever order paths arrive in.
+Paths wait in a list and are added together (one ``np.bincount``) when the grid is read, or
+once ``batch_rows`` samples wait: a path costs a list append, not a dozen numpy calls. Hotspots and the PNG colouring are the camera heatmap's too.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from analytics.tracklets import PATH_STEP_S
 
 class FloorHeatmap:
     def __init__(self, plan: FloorPlan, store_id: str, half_life_s: float = 900.0, hotspots: int = 5,
-                 hotspot_min: float = 0.5, step_s: float = PATH_STEP_S, max_step_s: float = 2.0) -> None:
+                 hotspot_min: float = 0.5, step_s: float = PATH_STEP_S, max_step_s: float = 2.0,
+                 batch_rows: int = 100_000) -> None:
         if not half_life_s > 0:
             raise ValueError(f"half_life_s must be > 0, not {half_life_s!r}")
         self.plan = plan
@@ -48,17 +50,37 @@ class FloorHeatmap:
         self.grid = np.zeros((self.rows, self.cols))  # decayed person-seconds, scaled by 2^-(t_ref/hl)
         self._t_ref: float | None = None
         self._last_t: float | None = None
+        self.batch_rows = int(batch_rows)
+        self._pending: list[np.ndarray] = []  # paths not in the grid yet
+        self._pending_rows = 0
 
     def add_path(self, path: np.ndarray) -> None:
         """One person's floor path: float[P, 3] rows (t, x, y), t in seconds, x, y in floor metres."""
         p = np.asarray(path, np.float64).reshape(-1, 3)
-        p = p[np.isfinite(p[:, 0])]
+        if len(p):
+            self._pending.append(p)
+            self._pending_rows += len(p)
+            if self._pending_rows >= self.batch_rows:
+                self._add_pending()
+
+    def _add_pending(self) -> None:
+        paths, self._pending, self._pending_rows = self._pending, [], 0
+        if not paths:
+            return
+        p = np.concatenate(paths)
+        which = np.repeat(np.arange(len(paths)), [len(q) for q in paths])
+        keep = np.isfinite(p[:, 0])
+        p, which = p[keep], which[keep]
         if len(p) == 0:
             return
-        p = p[np.argsort(p[:, 0], kind="stable")]
+        order = np.lexsort((p[:, 0], which))  # each path in time order, paths apart
+        p, which = p[order], which[order]
         t = p[:, 0]
-        w = np.append(np.clip(np.diff(t), 0.0, self.max_step_s), self.step_s)
-        t_max = float(t[-1])
+        # a sample weighs its step to the path's next sample (capped); a path's last one weighs step_s
+        w = np.full(len(t), self.step_s)
+        np.clip(np.diff(t), 0.0, self.max_step_s, out=w[:-1])
+        w[:-1][which[1:] != which[:-1]] = self.step_s
+        t_max = float(t.max())
         if self._t_ref is None:
             self._t_ref = t_max
         expo_max = (t_max - self._t_ref) / self.half_life_s
@@ -78,6 +100,7 @@ class FloorHeatmap:
 
     def values(self, t: float | None = None) -> np.ndarray:
         """float[rows, cols]: decayed person-seconds per cell as of ``t`` (default: the newest sample)."""
+        self._add_pending()
         if self._t_ref is None:
             return np.zeros_like(self.grid)
         t = self._last_t if t is None else t
@@ -107,6 +130,7 @@ class FloorHeatmap:
                                   norm.tolist(), self.hotspots(norm))
 
     def reset(self) -> None:
+        self._pending, self._pending_rows = [], 0
         self.grid[:] = 0
         self._t_ref = self._last_t = None
 

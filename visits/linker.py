@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
+from scipy.special import i0e
 
 from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
@@ -84,7 +85,7 @@ class _Visit:
 
     last_seen: float = -math.inf
     unit: np.ndarray | None = None  # the normalised mean embedding (kept in step by ``put``)
-    tail: tuple = ()  # the last final tracklet as numbers (``_tail``): the link costs read these
+    tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
@@ -92,22 +93,23 @@ class _Visit:
         self.tracklets[k] = tl
         old = self.contrib.pop(k, None)
         if old is not None and self.emb_sum is not None:
-            self.emb_sum -= old[0]
+            self.emb_sum = self.emb_sum - old[0]
             self.emb_w -= old[1]
         if tl.embedding is not None and tl.embedding_weight > 0:
             w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)  # a long track is not worth many short ones
             v = w * tl.embedding.astype(np.float64)
-            self.emb_sum = v.copy() if self.emb_sum is None else self.emb_sum + v
+            self.emb_sum = v if self.emb_sum is None else self.emb_sum + v  # never in place: contrib holds v
             self.emb_w += w
             self.contrib[k] = (v, w)
-        n = float(np.linalg.norm(self.emb_sum)) if self.emb_sum is not None and self.emb_w > 0 else 0.0
-        self.unit = self.emb_sum / n if n > 0 else None
+        if self.emb_sum is not None and (old is not None or k in self.contrib):
+            n = math.sqrt(float(np.dot(self.emb_sum, self.emb_sum))) if self.emb_w > 0 else 0.0
+            self.unit = self.emb_sum / n if n > 0 else None
         self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
-                self.tail = _tail(tl, at_end=True)
+                self.tail = tl.finish
         else:
             self.open.add(k)
 
@@ -123,8 +125,10 @@ class _Gallery:
         self.weight = np.zeros(capacity)
         self.has_unit = np.zeros(capacity, bool)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
+        self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
+        self.codes: dict[str, int] = {}  # camera id -> code
 
     def sync(self, v: _Visit) -> None:
         r = self.row.get(v.vid)
@@ -136,6 +140,7 @@ class _Gallery:
         self.ready[r] = not v.open and v.last is not None
         if v.tail:
             self.tail[r] = v.tail
+            self.camera[r] = self.code(v.last.camera_id)
         self.has_unit[r] = v.unit is not None
         self.weight[r] = v.emb_w
         if v.unit is not None:
@@ -152,6 +157,9 @@ class _Gallery:
     def candidates(self) -> np.ndarray:
         return np.nonzero(self.ready)[0]
 
+    def code(self, camera_id: str) -> int:
+        return self.codes.setdefault(camera_id, len(self.codes))
+
     def _grow(self) -> None:
         old = len(self.visit)
         self.visit += [None] * old
@@ -161,6 +169,7 @@ class _Gallery:
         self.weight = np.concatenate([self.weight, np.zeros(old)])
         self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
+        self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
         self.free = list(range(2 * old - 1, old - 1, -1))
 
 
@@ -281,19 +290,18 @@ class VisitLinker:
     # ------------------------------------------------------------------ linking
     def _decide(self, heads: list[Tracklet]) -> None:
         rows = self.gallery.candidates()
-        cands = [self.gallery.visit[r] for r in rows.tolist()]
-        n, m = len(heads), len(cands)
+        n, m = len(heads), len(rows)
         cost = np.full((n, m + n), np.inf)
         for i, h in enumerate(heads):
             cost[i, m + i] = self._new_cost(h)
         if m:
-            self._link_costs(heads, cands, rows, cost[:, :m])
+            self._link_costs(heads, rows, cost[:, :m])
         hr, hc = assign(cost, _LIMIT)
         chosen = dict(zip(hr.tolist(), hc.tolist()))
         for i, h in enumerate(heads):
             j = chosen.get(i, m + i)
             if j < m:
-                v = cands[j]
+                v = self.gallery.visit[rows[j]]
                 self.stats["links"] += 1
             else:
                 self._vnum += 1
@@ -305,77 +313,77 @@ class VisitLinker:
             self.visit_of[h.key] = v.vid
             self.track_visit[h.key[:2]] = v.vid
 
-    def _link_costs(self, heads: list[Tracklet], cands: list[_Visit], rows: np.ndarray, out: np.ndarray) -> None:
-        """out[i, j] = -log LR(head i continues visit j = the gallery's row rows[j]), inf where impossible."""
+    def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray) -> None:
+        """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where impossible."""
         s, gal = self.s, self.gallery
-        H = np.array([_tail(h, at_end=False) for h in heads]).reshape(-1, 6)
+        H = np.array([h.begin for h in heads]).reshape(-1, 6)
         V = gal.tail[rows]
         gap = H[:, None, 0] - V[None, :, 0]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
+        g = np.maximum(gap, 0.0)
+        # the time gap (exponential against uniform over the timeout)
+        cost = g / GAP_SCALE_S - math.log(s.timeout_s / GAP_SCALE_S)
         # space-time, where both ends are on the floor
         both = (H[:, None, 5] > 0) & (V[None, :, 5] > 0)
-        st = np.zeros_like(gap)
         if both.any():
             p, q, vh, ve = H[:, 1:3], V[:, 1:3], H[:, 3:5], V[:, 3:5]
             d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
-            g = np.clip(gap, 0.0, None)
             reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
             # h began before v's last track ended: views that overlap (or a tracker handing a person
             # over to a new track). Then both saw the person at once: the two paths must agree over
             # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
             # than overlap_s; two people side by side part within seconds)
             # (only where the head began within reach of where v's track ended: cheap to tell)
-            concurrent = both & (gap < 0.0) & (d <= s.position_slack_m + s.max_speed_mps * -gap)
+            concurrent = both & (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
             if concurrent.any():
-                hc = np.array([h.camera_id for h in heads], object)
-                vc = np.array([v.last.camera_id for v in cands], object)
-                concurrent &= ~((hc[:, None] == vc[None, :]) & (gap < -s.overlap_s))
+                hc = np.array([gal.code(h.camera_id) for h in heads])
+                concurrent &= ~((hc[:, None] == gal.camera[rows][None, :]) & (gap < -s.overlap_s))
                 for i, j in zip(*np.nonzero(concurrent)):
-                    dd = _path_distance(heads[i], cands[j].last)
+                    dd = _path_distance(heads[i], gal.visit[rows[j]].last)
                     ok[i, j] = dd <= s.position_slack_m
                     d[i, j] = dd
             ok &= ~both | (d <= reach)
             # where v's last track was heading: someone walking on is near where that leads after
             # a short gap, and walks on in about the same direction (two people crossing at a
             # camera edge, one leaving as the other arrives, head opposite ways)
-            ahead = q[None, :, :] + ve[None, :, :] * np.minimum(g, PREDICT_S)[:, :, None]
-            d_pred = np.hypot(p[:, None, 0] - ahead[..., 0], p[:, None, 1] - ahead[..., 1])
+            ahead = np.minimum(g, PREDICT_S)
+            d_pred = np.hypot(p[:, None, 0] - (q[None, :, 0] + ve[None, :, 0] * ahead),
+                              p[:, None, 1] - (q[None, :, 1] + ve[None, :, 1] * ahead))
             d = np.where(concurrent, d, np.minimum(d, d_pred))
             # seen at once by two views, one person is at one place: tighter than any walk (people
             # queueing side by side are 0.8 m apart)
             sig = np.where(concurrent, s.position_slack_m / 3.0, s.position_slack_m + WALK_MPS * g)
-            ll_same = math.log(2.0 / math.sqrt(2.0 * math.pi)) - np.log(sig) - 0.5 * (d / sig) ** 2
-            se, sh = np.hypot(*ve.T), np.hypot(*vh.T)
+            # -(log half-normal(d; sig) - log uniform over REACH_M)
+            st = np.log(sig) + 0.5 * (d / sig) ** 2 - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
+            se, sh = np.hypot(ve[:, 0], ve[:, 1]), np.hypot(vh[:, 0], vh[:, 1])
             moving = (sh[:, None] > MOVING_MPS) & (se[None, :] > MOVING_MPS)
-            cos = (vh[:, None, 0] * ve[None, :, 0] + vh[:, None, 1] * ve[None, :, 1]) / np.maximum(sh[:, None] * se[None, :], 1e-9)
-            kappa = HEADING_KAPPA * np.exp(-g / HEADING_GAP_S)
-            ll_dir = np.where(moving, kappa * cos - np.log(np.i0(kappa)), 0.0)
-            st = np.where(both, -(ll_same - math.log(1.0 / REACH_M) + ll_dir), 0.0)
-        g = np.clip(gap, 0.0, None)
-        time_term = -(math.log(s.timeout_s / GAP_SCALE_S) - g / GAP_SCALE_S)
-        # appearance
-        app = np.zeros_like(gap)
-        he = [h.embedding for h in heads]
-        feasible = ok.any(axis=0) & gal.has_unit[rows]  # only looks some head can reach are compared
-        hi = [i for i, e in enumerate(he) if e is not None]
-        vj = np.nonzero(feasible)[0]
+            if moving.any():
+                cos = (vh[:, None, 0] * ve[None, :, 0] + vh[:, None, 1] * ve[None, :, 1]) / \
+                    np.maximum(sh[:, None] * se[None, :], 1e-9)
+                kappa = HEADING_KAPPA * np.exp(-g / HEADING_GAP_S)
+                # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa
+                st -= np.where(moving, kappa * (cos - 1.0) - np.log(i0e(kappa)), 0.0)
+            cost += np.where(both, st, 0.0)
+        # appearance: only looks some head can reach are compared
+        hi = [i for i, h in enumerate(heads) if h.embedding is not None]
+        vj = np.nonzero(ok.any(axis=0) & gal.has_unit[rows])[0]
         if hi and len(vj):
-            a = np.stack([he[i] for i in hi])
-            b = gal.unit[rows[vj]]
-            c = np.einsum("id,jd->ij", a, b).astype(np.float64)  # not BLAS: its idle threads spin, costing the frames CPU
+            a = np.stack([heads[i].embedding for i in hi])
+            c = np.einsum("id,jd->ij", a, gal.unit[rows[vj]]).astype(np.float64)  # not BLAS: its idle threads spin
             am = s.appearance
             llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
-            llr = np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP)
+            np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
             rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
             rel_v = np.minimum(gal.weight[rows[vj]] / FULL_WEIGHT, 1.0)
-            app[np.ix_(hi, vj)] = -llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
-        cost = st + time_term + app
+            cost[np.ix_(hi, vj)] -= llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
         # longer than lost_after_s): the tracker's own association says "same person"
-        col = {v.vid: j for j, v in enumerate(cands)}
         for i, h in enumerate(heads):
-            j = col.get(self.track_visit.get(h.key[:2], -1))
-            if j is not None and gap[i, j] >= 0.0:
+            r = gal.row.get(self.track_visit.get(h.key[:2], -1))
+            if r is None:
+                continue
+            j = int(np.searchsorted(rows, r))
+            if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
                 ok[i, j] = True
                 cost[i, j] = min(cost[i, j], 0.0) - SAME_TRACK_BONUS
         out[:] = np.where(ok, cost, np.inf)
@@ -486,16 +494,6 @@ class VisitLinker:
         dur = sum(r.duration_seconds for r in done) / len(done) if done else 0.0
         return StoreKpiRecord(self.store_id, t, window, len(done), sum(r.converted for r in done), dur,
                               len(self.visits), tuple(paths.most_common(5)))
-
-
-def _tail(tl: Tracklet, at_end: bool) -> tuple:
-    """(time, x, y, vx, vy, on floor) where a tracklet ends (``at_end``) or begins."""
-    if at_end:
-        t, (x, y) = tl.end, tl.exit
-    else:
-        t, (x, y) = tl.start, tl.entry
-    vx, vy = tl.velocity(at_end=at_end)
-    return float(t), float(x), float(y), float(vx), float(vy), float(tl.on_floor)
 
 
 def _path_distance(a: Tracklet, b: Tracklet) -> float:
