@@ -210,14 +210,12 @@ class CameraAnalytics:
         return out + self._maybe_alerts(t)
 
     def _tracklet_heads(self, t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings) -> list[Any]:
-        scores = np.asarray(tr.scores, np.float32).reshape(-1)
-        di = None
-        if embeddings is not None and len(embeddings) and self.tracklets.embeds_at(t):
+        scores = di = None
+        if embeddings is not None and len(embeddings) and self.tracklets.embeds_at(t):  # once a second
+            scores = np.asarray(tr.scores, np.float32).reshape(-1)
             di = np.asarray(tr.det_index, np.int64).reshape(-1)
             if not all_person:
-                di = di[is_person]
-        if not all_person:
-            scores = scores[is_person]
+                scores, di = scores[is_person], di[is_person]
         return self.tracklets.update(t, p_ids, rows, new, p_feet, p_box, scores,
                                      None if di is None else np.asarray(embeddings), di)
 

@@ -172,12 +172,13 @@ class TrackletBuilder:
         return t >= self._next_embed
 
     def update(self, t: float, ids: np.ndarray, rows: np.ndarray, new: np.ndarray, feet: np.ndarray,
-               boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None = None,
+               boxes: np.ndarray, scores: np.ndarray | None, embeddings: np.ndarray | None = None,
                emb_index: np.ndarray | None = None) -> list[Tracklet]:
         """One frame's person tracks (ids int64[M]; rows/new from ``TrackTable.observe``; feet float[M, 2] and
-        boxes float[M, 4] in pixels; scores float[M]). ``embeddings`` float32[N, D] are the
-        frame's detections' re-id vectors and ``emb_index`` int64[M] each track's row in them
-        (-1: coasting, no crop this frame). Returns the heads of tracks that reached ``head_s``."""
+        boxes float[M, 4] in pixels; scores float[M], needed with embeddings only). ``embeddings``
+        float32[N, D] are the frame's detections' re-id vectors and ``emb_index`` int64[M] each
+        track's row in them (-1: coasting, no crop this frame); a caller may pass them on
+        ``embeds_at`` frames only. Returns the heads of tracks that reached ``head_s``."""
         if len(rows) == 0:
             return []
         if np.count_nonzero(new):
@@ -194,7 +195,7 @@ class TrackletBuilder:
             self.buf[nr, 0, 1:] = self._to_floor(feet[new])
             self.n[nr] = 1
         self.last_xy[rows] = feet
-        if embeddings is not None and emb_index is not None and t >= self._next_embed:
+        if embeddings is not None and emb_index is not None and scores is not None and t >= self._next_embed:
             self._next_embed = t + self.embed_step_s
             self._embed(t, rows, boxes, scores, embeddings, emb_index)
         if t < self._next_tick:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import lap
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+SMALL = 64  # cells of a contested sub-problem solved by scipy instead of lapjv (cheaper call)
 
 _ZERO = np.float64(0.0)
 
@@ -96,10 +99,16 @@ def assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
             near = np.argpartition(sub, k - 1, axis=1)[:, :k]
             rest_c = rest_c[np.unique(near)]
         sub = cost[rest_r][:, rest_c]
-        sub = np.where(feasible[rest_r][:, rest_c], sub, 2.0 * limit + 1.0)
-        _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
-        r = (x >= 0).nonzero()[0]
-        c = x[r]
+        if k * len(rest_c) <= SMALL:
+            # lapjv's wrapper costs more than a tiny problem: scipy's solver on the gain of each pair
+            # over leaving both sides unmatched (limit / 2 each), 0 where a pair gains nothing
+            gain = np.where(feasible[rest_r][:, rest_c], np.minimum(sub - limit, 0.0), 0.0)
+            r, c = linear_sum_assignment(gain)
+        else:
+            sub = np.where(feasible[rest_r][:, rest_c], sub, 2.0 * limit + 1.0)
+            _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
+            r = (x >= 0).nonzero()[0]
+            c = x[r]
         ok = sub[r, c] <= limit
         rows = np.concatenate([rows, rest_r[r[ok]]])
         cols = np.concatenate([cols, rest_c[c[ok]]])

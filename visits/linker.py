@@ -41,6 +41,7 @@ space-time only. Both are logged once; per-camera analytics are never affected.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections import Counter
@@ -68,6 +69,7 @@ PREDICT_S = 1.5  # a last heading is followed this long into a gap
 MOVING_MPS = 0.3  # slower is standing: no heading
 HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
 HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
+HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not computed
 SAME_TRACK_BONUS = 8.0  # a camera track id seen again: the tracker's own association, worth a door's odds
 _LIMIT = 1e6
 
@@ -126,6 +128,7 @@ class _Gallery:
         self.has_unit = np.zeros(capacity, bool)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
         self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
+        self.speed = np.zeros(capacity)  # its speed as it left (floor units/s)
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
@@ -141,6 +144,7 @@ class _Gallery:
         if v.tail:
             self.tail[r] = v.tail
             self.camera[r] = self.code(v.last.camera_id)
+            self.speed[r] = math.hypot(v.tail[3], v.tail[4])
         self.has_unit[r] = v.unit is not None
         self.weight[r] = v.emb_w
         if v.unit is not None:
@@ -170,6 +174,7 @@ class _Gallery:
         self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
         self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
+        self.speed = np.concatenate([self.speed, np.zeros(old)])
         self.free = list(range(2 * old - 1, old - 1, -1))
 
 
@@ -186,6 +191,7 @@ class VisitLinker:
         self.visit_of: dict[tuple[str, int, float], int] = {}  # tracklet key -> visit (open visits only)
         self.track_visit: dict[tuple[str, int], int] = {}  # (camera, track id) -> the open visit it was last in
         self.pending: dict[tuple[str, int, float], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
+        self._closing: list[tuple[float, int]] = []  # heap: (when the visit closes unless seen again, visit)
         self.now = -math.inf
         self._next_advance = -math.inf
         self._kpi_every = float(store.metrics_interval_s)
@@ -250,7 +256,7 @@ class VisitLinker:
             v.put(tl)
             if tl.final:
                 v.left_at = tl.end if self._leaves(tl) else None
-            self.gallery.sync(v)
+            self._touched(v)
             return out
         if k in self.pending:
             self.pending[k] = (self.pending[k][0], tl)
@@ -309,7 +315,7 @@ class VisitLinker:
                 self.stats["new_at_door" if self._enters(h) else "new_inside"] += 1
             v.put(h)
             v.left_at = h.end if h.final and self._leaves(h) else None
-            self.gallery.sync(v)
+            self._touched(v)
             self.visit_of[h.key] = v.vid
             self.track_visit[h.key[:2]] = v.vid
 
@@ -355,27 +361,36 @@ class VisitLinker:
             sig = np.where(concurrent, s.position_slack_m / 3.0, s.position_slack_m + WALK_MPS * g)
             # -(log half-normal(d; sig) - log uniform over REACH_M)
             st = np.log(sig) + 0.5 * (d / sig) ** 2 - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
-            se, sh = np.hypot(ve[:, 0], ve[:, 1]), np.hypot(vh[:, 0], vh[:, 1])
-            moving = (sh[:, None] > MOVING_MPS) & (se[None, :] > MOVING_MPS)
-            if moving.any():
-                cos = (vh[:, None, 0] * ve[None, :, 0] + vh[:, None, 1] * ve[None, :, 1]) / \
+            # heading, for the visits seen recently enough that it still tells something (past
+            # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
+            sh = np.hypot(vh[:, 0], vh[:, 1])
+            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (gal.speed[rows] > MOVING_MPS))[0]
+            if len(near) and (sh > MOVING_MPS).any():
+                ven, gn, se = ve[near], g[:, near], gal.speed[rows[near]]
+                cos = (vh[:, None, 0] * ven[None, :, 0] + vh[:, None, 1] * ven[None, :, 1]) / \
                     np.maximum(sh[:, None] * se[None, :], 1e-9)
-                kappa = HEADING_KAPPA * np.exp(-g / HEADING_GAP_S)
+                kappa = HEADING_KAPPA * np.exp(-gn / HEADING_GAP_S)
                 # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa
-                st -= np.where(moving, kappa * (cos - 1.0) - np.log(i0e(kappa)), 0.0)
-            cost += np.where(both, st, 0.0)
+                st[:, near] -= np.where(sh[:, None] > MOVING_MPS, kappa * (cos - 1.0) - np.log(i0e(kappa)), 0.0)
+            cost += st if both.all() else np.where(both, st, 0.0)
         # appearance: only looks some head can reach are compared
         hi = [i for i, h in enumerate(heads) if h.embedding is not None]
         vj = np.nonzero(ok.any(axis=0) & gal.has_unit[rows])[0]
         if hi and len(vj):
-            a = np.stack([heads[i].embedding for i in hi])
-            c = np.einsum("id,jd->ij", a, gal.unit[rows[vj]]).astype(np.float64)  # not BLAS: its idle threads spin
+            a = np.array([heads[i].embedding for i in hi])
+            # not BLAS: a matmul here costs 14 us against einsum's 71, but OpenBLAS's threads then
+            # spin idle and the frames after it paid ~400 us each (benchmarks.visits, 200 people)
+            c = np.einsum("id,jd->ij", a, gal.unit[rows[vj]]).astype(np.float64)
             am = s.appearance
             llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
-            np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
+            np.minimum(np.maximum(llr, -APPEARANCE_CLIP, out=llr), APPEARANCE_CLIP, out=llr)
             rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
             rel_v = np.minimum(gal.weight[rows[vj]] / FULL_WEIGHT, 1.0)
-            cost[np.ix_(hi, vj)] -= llr * np.sqrt(rel_h[:, None] * rel_v[None, :])
+            llr *= np.sqrt(rel_h[:, None] * rel_v[None, :])
+            if len(hi) == len(heads) and len(vj) == len(rows):
+                cost -= llr
+            else:
+                cost[np.ix_(hi, vj)] -= llr
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
         # longer than lost_after_s): the tracker's own association says "same person"
         for i, h in enumerate(heads):
@@ -416,22 +431,47 @@ class VisitLinker:
         return False
 
     # ------------------------------------------------------------------ closing
+    def _touched(self, v: _Visit) -> None:
+        """A visit took a tracklet: the gallery follows, and a visit off camera gets its closing time."""
+        self.gallery.sync(v)
+        if not v.open:
+            heapq.heappush(self._closing, (self._close_at(v), v.vid))
+
+    def _close_at(self, v: _Visit) -> float:
+        door = v.left_at + self.s.door_close_s if v.left_at is not None else math.inf
+        return min(door, v.last_seen + self.s.timeout_s)
+
+    def _ended(self, v: _Visit, now: float) -> str | None:
+        if v.open:
+            return None
+        if v.left_at is not None and now >= v.left_at + self.s.door_close_s:
+            return "door"
+        if now - v.last_seen > self.s.timeout_s:
+            return "timeout"
+        return None
+
     def _close(self, now: float, final: bool) -> list[Any]:
+        # a heap of (closing time, visit): every tracklet a visit takes off camera pushes its new
+        # time, so entries of closed visits or older times are stale and skipped when they come up
+        ended: dict[int, str] = {}
+        if final:
+            ended = dict.fromkeys(self.visits, "end")
+            self._closing.clear()
+        heap = self._closing
+        while heap and heap[0][0] <= now:
+            _, vid = heapq.heappop(heap)
+            v = self.visits.get(vid)
+            if v is None or vid in ended:
+                continue
+            why = self._ended(v, now)
+            if why is not None:
+                ended[vid] = why
+            elif not v.open and self._close_at(v) <= now:  # not past it yet (the timeout is strict)
+                heapq.heappush(heap, (math.nextafter(now, math.inf), vid))
         out = []
-        s = self.s
-        for vid in list(self.visits):
-            v = self.visits[vid]
-            if final:
-                why = "end"
-            elif v.open:
-                continue
-            elif v.left_at is not None and now >= v.left_at + s.door_close_s:
-                why = "door"
-            elif now - v.last_seen > s.timeout_s:
-                why = "timeout"
-            else:
-                continue
-            del self.visits[vid]
+        for vid in sorted(ended):  # in the order the visits opened, whatever their closing times
+            why = ended[vid]
+            v = self.visits.pop(vid)
             self.gallery.drop(v)
             for k in v.tracklets:
                 self.visit_of.pop(k, None)
