@@ -27,6 +27,7 @@ from analytics.slots import grow
 PATH_STEP_S = 1.0
 EMBED_FULL_WEIGHT = 4.0  # crop quality summed: past this a track's mean is settled and sampled 10x less often
 EMBED_YOUNG_CROPS = 10  # ... or past this many crops (a crowd's occluded crops weigh little each)
+_VEL_ROWS = 6  # path rows read for a velocity at either end
 PATH_CHUNK = 64  # path samples per row held in one array before they move to the row's chunk list
 
 
@@ -66,7 +67,7 @@ class Tracklet:
 
     def _ends(self, at_end: bool) -> tuple[float, float, float, float, float, float]:
         p = self.path[-1 if at_end else 0]
-        vx, vy = self.velocity(at_end=at_end).tolist()
+        vx, vy = self._velocity(at_end)
         return float(self.end if at_end else self.start), float(p[1]), float(p[2]), vx, vy, float(self.on_floor)
 
     @property
@@ -81,17 +82,29 @@ class Tracklet:
 
     def velocity(self, at_end: bool, span_s: float = 1.5) -> np.ndarray:
         """float64[2] units/s over the first (``at_end`` False) or last ``span_s`` of the path."""
+        return np.array(self._velocity(at_end, span_s))
+
+    def _velocity(self, at_end: bool, span_s: float = 1.5) -> tuple[float, float]:
+        # plain floats on a few rows at the path's end: samples are ~1 s apart, so the span lies
+        # within them (the whole path is searched when it does not)
         p = self.path
         if len(p) < 2:
-            return np.zeros(2)
+            return 0.0, 0.0
+        rows = (p[-_VEL_ROWS:] if at_end else p[:_VEL_ROWS]).tolist()
         if at_end:
-            k = max(int(np.searchsorted(p[:, 0], p[-1, 0] - span_s, side="left")), 0)
-            a, b = p[min(k, len(p) - 2)], p[-1]
+            t_from = rows[-1][0] - span_s
+            if len(p) > _VEL_ROWS and rows[0][0] >= t_from:
+                rows = p.tolist()
+            k = next(i for i, r in enumerate(rows) if r[0] >= t_from)
+            a, b = rows[min(k, len(rows) - 2)], rows[-1]
         else:
-            k = int(np.searchsorted(p[:, 0], p[0, 0] + span_s, side="right")) - 1
-            a, b = p[0], p[max(k, 1)]
-        dt = float(b[0] - a[0])
-        return (b[1:3] - a[1:3]).astype(np.float64) / dt if dt > 1e-6 else np.zeros(2)
+            t_to = rows[0][0] + span_s
+            if len(p) > _VEL_ROWS and rows[-1][0] <= t_to:
+                rows = p.tolist()
+            k = sum(1 for r in rows if r[0] <= t_to) - 1
+            a, b = rows[0], rows[max(k, 1)]
+        dt = b[0] - a[0]
+        return ((b[1] - a[1]) / dt, (b[2] - a[2]) / dt) if dt > 1e-6 else (0.0, 0.0)
 
 
 def crop_quality(boxes: np.ndarray, scores: np.ndarray, sel: np.ndarray, image_height: float) -> np.ndarray:
@@ -255,7 +268,7 @@ class TrackletBuilder:
         if not len(p) or p[-1, 0] < end:
             last = np.empty((1, 3))
             last[0, 0] = end
-            last[0, 1:] = self._to_floor(self.last_xy[row][None])
+            last[0, 1:] = self._to_floor(self.last_xy[row : row + 1])
             p = np.concatenate([p, last])
         w = float(self.emb_w[row])
         emb = None

@@ -205,6 +205,7 @@ class VisitLinker:
 
             self.heatmap = FloorHeatmap(store.floor, self.store_id)
         self.doors = list(store.floor.doors.values()) if store.floor is not None else []
+        self._door_geo = [_door_geometry(d) for d in self.doors]
         self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
         uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
         self._warned_emb = False
@@ -410,23 +411,23 @@ class VisitLinker:
 
     def _enters(self, tl: Tracklet) -> bool:
         """Began outside a door line (within twice the door radius), or near a door walking in."""
-        if not tl.on_floor:
-            return False
-        p, v, r = tl.entry[None], tl.velocity(at_end=False), self.s.door_radius_m
-        for d in self.doors:
-            dist, side = float(d.distance(p)[0]), float(d.side(p)[0])
-            if (side < 0.0 and dist <= 2.0 * r) or (dist <= r and float(v @ d.in_direction) > 0.2):
-                return True
-        return False
+        return tl.on_floor and self._at_door(tl.begin, 1.0)
 
     def _leaves(self, tl: Tracklet) -> bool:
         """Last seen outside a door line (within twice the door radius), or near a door walking out."""
-        if not tl.on_floor:
-            return False
-        p, v, r = tl.exit[None], tl.velocity(at_end=True), self.s.door_radius_m
-        for d in self.doors:
-            dist, side = float(d.distance(p)[0]), float(d.side(p)[0])
-            if (side < 0.0 and dist <= 2.0 * r) or (dist <= r and float(v @ d.in_direction) < -0.2):
+        return tl.on_floor and self._at_door(tl.finish, -1.0)
+
+    def _at_door(self, end: tuple, inward: float) -> bool:
+        """``end`` (t, x, y, vx, vy, _) outside a door line within twice the door radius, or within
+        the radius walking across it (inward 1: into the store, -1: out). Plain floats: one point."""
+        _, x, y, vx, vy, _ = end
+        r = self.s.door_radius_m
+        for ax, ay, dx, dy, dd, nx, ny, ix, iy in self._door_geo:
+            px, py = x - ax, y - ay
+            u = min(max((px * dx + py * dy) / dd, 0.0), 1.0)
+            dist = math.hypot(px - u * dx, py - u * dy)
+            if (px * nx + py * ny < 0.0 and dist <= 2.0 * r) or \
+                    (dist <= r and inward * (vx * ix + vy * iy) > 0.2):
                 return True
         return False
 
@@ -534,6 +535,18 @@ class VisitLinker:
         dur = sum(r.duration_seconds for r in done) / len(done) if done else 0.0
         return StoreKpiRecord(self.store_id, t, window, len(done), sum(r.converted for r in done), dur,
                               len(self.visits), tuple(paths.most_common(5)))
+
+
+def _door_geometry(d) -> tuple[float, ...]:
+    """(a, b - a, |b - a|^2, unit normal into the store, in direction) of a door, as floats."""
+    ax, ay = (float(v) for v in d.a)
+    dx, dy = float(d.b[0]) - ax, float(d.b[1]) - ay
+    ln = max(math.hypot(dx, dy), 1e-9)
+    nx, ny = -dy / ln, dx / ln
+    ix, iy = (float(v) for v in d.in_direction)
+    if nx * ix + ny * iy < 0:
+        nx, ny = -nx, -ny
+    return ax, ay, dx, dy, max(dx * dx + dy * dy, 1e-12), nx, ny, ix, iy
 
 
 def _path_distance(a: Tracklet, b: Tracklet) -> float:
