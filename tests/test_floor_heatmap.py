@@ -127,3 +127,21 @@ def test_missing_plan_image_is_an_error(tmp_path):
     p = plan(plan_image=tmp_path / "nope.png")
     with pytest.raises(OSError, match="nope.png"):
         save_floor_png(tmp_path / "f.png", FloorHeatmap(p, "s").report(0.0), p)
+
+
+def test_paths_added_in_a_batch_equal_paths_added_one_by_one():
+    """Paths wait in a list until the grid is read: the same grid as adding each at once
+    (unsorted samples, a NaN row, a gap longer than max_step_s, one-sample paths)."""
+    rng = np.random.default_rng(4)
+    paths = [walk((2.5, 1.5), (11.5, 6.5), 100.0, 30.0), stand(8.3, 4.6, 50.0, 20.0),
+             np.array([[200.0, 4.0, 4.0]]), np.array([[300.0, 5.0, 5.0], [301.0, np.nan, 5.0], [309.0, 5.2, 5.0]])]
+    shuffled = walk((3.0, 6.0), (11.0, 2.0), 400.0, 12.0)
+    paths.append(shuffled[rng.permutation(len(shuffled))])
+    one = FloorHeatmap(plan(), "s", batch_rows=1)
+    batch = FloorHeatmap(plan(), "s")
+    for p in paths:
+        one.add_path(p)
+        batch.add_path(p)
+    assert batch._pending and not one._pending
+    np.testing.assert_allclose(batch.values(420.0), one.values(420.0), rtol=1e-12)
+    assert one.values(420.0).sum() > 0
