@@ -1,4 +1,5 @@
-"""clients.demo (make demo) helpers: the detector's provenance notice and the per-camera tally."""
+"""clients.demo (make demo) helpers: the detector's provenance notice and the per-camera tally;
+clients.demo_visits: the store-visit truth and scores."""
 from __future__ import annotations
 
 import dataclasses
@@ -120,7 +121,8 @@ def test_store_truth_and_tracklet_truth_from_the_rendered_clips(tmp_path):
     import argparse
 
     from analytics.records import DetectionRecord, VisitRecord
-    from clients.demo import demo_store_config, render_clips, store_truth, tracklet_truth, with_visits
+    from clients.demo import demo_store_config, render_clips, with_visits
+    from clients.demo_visits import store_truth, tracklet_truth
     from simulator.score import visit_scores
 
     a = argparse.Namespace(seconds=4.0, fps=5.0, seed=7, start="2024-01-15T17:30:00Z")
@@ -155,7 +157,7 @@ def test_visit_goals_and_summary_sink_store_records():
     import math
 
     from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
-    from clients.demo import visit_goals
+    from clients.demo_visits import visit_goals
 
     s = SummarySink()
     j = JourneyRecord("j1", 9, "b", 0.0, 10.0, ("entrance",), {"entrance": 10.0}, True, False)
@@ -172,7 +174,7 @@ def test_visit_goals_and_summary_sink_store_records():
 
 
 def test_link_errors_count_merged_visits_and_split_customers():
-    from clients.demo import link_errors
+    from clients.demo_visits import link_errors
 
     tt = {"a:1": {"5": 10}, "b:2": {"5": 8}, "a:3": {"6": 10, "-1": 4}, "b:4": {"6": 9}, "c:5": {"7": 10}}
     visits = [{"tracklets": ["a:1", "b:4"]}, {"tracklets": ["b:2"]}, {"tracklets": ["a:3"]}, {"tracklets": ["c:5"]}]

@@ -1,5 +1,6 @@
-"""Floor plan, per-camera image-to-floor calibration and visit settings in the store config:
-the sample store's calibration matches the simulator's cameras; each mistake names its field."""
+"""Floor plan, per-camera image-to-floor calibration and visit settings in the store config
+(analytics.floor_config, through analytics.config): the sample store's calibration matches the
+simulator's cameras; each mistake names its field."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from analytics.config import AppearanceModel, ConfigError, VisitSettings, load_store_config, parse_store_config
+from analytics.config import ConfigError, load_store_config, parse_store_config
+from analytics.floor_config import AppearanceModel, VisitSettings
 from simulator import world as W
 from tests.analytics_helpers import square, store
 
