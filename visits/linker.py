@@ -206,6 +206,7 @@ class VisitLinker:
             self.heatmap = FloorHeatmap(store.floor, self.store_id)
         self.doors = list(store.floor.doors.values()) if store.floor is not None else []
         self._door_geo = [_door_geometry(d) for d in self.doors]
+        self._llr_poly = _llr_polynomial(self.s.appearance)
         self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
         uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
         self._warned_emb = False
@@ -382,8 +383,8 @@ class VisitLinker:
             # not BLAS: a matmul here costs 14 us against einsum's 71, but OpenBLAS's threads then
             # spin idle and the frames after it paid ~400 us each (benchmarks.visits, 200 people)
             c = np.einsum("id,jd->ij", a, gal.unit[rows[vj]]).astype(np.float64)
-            am = s.appearance
-            llr = (_log_normal(c, am.same_mean, am.same_sd) - _log_normal(c, am.diff_mean, am.diff_sd))
+            qa, qb, qc = self._llr_poly
+            llr = (qa * c + qb) * c + qc
             np.minimum(np.maximum(llr, -APPEARANCE_CLIP, out=llr), APPEARANCE_CLIP, out=llr)
             rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
             rel_v = np.minimum(gal.weight[rows[vj]] / FULL_WEIGHT, 1.0)
@@ -558,5 +559,9 @@ def _path_distance(a: Tracklet, b: Tracklet) -> float:
     return float(np.hypot(*(pa - pb).T).mean())
 
 
-def _log_normal(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
-    return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd)
+def _llr_polynomial(am) -> tuple[float, float, float]:
+    """(a, b, c) with a x^2 + b x + c = log N(x; same) - log N(x; different): the appearance log
+    likelihood ratio of a cosine x under the two Gaussians of ``VisitSettings.appearance``."""
+    p1, p2 = 1.0 / am.same_sd ** 2, 1.0 / am.diff_sd ** 2
+    return (0.5 * (p2 - p1), am.same_mean * p1 - am.diff_mean * p2,
+            0.5 * (am.diff_mean ** 2 * p2 - am.same_mean ** 2 * p1) + math.log(am.diff_sd / am.same_sd))
