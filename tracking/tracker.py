@@ -58,6 +58,9 @@ INF = np.inf
 # a coasting box stops being output once it comes within this share of its own size of the
 # edge of the area detections have covered (someone leaving the view, not hidden)
 EDGE_MARGIN = 0.1
+# someone coming back into the view is re-identified within this share of their box's size of
+# its edge (a few frames in, by when a new track is confirmed)
+REENTRY_MARGIN = 1.0
 
 # per-track state, stacked by kind so that keeping, appending and gathering tracks is one
 # indexing operation per block, while every named field stays a contiguous array (NumPy's
@@ -98,6 +101,13 @@ class _FrameState:
 
 def _centres(b: np.ndarray) -> np.ndarray:
     return (b[:, :2] + b[:, 2:]) * 0.5
+
+
+def _near_edge(b: np.ndarray, margin: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """bool[len(b)]: boxes xyxy within ``margin`` of their own size of the edge of the area
+    detections have covered (x1, y1 of ``lo``, x2, y2 of ``hi``)."""
+    m = margin * (b[:, 2:] - b[:, :2])
+    return ((b[:, :2] - m < lo[:2]) | (b[:, 2:] + m > hi[2:])).any(axis=1)
 
 
 class Tracker:
@@ -198,6 +208,13 @@ class Tracker:
         ratio = (boxes[:, 3] - boxes[:, 1])[None, :] / h
         cost = emb_d.copy()
         cost[(dist > reach) | (ratio < 0.5) | (ratio > 2.0)] = INF
+        if self._lo is not None:
+            # a track last seen at the edge of the view walked out of it, and comes back in
+            # through an edge: never as someone in the middle of the view (who is most often a
+            # person standing half-hidden there, whose own track keeps getting lost)
+            left = _near_edge(last, EDGE_MARGIN, self._lo, self._hi)
+            if left.any():
+                cost[left[:, None] & ~_near_edge(boxes, REENTRY_MARGIN, self._lo, self._hi)[None, :]] = INF
         return cost
 
     # -- main entry ----------------------------------------------------------------------
@@ -548,10 +565,7 @@ class Tracker:
                     c_rows = coast.nonzero()[0]
                     if c_rows.size:
                         boxes = kf.cxcywh_to_xyxy(self.pos)     # row by row: the same bits as a subset
-                        b = boxes[c_rows]
-                        wh = b[:, 2:] - b[:, :2]
-                        m = EDGE_MARGIN * wh
-                        coast[c_rows] = ((b[:, :2] - m >= self._lo[:2]) & (b[:, 2:] + m <= self._hi[2:])).all(axis=1)
+                        coast[c_rows] = ~_near_edge(boxes[c_rows], EDGE_MARGIN, self._lo, self._hi)
                 out |= coast
         rows = out.nonzero()[0]
         det_index = match_det[rows]
