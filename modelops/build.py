@@ -43,6 +43,7 @@ DEMO_REID_SOURCE = ("demo re-id: OSNet x0_25 trained on the store simulator's re
                     "(data/models/demo/OSNET_MODEL_CARD.md)")
 
 log = logging.getLogger("build_models")
+INT8_FILE = "model.int8.onnx"  # yolov8n/configs/cpu.pbtxt onnx_file
 
 
 def _gflops(model, x) -> float:
@@ -184,15 +185,8 @@ def build(force: bool = False) -> None:
 
 
 def installed_sha256(model: str, repo: Path = MODEL_REPOSITORY) -> set[str]:
-    import json
 
-    shas = set()
-    for v in installed_versions(model, repo):
-        try:
-            shas.add(json.loads((v / "manifest.json").read_text())["sha256"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return shas
+    return {s for v in installed_versions(model, repo) if (s := _manifest_sha(v)) is not None}
 
 
 def _demo_missing(model: str, onnx_path: Path, repo: Path) -> bool:
@@ -212,8 +206,11 @@ def _install_demo(model: str, onnx_path: Path, source: str, repo: Path, force: b
     from modelops.versions import add_version
 
     first = not numeric_versions(repo / model)
+    extra = {"model.py": ADAPTER.encode()} if first else {}
+    if model == "yolov8n":
+        extra[INT8_FILE] = _int8_detector(onnx_path)
     vdir = add_version(repo, model, onnx_path, source=source, precision="fp16", update_labels=update_labels,
-                       extra_files={"model.py": ADAPTER.encode()} if first else None)
+                       extra_files=extra or None)
     try:
         shown = onnx_path.relative_to(REPO_ROOT)
     except ValueError:
@@ -222,14 +219,45 @@ def _install_demo(model: str, onnx_path: Path, source: str, repo: Path, force: b
     return vdir
 
 
+def _int8_detector(onnx_path: Path) -> bytes:
+    """The CPU variant's int8 QDQ twin of a detector (modelops/quantize.py), calibrated on rendered frames."""
+    import onnx
+
+    from modelops.quantize import calibration_inputs, quantise_detector
+
+    t0 = time.perf_counter()
+    data = quantise_detector(onnx.load(str(onnx_path)), calibration_inputs()).SerializeToString()
+    log.info("yolov8n: int8 QDQ twin %s (%.1f MB) in %.1fs", INT8_FILE, len(data) / 1e6, time.perf_counter() - t0)
+    return data
+
+
 def demo_detector_missing(repo: Path = MODEL_REPOSITORY) -> bool:
-    return _demo_missing("yolov8n", DEMO_DETECTOR, repo)
+    """The demo detector is not installed, or its version lacks the int8 twin (installed before it existed)."""
+    if _demo_missing("yolov8n", DEMO_DETECTOR, repo):
+        return True
+    if not DEMO_DETECTOR.exists():
+        return False
+    from modelops.layout import sha256_file
+
+    sha = sha256_file(DEMO_DETECTOR)
+    holding = [v for v in installed_versions("yolov8n", repo) if _manifest_sha(v) == sha]
+    return not any((v / INT8_FILE).exists() for v in holding)
+
+
+def _manifest_sha(version_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((version_dir / "manifest.json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def install_demo_detector(repo: Path = MODEL_REPOSITORY, force: bool = False) -> Path | None:
     """Add the trained demo detector as the newest yolov8n version (labels.txt rewritten to its
     class names) unless some version already is it."""
-    return _install_demo("yolov8n", DEMO_DETECTOR, DEMO_SOURCE, repo, force, update_labels=True)
+    return _install_demo("yolov8n", DEMO_DETECTOR, DEMO_SOURCE, repo, force or demo_detector_missing(repo),
+                         update_labels=True)
 
 
 def demo_reid_missing(repo: Path = MODEL_REPOSITORY) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 from core.files import atomic_write_bytes
 from modelops.engine_spec import CalibrationError, EngineError, TensorRTUnavailable
+from serving.preprocess import PAD_VALUE
 
 __all__ = ["IMAGE_EXTS", "REID_SHAPE", "calibration_images", "preprocess_kind", "preprocess_file",
            "calibration_plan", "calibration_batches", "cuda_check", "make_calibrator"]
@@ -52,34 +53,53 @@ def calibration_images(directory: Path) -> list[Path]:
 
 
 def preprocess_kind(chw: Sequence[int], requested: str = "auto") -> str:
-    """'yolo' (letterbox, [0, 1]) for square inputs, 'reid' (resize + ImageNet) for [3, 256, 128]."""
+    """'yolo' (letterbox, [0, 1]) for detector inputs [3, H, W] (square, or sides multiples of 32:
+    the camera's aspect), 'reid' (resize + ImageNet) for [3, 256, 128]."""
     chw = tuple(int(d) for d in chw)
     if requested == "auto":
-        if len(chw) == 3 and chw[0] == 3 and chw[1] == chw[2]:
+        if chw != REID_SHAPE and _detector_shape(chw):
             return "yolo"
         if chw == REID_SHAPE:
             return "reid"
-        raise CalibrationError(f"no serving preprocessing for input shape {list(chw)}: expected [3, S, S] "
-                               f"(detector) or {list(REID_SHAPE)} (re-id); pass --preprocess")
-    if requested == "yolo" and not (len(chw) == 3 and chw[0] == 3 and chw[1] == chw[2]):
-        raise CalibrationError(f"--preprocess yolo needs a [3, S, S] input, the model has {list(chw)}")
+        raise CalibrationError(f"no serving preprocessing for input shape {list(chw)}: expected [3, S, S] or "
+                               f"[3, H, W] with sides multiples of 32 (detector) or {list(REID_SHAPE)} (re-id); "
+                               f"pass --preprocess")
+    if requested == "yolo" and not _detector_shape(chw):
+        raise CalibrationError(f"--preprocess yolo needs a [3, S, S] input or [3, H, W] with sides multiples of 32, "
+                               f"the model has {list(chw)}")
     if requested == "reid" and chw != REID_SHAPE:
         raise CalibrationError(f"--preprocess reid needs a {list(REID_SHAPE)} input, the model has {list(chw)}")
     return requested
 
 
+def _detector_shape(chw: tuple[int, ...]) -> bool:
+    return len(chw) == 3 and chw[0] == 3 and (chw[1] == chw[2] or (chw[1] % 32 == 0 and chw[2] % 32 == 0))
+
+
+def _fit(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A letterboxed float32[3, h, w] centred on a [3, height, width] canvas of the pad grey (cropped if larger)."""
+    out = np.full((3, height, width), PAD_VALUE / 255, np.float32)
+    h, w = min(x.shape[1], height), min(x.shape[2], width)
+    sy, sx = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2
+    dy, dx = (height - h) // 2, (width - w) // 2
+    out[:, dy:dy + h, dx:dx + w] = x[:, sy:sy + h, sx:sx + w]
+    return out
+
+
 def preprocess_file(path: Path, kind: str, chw: Sequence[int]) -> np.ndarray:
     """One calibration image -> float32[C, H, W] exactly as serving feeds the model."""
     from serving.postprocess import reid_crops
-    from serving.preprocess import ImageDecodeError, decode_image, letterbox
+    from serving.preprocess import YOLO_STRIDE, ImageDecodeError, decode_image, letterbox
 
     try:
         img = decode_image(Path(path).read_bytes())
     except (ImageDecodeError, OSError) as e:
         raise CalibrationError(f"calibration image {path}: {e}") from e
     if kind == "yolo":
-        x, _ = letterbox(img, size=int(chw[1]))
-        return x
+        height, width = int(chw[1]), int(chw[2])
+        x, _ = letterbox(img, size=max(height, width), stride=0 if height == width else YOLO_STRIDE)
+        # a frame of another aspect than the engine's: as served it would be refused; calibrate on its centre
+        return x if x.shape[1:] == (height, width) else _fit(x, height, width)
     h, w = img.shape[:2]
     return reid_crops(img, np.array([[0, 0, w, h]], np.float32))[0]  # the whole image is the person crop
 

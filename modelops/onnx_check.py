@@ -19,6 +19,7 @@ Imports: numpy, onnx, onnxruntime (lazily), ``modelops.layout``.
 from __future__ import annotations
 
 import ast
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,8 +209,11 @@ def _smoke_run(onnx_path: Path, configs: dict, info: OnnxInfo, problems: list[st
         # dynamic axes other than the batch (Ultralytics' dynamic=True also frees H and W) get
         # the size the config says Triton will send
         sent = _config_input_dims(configs, sig.name)
+        # a dim neither gives (an image's -1 height/width): 64, a multiple of any detector's stride
+        fallback = [64 if len(sig.shape) == 4 and i >= 2 else 1 for i in range(len(sig.shape))]
         dims = [d if isinstance(d, int) and d > 0 else
-                (sent[i] if sent is not None and i < len(sent) and sent[i] > 0 else 1) for i, d in enumerate(sig.shape)]
+                (sent[i] if sent is not None and i < len(sent) and sent[i] > 0 else fallback[i])
+                for i, d in enumerate(sig.shape)]
         if batch is not None and dims:
             dims[0] = batch
         np_dtype = _TRITON_TO_NUMPY.get(sig.dtype)
@@ -286,6 +290,45 @@ def validate_onnx(onnx_path: Path, repo: Path, model: str, *, update_labels: boo
     configs = read_configs(repo, model)
     info = read_onnx(onnx_path)
     problems: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        served = _as_served(onnx_path, configs, info, Path(tmp), problems)
+        checked = info if served is None else read_onnx(served)
+        if served is not None:
+            info.notes.append("decode + NMS are appended to this raw detector at load (serving/nms_graph.py): "
+                              "checked as served")
+        shapes = _validate(served or onnx_path, configs, model, checked, run_check, problems)
+    info.notes.extend(n for n in checked.notes if n not in info.notes)
+    info.class_names = _check_classes(model_dir(repo, model), info, shapes, update_labels, problems)
+    if problems:
+        raise ValidationError(onnx_path, _merge_by_config(problems))
+    return info
+
+
+def _as_served(onnx_path: Path, configs: dict, info: OnnxInfo, tmp: Path, problems: list[str]) -> Path | None:
+    """A config that asks for the detections of ``serving.nms_graph`` (``num_dets`` ...) of a raw
+    YOLOv8 export is served with decode + NMS appended: that graph, written to ``tmp``, is what
+    to check. None when no config asks for it or the ONNX already has those outputs."""
+    from serving.nms_graph import OUTPUTS, append_nms
+
+    wanted = [p for p, c in configs.items() if set(OUTPUTS) <= {o.name for o in c.outputs}]
+    if not wanted or set(OUTPUTS) <= {o.name for o in info.outputs}:
+        return None
+    import onnx
+
+    try:
+        served = append_nms(onnx.load(str(onnx_path)), keep_raw=True)
+    except ValueError as e:
+        problems.append(f"{_rel(wanted[0])}: asks for detections ({', '.join(OUTPUTS)}), but decode + NMS cannot be "
+                        f"appended to this ONNX: {e}")
+        return None
+    path = tmp / "served.onnx"
+    onnx.save(served, str(path))
+    return path
+
+
+def _validate(onnx_path: Path, configs: dict, model: str, info: OnnxInfo, run_check: bool,
+              problems: list[str]) -> dict[str, tuple[int, ...]]:
+    """Signatures against every config, then the smoke run; returns the output shapes it saw."""
     for cfg_path, cfg in configs.items():
         if cfg.name and cfg.name != model:
             problems.append(f"{_rel(cfg_path)}: config name '{cfg.name}' is not the directory name '{model}'")
@@ -294,10 +337,7 @@ def validate_onnx(onnx_path: Path, repo: Path, model: str, *, update_labels: boo
     shapes = _smoke_run(onnx_path, configs, info, problems) if run_check and not problems else {}
     if not run_check:
         info.notes.append("ONNX Runtime check skipped")
-    info.class_names = _check_classes(model_dir(repo, model), info, shapes, update_labels, problems)
-    if problems:
-        raise ValidationError(onnx_path, _merge_by_config(problems))
-    return info
+    return shapes
 
 
 def _merge_by_config(problems: list[str]) -> list[str]:

@@ -104,6 +104,8 @@ from modelops.engine_spec import (  # noqa: F401
     validate_spec,
 )
 from modelops.layout import sha256_file
+from serving.nms_graph import OUTPUTS as NMS_OUTPUTS
+from serving.nms_graph import NmsSpec, append_efficient_nms
 
 # ----------------------------------------------------------------------------- TensorRT (GPU)
 
@@ -125,11 +127,54 @@ def require_tensorrt():
     return trt, cudart
 
 
+def nms_spec_from_config(config: Path) -> NmsSpec:
+    """The EfficientNMS fields from the model config's ``nms_*`` parameters (defaults: NmsSpec's)."""
+    from modelops import pbtxt
+
+    raw = pbtxt.read_model_config(config).raw.get("parameters", [])
+    params = {p["key"][0]: p["value"][0]["string_value"][0] for p in raw if isinstance(p, dict) and "key" in p}
+    d = NmsSpec()
+    try:
+        return NmsSpec(score_threshold=float(params.get("nms_score_threshold", d.score_threshold)),
+                       iou_threshold=float(params.get("nms_iou_threshold", d.iou_threshold)),
+                       max_detections=int(params.get("nms_max_detections", d.max_detections)))
+    except ValueError as e:
+        raise EngineError(f"{config}: parameters nms_*: {e}") from None
+
+
+def detector_graph(spec: BuildSpec) -> bytes | None:
+    """The ONNX with EfficientNMS appended when the model config asks for detections (``num_dets``,
+    ``det_boxes``, ...) and the ONNX is a raw YOLOv8 export; None when it is to be parsed as it is."""
+    if spec.model_config is None:
+        return None
+    from modelops import pbtxt
+
+    outputs = {o.name for o in pbtxt.read_model_config(spec.model_config).outputs}
+    if not set(NMS_OUTPUTS) <= outputs:
+        return None
+    import onnx
+
+    model = onnx.load(str(spec.input))
+    if set(NMS_OUTPUTS) <= {o.name for o in model.graph.output}:
+        return None
+    try:
+        return append_efficient_nms(model, nms_spec_from_config(spec.model_config)).SerializeToString()
+    except ValueError as e:
+        raise EngineError(f"--input {spec.input}: {spec.model_config} asks for detections, but EfficientNMS cannot "
+                          f"be appended: {e}") from None
+
+
 def _parse_network(trt, builder, logger, spec: BuildSpec, shapes: dict):
     """(network, parser) from the ONNX; the parser must outlive the build (it owns the weights)."""
     network = builder.create_network(0)  # TensorRT 10: every network is explicit-batch
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(spec.input)):
+    detector = detector_graph(spec)
+    if detector is not None:
+        trt.init_libnvinfer_plugins(logger, "")  # EfficientNMS_TRT must be registered before parsing
+        ok = parser.parse(detector, str(spec.input.parent))
+    else:
+        ok = parser.parse_from_file(str(spec.input))
+    if not ok:
         errs = [parser.get_error(i) for i in range(parser.num_errors)]
         errors = "; ".join(e.desc() if hasattr(e, "desc") else str(e) for e in errs)
         raise EngineError(f"--input {spec.input}: TensorRT's ONNX parser failed: {errors}")

@@ -1,6 +1,11 @@
-"""Triton python backend: YOLOv8 output -> boxes in original pixels + OSNet embeddings.
+"""Triton python backend: detections -> boxes in original pixels + OSNet embeddings.
 
-Decoding, NMS and crops live in serving/postprocess.py. Person crops (classes listed in
+The detector's graph already decoded and suppressed its boxes (``num_dets``, ``det_boxes``,
+``det_scores``, ``det_classes``: serving/nms_graph.py), so this step maps them to original
+pixels, cuts person crops and calls the re-id model. Given a raw YOLOv8 ``predictions`` input
+instead (the saved pre-issue-18 variant, benchmarks/baseline_repo), it decodes and runs NMS in
+NumPy (serving/postprocess.py) with the ``conf_threshold``/``iou_threshold``/``max_detections``
+parameters. Person crops (classes listed in
 the ``reid_classes`` parameter) are embedded by ``osnet_x0_25`` through BLS, so only real
 boxes are computed (no padding) and crops of concurrent frames batch inside Triton.
 Class names come from ``model_repository/<labels_model>/labels.txt``.
@@ -19,6 +24,7 @@ import os
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from serving.nms_graph import detections
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, reid_crops, to_original
 from serving.preprocess import Letterbox
 
@@ -40,6 +46,15 @@ class TritonPythonModel:
         # BLS outputs of a GPU model (TensorRT osnet_x0_25) may stay on the GPU: ask for CPU memory
         self.cpu_output = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
         self.embedding_dim = next(o["dims"][-1] for o in cfg["output"] if o["name"] == "embeddings")
+        self.raw = any(i["name"] == "predictions" for i in cfg["input"])
+
+    def _detections(self, request):
+        """(xyxy in model-input pixels, scores, class ids) of the one image in ``request``."""
+        if self.raw:
+            pred = pb_utils.get_input_tensor_by_name(request, "predictions").as_numpy()
+            return decode_yolov8(pred[0], self.nms)
+        return detections(*(pb_utils.get_input_tensor_by_name(request, n).as_numpy()
+                            for n in ("num_dets", "det_boxes", "det_scores", "det_classes")))
 
     def _name(self, i: int) -> str:
         return self.labels[i] if 0 <= i < len(self.labels) else f"class_{i}"
@@ -63,11 +78,10 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            pred = pb_utils.get_input_tensor_by_name(request, "predictions").as_numpy()
             lb = Letterbox.from_array(pb_utils.get_input_tensor_by_name(request, "letterbox").as_numpy())
             image = pb_utils.get_input_tensor_by_name(request, "original").as_numpy()
             try:
-                xyxy, scores, class_ids = decode_yolov8(pred[0], self.nms)
+                xyxy, scores, class_ids = self._detections(request)
                 xyxy = to_original(xyxy, lb)
                 emb = np.zeros((len(xyxy), self.embedding_dim), np.float32)
                 rows = np.flatnonzero(np.isin(class_ids, self.reid_ids))
