@@ -42,9 +42,18 @@ class OnnxParser:
     def parse_from_file(self, path):
         import onnx
 
-        m = onnx.load(path)
+        return self._network_of(onnx.load(path))
+
+    def parse(self, model: bytes, path=None):
+        """TensorRT parses serialised ONNX too; the fake records the op types it was given."""
+        import onnx
+
+        return self._network_of(onnx.load_from_string(model))
+
+    def _network_of(self, m):
         inits = {t.name for t in m.graph.initializer}
         self.network.inputs = [i.name for i in m.graph.input if i.name not in inits]
+        self.network.op_types = [n.op_type for n in m.graph.node]
         return True
 
 
@@ -146,7 +155,8 @@ def make(gpu_name: str = "Fake GPU", cc: tuple[int, int] = (8, 9)):
         __version__="10.5.0", Logger=Logger, Builder=builder, OnnxParser=OnnxParser, Runtime=Runtime,
         MemoryPoolType=types.SimpleNamespace(WORKSPACE="WORKSPACE"),
         BuilderFlag=types.SimpleNamespace(FP16="FP16", INT8="INT8"),
-        IInt8EntropyCalibrator2=IInt8EntropyCalibrator2, state=state)
+        IInt8EntropyCalibrator2=IInt8EntropyCalibrator2, state=state,
+        init_libnvinfer_plugins=lambda logger, namespace: state.__dict__.update(plugins_registered=True))
 
     def cudaMalloc(n):
         ptr = 0x1000 + len(memory) * 0x100000
