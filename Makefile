@@ -7,7 +7,7 @@ APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
 .PHONY: help setup lint test test-stress models download-models triton-up triton-down demo demo-store run \
-        sample-data score perf bench bench-tracking influx-setup clean-data clean-all gpu-check
+        sample-data score perf bench bench-tracking bench-peers-ultralytics influx-setup clean-data clean-all gpu-check
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -98,6 +98,21 @@ bench: setup $(BENCH_STAMP) ## all benchmarks; each (re)writes its section of do
 
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking
+
+# Peer for the serving benchmark: Ultralytics' own pipeline (benchmarks/peer_ultralytics.py) on the
+# same ONNX, in its own venv: ultralytics needs torch + torchvision, which .venv does not carry.
+# numpy<2 holds opencv-python at 4.11 (4.12+ needs numpy>=2); onnx and lap are what ultralytics
+# would otherwise pip-install at run time. torch 2.14.1 from PyPI is the CUDA build (~6 GB venv).
+ULTRA_STAMP := .venv-ultra/.stamp
+ULTRA_PKGS := torch==2.14.1 torchvision==0.29.1 ultralytics==8.4.190 onnxruntime==1.20.1 numpy==1.26.4 \
+              opencv-python==4.11.0.86 onnx==1.17.0 lap==0.5.12
+$(ULTRA_STAMP):
+	test -x .venv-ultra/bin/python || python3 -m venv .venv-ultra
+	.venv-ultra/bin/pip install -q $(ULTRA_PKGS)
+	YOLO_OFFLINE=1 .venv-ultra/bin/python -c "import ultralytics, onnxruntime, lap, onnx"
+	touch $@
+
+bench-peers-ultralytics: $(ULTRA_STAMP) ## venv .venv-ultra for benchmarks/peer_ultralytics.py (Ultralytics track() on the same ONNX)
 
 # 2.x server: make influx-setup INFLUX_SETUP_ARGS="--version 2 --url http://localhost:8086" (token: $$INFLUXDB_TOKEN)
 INFLUX_SETUP_ARGS ?=
