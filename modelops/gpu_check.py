@@ -19,8 +19,8 @@ order; the first that fails stops the run, is named on stderr (``gpu-check FAILE
    boxes lie in the frame, detections are not empty overall, ``person`` rows have unit-norm
    embeddings and other rows zero ones.
 3. ``cpu-parity``: the same JPEG bytes through the CPU path in this process (the ``serving``
-   functions + ONNX Runtime on the served versions' ``model.onnx`` from ``--repo``, NMS settings
-   from the server's ``postprocess`` config): boxes matched per class by IoU; mean IoU, share
+   functions + ONNX Runtime on the served versions' ONNX from ``--repo``, configured as the
+   server's configs say: ``onnx_file``, preprocess ``stride``, NMS in the graph or in NumPy): boxes matched per class by IoU; mean IoU, share
    matched and embedding cosine of matched person rows against ``--min-iou`` / ``--min-match`` /
    ``--min-cosine``. Skipped (with the reason) when ``--repo`` lacks those ONNX files.
 4. ``perf``: perf_analyzer over gRPC on ``retail_pipeline`` with the same frames as
@@ -45,8 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from modelops import perf_analyzer as pa
+from serving.nms_graph import OUTPUTS as NMS_OUTPUTS
+from serving.nms_graph import NmsSpec, append_nms, detections
 from serving.postprocess import NmsConfig, decode_yolov8, l2_normalise, reid_crops, to_original
 from serving.preprocess import decode_image, letterbox
+from serving.runtimes import load_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE = "retail_pipeline"
@@ -195,35 +198,53 @@ def step_ensemble(step: Step, client, frames: list[np.ndarray], jpegs: list[np.n
 
 
 class CpuPipeline:
-    """The served pipeline in this process: serving/ functions + ONNX Runtime on the same ONNX files."""
+    """The served pipeline in this process, configured as the server says: the same ``serving``
+    functions, the same ONNX file (a CPU variant's ``onnx_file``, e.g. the int8 twin, else
+    ``model.onnx``), the preprocess ``stride``, and NMS in the graph when the detector's config
+    returns detections (``serving/nms_graph.py``) or in NumPy from ``postprocess``'s parameters."""
 
-    def __init__(self, det_onnx: Path, reid_onnx: Path, labels: list[str], post_cfg: dict):
-        import onnxruntime as ort
+    def __init__(self, version_dirs: dict[str, Path], labels: list[str], configs: dict[str, dict]):
+        det_p, post_p = _params(configs["yolov8n"]), _params(configs["postprocess"])
+        det_file = version_dirs["yolov8n"] / det_p.get("onnx_file", "model.onnx")
+        self.det_file = det_file if det_file.is_file() else version_dirs["yolov8n"] / "model.onnx"
+        self.stride = int(_params(configs.get("preprocess", {})).get("stride", 0))
+        self.in_graph = set(NMS_OUTPUTS) <= {o["name"] for o in configs["yolov8n"].get("output", [])}
+        model: str | bytes = str(self.det_file)
+        if self.in_graph:
+            import onnx
 
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        self.det = ort.InferenceSession(str(det_onnx), so, providers=["CPUExecutionProvider"])
-        self.reid = ort.InferenceSession(str(reid_onnx), so, providers=["CPUExecutionProvider"])
-        p = {k: v.get("string_value") for k, v in post_cfg.get("parameters", {}).items()}
-        self.nms = NmsConfig(conf_threshold=float(p.get("conf_threshold", 0.25)),
-                             iou_threshold=float(p.get("iou_threshold", 0.45)),
-                             max_detections=int(p.get("max_detections", 300)))
-        wanted = {c.strip() for c in (p.get("reid_classes") or "person").split(",")}
+            spec = NmsSpec.from_params(det_p, "yolov8n")
+            model = append_nms(onnx.load(str(self.det_file)), spec).SerializeToString()
+        self.det = load_runner(model)
+        self.reid = load_runner(str(version_dirs["osnet_x0_25"] / "model.onnx"))
+        self.nms = NmsConfig(conf_threshold=float(post_p.get("conf_threshold", 0.25)),
+                             iou_threshold=float(post_p.get("iou_threshold", 0.45)),
+                             max_detections=int(post_p.get("max_detections", 300)))
+        wanted = {c.strip() for c in (post_p.get("reid_classes") or "person").split(",")}
         self.labels = labels
         self.reid_ids = np.array([i for i, n in enumerate(labels) if n in wanted], np.int32)
 
+    def _detect(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = self.det.run({self.det.inputs[0][0]: x[None]})
+        if self.in_graph:
+            return detections(out["num_dets"], out["det_boxes"], out["det_scores"], out["det_classes"])
+        return decode_yolov8(next(iter(out.values()))[0], self.nms)
+
     def __call__(self, jpeg: np.ndarray) -> dict[str, np.ndarray]:
         img = decode_image(jpeg)
-        x, lb = letterbox(img)
-        pred = self.det.run(None, {self.det.get_inputs()[0].name: x[None]})[0]
-        xyxy, scores, cls = decode_yolov8(pred[0], self.nms)
+        x, lb = letterbox(img, stride=self.stride)
+        xyxy, scores, cls = self._detect(x)
         xyxy = to_original(xyxy, lb)
         emb = np.zeros((len(xyxy), 512), np.float32)
         rows = np.flatnonzero(np.isin(cls, self.reid_ids))
         if rows.size:
             crops = reid_crops(img, xyxy[rows])
-            emb[rows] = l2_normalise(self.reid.run(None, {self.reid.get_inputs()[0].name: crops})[0])
+            emb[rows] = l2_normalise(next(iter(self.reid.run({self.reid.inputs[0][0]: crops}).values())))
         return {"boxes": xyxy, "scores": scores, "class_ids": cls, "embeddings": emb}
+
+
+def _params(cfg: dict) -> dict[str, str]:
+    return {k: v.get("string_value") for k, v in cfg.get("parameters", {}).items()}
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -264,7 +285,7 @@ def step_cpu_parity(step: Step, client, configs: dict, repo: Path, jpegs: list[n
         step.status, step.summary = "skipped", "the served ONNX files are not in --repo"
         return
     labels = [ln.strip() for ln in labels_file.read_text().splitlines() if ln.strip()]
-    cpu = CpuPipeline(onnx["yolov8n"], onnx["osnet_x0_25"], labels, configs["postprocess"])
+    cpu = CpuPipeline({m: p.parent for m, p in onnx.items()}, labels, configs)
     ious, cos, n_server, n_cpu, n_match = [], [], 0, 0, 0
     for buf, srv in zip(jpegs, outs):
         ref = cpu(buf)

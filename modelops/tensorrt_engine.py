@@ -133,13 +133,10 @@ def nms_spec_from_config(config: Path) -> NmsSpec:
 
     raw = pbtxt.read_model_config(config).raw.get("parameters", [])
     params = {p["key"][0]: p["value"][0]["string_value"][0] for p in raw if isinstance(p, dict) and "key" in p}
-    d = NmsSpec()
     try:
-        return NmsSpec(score_threshold=float(params.get("nms_score_threshold", d.score_threshold)),
-                       iou_threshold=float(params.get("nms_iou_threshold", d.iou_threshold)),
-                       max_detections=int(params.get("nms_max_detections", d.max_detections)))
+        return NmsSpec.from_params(params, str(config))
     except ValueError as e:
-        raise EngineError(f"{config}: parameters nms_*: {e}") from None
+        raise EngineError(str(e)) from None
 
 
 def detector_graph(spec: BuildSpec) -> bytes | None:

@@ -50,6 +50,18 @@ class NmsSpec:
         if self.max_detections < 1:
             raise ValueError(f"max_detections {self.max_detections}: expected >= 1")
 
+    @staticmethod
+    def from_params(params: dict[str, str], where: str) -> "NmsSpec":
+        """From a model config's ``nms_score_threshold``, ``nms_iou_threshold``, ``nms_max_detections``
+        (defaults: the fields'); a bad value is a ValueError naming ``where`` and the parameter."""
+        d = NmsSpec()
+        try:
+            return NmsSpec(score_threshold=float(params.get("nms_score_threshold", d.score_threshold)),
+                           iou_threshold=float(params.get("nms_iou_threshold", d.iou_threshold)),
+                           max_detections=int(params.get("nms_max_detections", d.max_detections)))
+        except ValueError as e:
+            raise ValueError(f"{where}: parameters nms_*: {e}") from None
+
 
 class _Graph:
     """Appends named nodes and constants to a graph (names prefixed so they cannot collide)."""
@@ -58,6 +70,11 @@ class _Graph:
         self.graph = graph
         self.opset = opset
         self.n = 0
+
+    def leading_dim(self, x: str) -> str:
+        """int64[1]: the size of ``x``'s first axis (Shape + Slice: Shape's start/end need opset 15)."""
+        i64 = np.int64
+        return self.op("Slice", [self.op("Shape", [x]), self.const([0], i64), self.const([1], i64)])
 
     def reduce(self, op_type: str, x: str, axis: int, keepdims: int) -> str:
         """ReduceMax / ReduceMin over one axis: an attribute before opset 18, an input from 18."""
@@ -99,8 +116,8 @@ def _check_appendable(model: onnx.ModelProto) -> None:
     if names & set(OUTPUTS):
         raise ValueError(f"detector already has NMS outputs {sorted(names & set(OUTPUTS))}")
     opset = _opset(model)
-    if opset < 15:
-        raise ValueError(f"detector opset {opset}: appending NMS needs opset >= 15 (re-export with opset 17)")
+    if opset < 13:
+        raise ValueError(f"detector opset {opset}: appending NMS needs opset >= 13 (re-export with opset 17)")
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -145,12 +162,12 @@ def append_nms(model: onnx.ModelProto, spec: NmsSpec = NmsSpec(), raw_output: st
 
     # order by image, then score (best first): key = image * 2 - score, scores in [0, 1]
     key = g.op("Sub", [g.op("Mul", [g.op("Cast", [b], to=TensorProto.FLOAT), g.const(2.0, f32)]), k_scores])
-    k = g.op("Shape", [sel], start=0, end=1)
+    k = g.leading_dim(sel)
     _, order = g.op("TopK", [key, k], n_out=2, largest=0, sorted=1)
     b, c, k_scores, k_boxes = (g.op("Gather", [t, order], axis=0) for t in (b, c, k_scores, k_boxes))
 
     # rank of each box within its image, to scatter the first M per image into [B, M] slots
-    batch = g.op("Shape", [raw], start=0, end=1)
+    batch = g.leading_dim(raw)
     one_hot = g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [b, g.const([1], i64)]),
                                            g.op("Range", [g.const(0, i64), g.op("Squeeze", [batch]),
                                                           g.const(1, i64)])])], to=TensorProto.INT64)

@@ -42,7 +42,6 @@ class TritonPythonModel:
         self.name = cfg["name"]
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
-        where = f"{self.name}: config parameters"
         runtime = Runtime.from_params(params, self.name)
         path = os.path.join(version_dir, params.get("onnx_file", "model.onnx"))
         if not os.path.exists(path) and os.path.basename(path) != "model.onnx":
@@ -58,12 +57,7 @@ class TritonPythonModel:
 
             proto = onnx.load(path)
             if not set(NMS_OUTPUTS) <= {o.name for o in proto.graph.output}:
-                try:
-                    spec = NmsSpec(score_threshold=float(params.get("nms_score_threshold", 0.25)),
-                                   iou_threshold=float(params.get("nms_iou_threshold", 0.45)),
-                                   max_detections=int(params.get("nms_max_detections", 300)))
-                except ValueError as e:
-                    raise ValueError(f"{where}: nms_*: {e}") from None
+                spec = NmsSpec.from_params(params, self.name)
                 model = append_nms(proto, spec).SerializeToString()
         self.runner = load_runner(model, runtime)
         self.fixed_batch_one = self.runner.inputs[0][1][:1] == (1,)

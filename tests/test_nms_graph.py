@@ -69,7 +69,7 @@ def test_only_raw_yolo_outputs_take_nms():
         append_nms(helper.make_model(feats, opset_imports=[helper.make_opsetid("", 17)]))
     old = raw_passthrough("batch")
     old.opset_import[0].version = 12
-    with pytest.raises(ValueError, match="opset 12: appending NMS needs opset >= 15"):
+    with pytest.raises(ValueError, match="opset 12: appending NMS needs opset >= 13"):
         append_nms(old)
     with pytest.raises(ValueError, match="already has NMS outputs"):
         append_nms(append_nms(raw_passthrough("batch")))

@@ -105,6 +105,8 @@ def _load_model(monkeypatch, pb):
     model = mod.TritonPythonModel()
     cfg = {"parameters": {"reid_classes": {"string_value": "person"}, "labels_model": {"string_value": "yolov8n"},
                           "reid_max_batch": {"string_value": "2"}},
+           # raw YOLOv8 predictions in (the pre-issue-18 form, decoded here), as _request sends them
+           "input": [{"name": n} for n in ("predictions", "letterbox", "original")],
            "output": [{"name": "embeddings", "dims": [-1, 512]}]}
     model.initialize({"model_config": json.dumps(cfg), "model_repository": str(ROOT / "model_repository" / "postprocess"),
                       "model_version": "1"})
