@@ -46,7 +46,7 @@ class TritonPythonModel:
         # BLS outputs of a GPU model (TensorRT osnet_x0_25) may stay on the GPU: ask for CPU memory
         self.cpu_output = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
         self.embedding_dim = next(o["dims"][-1] for o in cfg["output"] if o["name"] == "embeddings")
-        self.raw = any(i["name"] == "predictions" for i in cfg["input"])
+        self.raw = any(i["name"] == "predictions" for i in cfg.get("input", []))
 
     def _detections(self, request):
         """(xyxy in model-input pixels, scores, class ids) of the one image in ``request``."""
