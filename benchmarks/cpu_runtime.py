@@ -22,12 +22,11 @@ import argparse
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 
 from benchmarks._report import append_section
-from modelops.quantize import CALIBRATION_SEED, calibration_inputs, quantise_detector
+from modelops.quantize import CALIBRATION_SEED, calibration_inputs, quantise_detector, rendered_frames
 from modelops.train_demo_detector import CLASSES, mean_ap
 from serving.nms_graph import NmsSpec, append_nms, detections
 from serving.postprocess import to_original
@@ -37,18 +36,6 @@ from serving.runtimes import Runtime, load_runner
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DETECTOR = REPO_ROOT / "data" / "models" / "demo" / "yolov8n_demo.onnx"
 HELDOUT_SEED = 1000  # modelops/train_demo_detector.py: held-out frames are seed + 1000 with seed 0
-
-
-def rendered_frames(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(BGR frame after a JPEG q92 round trip, as the model card's set; boxes xyxy; classes)."""
-    from simulator.render import training_frames
-
-    out = []
-    for frame, xyxy, cls in training_frames(count=count, seed=seed):
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        out.append((cv2.imdecode(buf, cv2.IMREAD_COLOR), np.asarray(xyxy, np.float32).reshape(-1, 4),
-                    np.asarray(cls, np.int64)))
-    return out
 
 
 def evaluate(runner, frames) -> dict:

@@ -78,15 +78,17 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
 
 
-def input_data(model: str, frames: list[np.ndarray], quality: int = 90) -> dict:
-    """perf_analyzer --input-data JSON for ``model`` from real frames."""
+def input_data(model: str, frames: list[np.ndarray], quality: int = 90, stride: int = 0) -> dict:
+    """perf_analyzer --input-data JSON for ``model`` from real frames (``stride``: the detector's
+    letterbox, 0 = 640x640 square, 32 = the camera's aspect as the CPU variant serves it)."""
     rows = []
     for f in frames:
         if model in ("retail_pipeline", "preprocess"):
             jpg = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].reshape(-1)
             rows.append({"image": {"b64": _b64(jpg), "shape": [int(jpg.size)]}})
         elif model == "yolov8n":
-            rows.append({"images": {"b64": _b64(letterbox(f)[0]), "shape": [3, 640, 640]}})
+            x = letterbox(f, stride=stride)[0]
+            rows.append({"images": {"b64": _b64(x), "shape": list(x.shape)}})
         elif model == "osnet_x0_25":
             h, w = f.shape[:2]
             crop = reid_crops(f, np.array([[w * 0.3, h * 0.1, w * 0.5, h * 0.9]], np.float32))[0]
@@ -145,7 +147,7 @@ def _composing_stats(workdir: Path, part: str) -> dict[str, dict]:
 
 
 def run_model(model: str, url: str, concurrency: list[int], frames, window_ms: int,
-              steps: list[str] = (), bls: dict[str, str] | None = None) -> list[dict]:
+              steps: list[str] = (), bls: dict[str, str] | None = None, stride: int = 0) -> list[dict]:
     """One perf_analyzer process per concurrency level; rows of its CSV (+ composing columns)."""
     cmd, env = perf_analyzer_cmd()
     bls = bls or {}
@@ -153,7 +155,7 @@ def run_model(model: str, url: str, concurrency: list[int], frames, window_ms: i
     with tempfile.TemporaryDirectory(prefix=f"perf-{model}-") as tmp:
         work = Path(tmp)
         data_path = work / "input.json"
-        data_path.write_text(json.dumps(input_data(model, frames)))
+        data_path.write_text(json.dumps(input_data(model, frames, stride=stride)))
         for c in concurrency:  # one process per level: an unstable level does not lose the others
             part = f"c{c}.csv"  # relative: composing CSVs land beside it, in cwd
             args = cmd + ["-m", model, "-u", url, "-i", "grpc", "--input-data", str(data_path), "--verbose-csv",
@@ -285,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
             label = server_label(model_config(a.url, "yolov8n"))
         except Exception as e:  # noqa: BLE001  (yolov8n not loaded, old server: say so)
             label = f"yolov8n config unavailable: {str(e).splitlines()[0][:120]}"
+        try:  # the detector alone gets frames letterboxed as the server's preprocess does
+            stride = int(model_config(a.url, "preprocess").get("parameters", {}).get("stride", {})
+                         .get("string_value", 0))
+        except Exception:  # noqa: BLE001  (preprocess not loaded: the square input)
+            stride = 0
         for model in models:
             levels = conc if model == "retail_pipeline" else [c for c in conc if c in (1, 4)] or conc[:1]
             bls = BLS_COMPOSING.get(model, {})
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 steps = ensemble_steps(model_config(a.url, model))
             except Exception:  # noqa: BLE001  (perf_analyzer will report the real error)
                 steps = []
-            rows = results[model] = run_model(model, a.url, levels, frames, a.window_ms, steps, bls)
+            rows = results[model] = run_model(model, a.url, levels, frames, a.window_ms, steps, bls, stride)
             got = {int(r["Concurrency"]) for r in rows}
             missing += [f"{model} c={c}" for c in levels if c not in got]
             table += summarise(model, rows)

@@ -21,16 +21,24 @@ from onnx import numpy_helper
 CALIBRATION_SEED = 7  # rendered frames of another seed than training (0) and held-out (1000)
 
 
-def calibration_inputs(count: int = 32, seed: int = CALIBRATION_SEED, stride: int = 32) -> list[np.ndarray]:
-    """float32[3, H, W] detector inputs from rendered store frames (JPEG q92 round trip, served letterbox)."""
-    from serving.preprocess import letterbox
+def rendered_frames(count: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(BGR frame after a JPEG q92 round trip, as the demo detector's model-card set; boxes xyxy
+    float32[K, 4]; classes int64[K]) from the store simulator."""
     from simulator.render import training_frames
 
     out = []
-    for frame, _xyxy, _cls in training_frames(count=count, seed=seed):
+    for frame, xyxy, cls in training_frames(count=count, seed=seed):
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        out.append(letterbox(cv2.imdecode(buf, cv2.IMREAD_COLOR), stride=stride)[0])
+        out.append((cv2.imdecode(buf, cv2.IMREAD_COLOR), np.asarray(xyxy, np.float32).reshape(-1, 4),
+                    np.asarray(cls, np.int64)))
     return out
+
+
+def calibration_inputs(count: int = 32, seed: int = CALIBRATION_SEED, stride: int = 32) -> list[np.ndarray]:
+    """float32[3, H, W] detector inputs from rendered store frames (served letterbox)."""
+    from serving.preprocess import letterbox
+
+    return [letterbox(frame, stride=stride)[0] for frame, _, _ in rendered_frames(count, seed)]
 
 
 def fp32_weights(model: onnx.ModelProto) -> onnx.ModelProto:

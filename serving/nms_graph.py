@@ -191,16 +191,21 @@ def append_nms(model: onnx.ModelProto, spec: NmsSpec = NmsSpec(), raw_output: st
 
     for src, name in zip((num_dets, det_boxes, det_scores, det_classes), OUTPUTS):
         g.graph.node.append(helper.make_node("Identity", [src], [name]))
-    dims = (["batch", 1], ["batch", spec.max_detections, 4], ["batch", spec.max_detections],
-            ["batch", spec.max_detections])
-    types = (TensorProto.INT32, TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT32)
-    if not keep_raw:
-        kept_outputs = [o for o in out.graph.output if o.name != raw]
-        del out.graph.output[:]
-        out.graph.output.extend(kept_outputs)
-    out.graph.output.extend(helper.make_tensor_value_info(n, t, d) for n, t, d in zip(OUTPUTS, types, dims))
+    _set_outputs(out, raw, keep_raw, spec.max_detections)
     onnx.checker.check_model(out)
     return out
+
+
+def _set_outputs(model: onnx.ModelProto, raw: str, keep_raw: bool, max_detections: int) -> None:
+    """Declare ``OUTPUTS`` as the graph's outputs (after the raw one when it is kept)."""
+    if not keep_raw:
+        others = [o for o in model.graph.output if o.name != raw]
+        del model.graph.output[:]
+        model.graph.output.extend(others)
+    m = max_detections
+    dims = (["batch", 1], ["batch", m, 4], ["batch", m], ["batch", m])
+    types = (TensorProto.INT32, TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT32)
+    model.graph.output.extend(helper.make_tensor_value_info(n, t, d) for n, t, d in zip(OUTPUTS, types, dims))
 
 
 def append_efficient_nms(model: onnx.ModelProto, spec: NmsSpec = NmsSpec(), raw_output: str | None = None,
@@ -230,16 +235,7 @@ def append_efficient_nms(model: onnx.ModelProto, spec: NmsSpec = NmsSpec(), raw_
         background_class=-1, box_coding=1, iou_threshold=float(spec.iou_threshold),
         max_output_boxes=int(spec.max_detections), score_activation=0, class_agnostic=0,
         score_threshold=float(spec.score_threshold)))
-    kept_outputs = [o for o in out.graph.output if o.name != raw]
-    del out.graph.output[:]
-    out.graph.output.extend(kept_outputs)
-    m = spec.max_detections
-    out.graph.output.extend([
-        helper.make_tensor_value_info("num_dets", TensorProto.INT32, ["batch", 1]),
-        helper.make_tensor_value_info("det_boxes", TensorProto.FLOAT, ["batch", m, 4]),
-        helper.make_tensor_value_info("det_scores", TensorProto.FLOAT, ["batch", m]),
-        helper.make_tensor_value_info("det_classes", TensorProto.INT32, ["batch", m]),
-    ])
+    _set_outputs(out, raw, False, spec.max_detections)
     return out
 
 
