@@ -15,6 +15,8 @@ from serving.preprocess import Letterbox
 REID_SIZE = (128, 256)  # (width, height) OSNet input
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+_NORM_SCALE = (1 / _IMAGENET_STD).astype(np.float32)[None, :, None, None]  # (x - mean) / std = x * scale - offset
+_NORM_OFFSET = (_IMAGENET_MEAN / _IMAGENET_STD).astype(np.float32)[None, :, None, None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +92,20 @@ def reid_crops(image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     rather than an error: the embedding is then meaningless but the row stays aligned.
     """
     k = len(xyxy)
-    out = np.empty((k, REID_SIZE[1], REID_SIZE[0], 3), np.float32)
     h, w = image_bgr.shape[:2]
     boxes = np.round(xyxy).astype(np.int64)
     boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w - 1)
     boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h - 1)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):  # K crops, each a C-level resize
-        crop = image_bgr[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
-        out[i] = cv2.resize(crop, REID_SIZE, interpolation=cv2.INTER_LINEAR)
-    out = (out[..., ::-1] - _IMAGENET_MEAN) / _IMAGENET_STD
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    # resize in uint8 (C-level, one per crop), then one pass to normalised float: every frame
+    # of every stream comes here, and float temporaries of K x 256 x 128 x 3 cost 6x the time
+    crops = np.empty((k, REID_SIZE[1], REID_SIZE[0], 3), np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        cv2.resize(image_bgr[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)], REID_SIZE, dst=crops[i],
+                   interpolation=cv2.INTER_LINEAR)
+    out = np.empty((k, 3, REID_SIZE[1], REID_SIZE[0]), np.float32)
+    np.multiply(crops[..., ::-1].transpose(0, 3, 1, 2), _NORM_SCALE, out=out, casting="unsafe")  # BGR -> RGB CHW
+    out -= _NORM_OFFSET
+    return out
 
 
 def l2_normalise(v: np.ndarray) -> np.ndarray:

@@ -155,3 +155,18 @@ def test_reid_crops_shape_normalisation_and_degenerate_boxes():
 def test_l2_normalise_handles_zero_rows():
     v = l2_normalise(np.array([[3, 4], [0, 0]], np.float32))
     np.testing.assert_allclose(v, [[0.6, 0.8], [0, 0]])
+
+
+def test_reid_crops_are_the_resized_rgb_crops_imagenet_normalised():
+    """The vectorised crop normalisation equals the textbook one, crop by crop."""
+    from serving.postprocess import REID_SIZE
+
+    img = np.random.default_rng(3).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    boxes = np.array([[10.2, 20.7, 90.4, 300.1], [600, 100, 700, 400], [5, 5, 5, 5]], np.float32)  # inside, clipped, empty
+    got = reid_crops(img, boxes)
+    assert got.shape == (3, 3, REID_SIZE[1], REID_SIZE[0]) and got.dtype == np.float32
+    mean, std = np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255
+    for k, (x1, y1, x2, y2) in enumerate(np.clip(np.round(boxes).astype(int), 0, [639, 359, 639, 359])):
+        crop = cv2.resize(img[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)], REID_SIZE, interpolation=cv2.INTER_LINEAR)
+        want = ((crop[:, :, ::-1] - mean) / std).transpose(2, 0, 1)
+        np.testing.assert_allclose(got[k], want, atol=1e-5)
