@@ -88,17 +88,6 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q --no-deps trackers==2.6.1 supervision==0.27.0
 	touch $@
 
-bench: setup $(BENCH_STAMP) ## all benchmarks; each (re)writes its section of docs/benchmarks.md
-	$(PY) -m benchmarks.tracking
-	$(PY) -m benchmarks.serving
-	$(PY) -m benchmarks.analytics
-	$(PY) -m benchmarks.sinks
-	$(PY) -m benchmarks.reid
-	$(PY) -m benchmarks.clients
-
-bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
-	$(PY) -m benchmarks.tracking
-
 # Peer for the serving benchmark: Ultralytics' own pipeline (benchmarks/peer_ultralytics.py) on the
 # same ONNX, in its own venv: ultralytics needs torch + torchvision, which .venv does not carry.
 # numpy<2 holds opencv-python at 4.11 (4.12+ needs numpy>=2); onnx and lap are what ultralytics
@@ -113,6 +102,19 @@ $(ULTRA_STAMP):
 	touch $@
 
 bench-peers-ultralytics: $(ULTRA_STAMP) ## venv .venv-ultra for benchmarks/peer_ultralytics.py (Ultralytics track() on the same ONNX)
+
+bench: setup $(BENCH_STAMP) $(ULTRA_STAMP) ## all benchmarks; each (re)writes its section of docs/benchmarks.md
+	$(PY) -m benchmarks.tracking
+	$(PY) -m benchmarks.serving
+	$(PY) -m benchmarks.pace
+	$(PY) -m benchmarks.cpu_runtime
+	$(PY) -m benchmarks.analytics
+	$(PY) -m benchmarks.sinks
+	$(PY) -m benchmarks.reid
+	$(PY) -m benchmarks.clients
+
+bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
+	$(PY) -m benchmarks.tracking
 
 # 2.x server: make influx-setup INFLUX_SETUP_ARGS="--version 2 --url http://localhost:8086" (token: $$INFLUXDB_TOKEN)
 INFLUX_SETUP_ARGS ?=
