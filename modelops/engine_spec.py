@@ -12,7 +12,10 @@ the defaults: the model config (``--model`` in ``--repo``, or the input's
 timing cache (``<output>.timing``) and the INT8 calibration cache (``<output>.calib``).
 ``plan_profile`` reads the ONNX inputs (with ``onnx``) and makes one optimisation profile
 over the batch axis, filling dynamic non-batch dims from the config's ``dims`` or
-``--input-shape`` (which must agree with the config).
+``--input-shape`` (which must agree with the config). A config whose input has -1 dims names
+their range in a ``trt_profile_<input>`` parameter, ``MIN:OPT:MAX`` non-batch dims, e.g.
+``3x32x32:3x384x640:3x640x640`` for a detector fed each camera's aspect; the profile then spans
+it (``--input-shape`` still pins one shape).
 
 Everything here runs without TensorRT or a GPU. The errors of the converter live here too:
 ``EngineError`` (exit 2), its subclass ``CalibrationError``, and ``TensorRTUnavailable``
@@ -25,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from modelops import pbtxt
@@ -90,6 +93,8 @@ class ModelConfigInfo:
     max_batch_size: int
     inputs: dict[str, tuple[int, ...]]  # the dims the model sees (after ``reshape``), batch axis excluded
     preferred_batch_sizes: tuple[int, ...] = ()
+    # input -> (min, opt, max) non-batch dims from its ``trt_profile_<input>`` parameter
+    ranges: Mapping[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +237,33 @@ def read_model_config(path: Path) -> ModelConfigInfo:
     for io in cfg.inputs:
         dims = io.reshape if io.reshape is not None else io.dims
         inputs[io.name] = dims if cfg.max_batch_size > 0 else dims[1:]  # unbatched: dims include the first axis
-    return ModelConfigInfo(path, cfg.name, cfg.max_batch_size, inputs, cfg.preferred_batch_sizes)
+    params = {p["key"][0]: p["value"][0]["string_value"][0]
+              for p in cfg.raw.get("parameters", []) if isinstance(p, dict) and "key" in p}
+    ranges = {name: _parse_range(path, name, params[f"{PROFILE_PARAM}{name}"], dims)
+              for name, dims in inputs.items() if f"{PROFILE_PARAM}{name}" in params}
+    return ModelConfigInfo(path, cfg.name, cfg.max_batch_size, inputs, cfg.preferred_batch_sizes, ranges)
+
+
+PROFILE_PARAM = "trt_profile_"
+
+
+def _parse_range(path: Path, name: str, text: str, dims: tuple[int, ...]):
+    """``MIN:OPT:MAX`` (each ``AxBxC``) -> three dim tuples that agree with the config's fixed dims."""
+    where = f"{path}: parameter {PROFILE_PARAM}{name} {text!r}"
+    try:
+        parts = tuple(tuple(int(d) for d in part.strip().split("x")) for part in text.split(":"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or any(len(p) != len(dims) or min(p) <= 0 for p in parts):
+        raise EngineError(f"{where}: expected MIN:OPT:MAX of {len(dims)} positive dims each, e.g. "
+                          f"{'x'.join('3' if d == 3 else '640' for d in dims)} three times joined by ':'")
+    lo, opt, hi = parts
+    for axis, (d, a, b, c) in enumerate(zip(dims, lo, opt, hi)):
+        if not a <= b <= c:
+            raise EngineError(f"{where}: dim {axis + 1} needs min <= opt <= max, got {a}, {b}, {c}")
+        if d > 0 and not a == b == c == d:
+            raise EngineError(f"{where}: dim {axis + 1} is {d} in the config, the range says {a}:{b}:{c}")
+    return lo, opt, hi
 
 
 def known_input_dims(spec: BuildSpec, inputs: Sequence[InputSpec]) -> dict[str, tuple[tuple[int | None, ...], str]]:
@@ -247,7 +278,10 @@ def known_input_dims(spec: BuildSpec, inputs: Sequence[InputSpec]) -> dict[str, 
     if cfg is not None:
         for name, dims in cfg.inputs.items():
             if name in by_name:
-                out[name] = (tuple(d if d > 0 else None for d in dims), f"{cfg.path} dims")
+                if name in cfg.ranges:
+                    out[name] = (cfg.ranges[name][1], f"{cfg.path} {PROFILE_PARAM}{name} (opt)")
+                else:
+                    out[name] = (tuple(d if d > 0 else None for d in dims), f"{cfg.path} dims")
     for name, dims in spec.input_shapes:
         if name is None:
             if len(inputs) != 1:
@@ -261,7 +295,13 @@ def known_input_dims(spec: BuildSpec, inputs: Sequence[InputSpec]) -> dict[str, 
         if len(dims) != rank:
             raise EngineError(f"--input-shape {_fmt_shape_arg(name, dims)}: input '{name}' has shape "
                               f"{list(by_name[name].shape)}, so {rank} dims after the batch axis are needed")
-        if name in out:
+        if cfg is not None and name in cfg.ranges:
+            lo, _, hi = cfg.ranges[name]
+            if len(dims) != len(lo) or not all(a <= d <= b for a, d, b in zip(lo, dims, hi)):
+                raise EngineError(f"--input-shape {_fmt_shape_arg(name, dims)} is outside {cfg.path} "
+                                  f"{PROFILE_PARAM}{name} {'x'.join(map(str, lo))}..{'x'.join(map(str, hi))}: "
+                                  f"Triton would send shapes the engine refuses; change the range first")
+        elif name in out:
             cdims, src = out[name]
             if len(cdims) == len(dims):
                 clash = [(i + 1, c, d) for i, (c, d) in enumerate(zip(cdims, dims)) if c is not None and c != d]
@@ -300,8 +340,10 @@ def onnx_inputs(path: Path) -> list[InputSpec]:
 
 def profile_shapes(inputs: Sequence[InputSpec], min_batch: int, opt_batch: int, max_batch: int,
                    known_dims: Mapping[str, tuple[Sequence[int | None], str]] | None = None,
+                   ranges: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None,
                    ) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-    """name -> (min, opt, max) shapes: the batch axis varies, every other dim is fixed.
+    """name -> (min, opt, max) shapes: the batch axis varies; other dims are fixed at the known
+    (opt) dims, or span ``ranges[name]`` = (min, max) non-batch dims where the ONNX leaves them dynamic.
 
     ``known_dims`` (name -> (non-batch dims, None where unknown; their source), see
     ``known_input_dims``) fills dynamic non-batch dims of the ONNX; where the ONNX has a
@@ -339,7 +381,11 @@ def profile_shapes(inputs: Sequence[InputSpec], min_batch: int, opt_batch: int, 
                               f"{min_batch}/{opt_batch}/{max_batch}: re-export with a dynamic batch axis "
                               f"(dynamic_axes={{'{spec.name}': {{0: 'batch'}}}}) or pass all three = {b}")
         rest = tuple(int(d) for d in rest)
-        shapes[spec.name] = ((min_batch, *rest), (opt_batch, *rest), (max_batch, *rest))
+        lo, hi = (ranges or {}).get(spec.name, (rest, rest))
+        # a dim the ONNX fixes cannot vary, whatever the range says
+        lo = tuple(r if isinstance(d, int) and d > 0 else int(v) for d, r, v in zip(spec.shape[1:], rest, lo))
+        hi = tuple(r if isinstance(d, int) and d > 0 else int(v) for d, r, v in zip(spec.shape[1:], rest, hi))
+        shapes[spec.name] = ((min_batch, *lo), (opt_batch, *rest), (max_batch, *hi))
     return shapes
 
 
@@ -347,4 +393,8 @@ def plan_profile(spec: BuildSpec) -> tuple[list[InputSpec], dict]:
     """(ONNX inputs, profile shapes) of a validated spec: dynamic dims filled from the config / --input-shape."""
     inputs = onnx_inputs(spec.input)
     known = known_input_dims(spec, inputs)
-    return inputs, profile_shapes(inputs, spec.min_batch, spec.opt_batch, spec.max_batch, known)
+    cfg = read_model_config(spec.model_config) if spec.model_config is not None else None
+    pinned = {name for name, _ in spec.input_shapes} | ({inputs[0].name} if any(n is None for n, _ in
+                                                                                spec.input_shapes) else set())
+    ranges = {n: (r[0], r[2]) for n, r in (cfg.ranges if cfg else {}).items() if n not in pinned}
+    return inputs, profile_shapes(inputs, spec.min_batch, spec.opt_batch, spec.max_batch, known, ranges)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelops.layout import LABELS, ModelRepoError, model_dir, read_configs, read_labels, sha256_file
+from serving.preprocess import YOLO_SIZE
 
 __all__ = ["ValidationError", "TensorSig", "OnnxInfo", "parse_class_names", "read_onnx", "validate_onnx"]
 
@@ -177,6 +178,14 @@ def _check_signature(cfg_path: Path, cfg, onnx_sigs: list[TensorSig], kind: str,
             elif exp != -1 and isinstance(got, int) and got != exp:
                 problems.append(f"{rel}: {kind} '{io.name}' dim {axis} is {got} in the ONNX, {exp} in the config "
                                 f"(ONNX shape {list(sig.shape)}, config dims {list(io.dims)})")
+            elif exp == -1 and kind == "input" and len(want) == 4 and axis >= 2 and isinstance(got, int) \
+                    and got != YOLO_SIZE:
+                # an image input the config leaves free is letterboxed to YOLO_SIZE on its long side
+                # (serving/preprocess.py): a fixed export at another size can never be fed
+                problems.append(f"{rel}: {kind} '{io.name}' dim {axis} is fixed at {got} in the ONNX, but preprocess "
+                                f"letterboxes frames to {YOLO_SIZE} on the long side (config dims {list(io.dims)}): "
+                                f"export with dynamic height/width (Ultralytics dynamic=True) or at "
+                                f"{YOLO_SIZE}x{YOLO_SIZE} (then preprocess stride 0)")
     if kind == "input":
         extra = sorted(set(by_name) - {io.name for io in ios})
         if extra:

@@ -173,7 +173,8 @@ def _bad_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return {
         "wrong input name": (make_detector(tmp_path / "a.onnx", input_name="input"),
                              "input 'images' is not in the ONNX (ONNX inputs: ['input'])"),
-        "wrong dims": (make_detector(tmp_path / "b.onnx", size=320), "dim 2 is 320 in the ONNX, 640 in the config"),
+        "wrong dims": (make_detector(tmp_path / "b.onnx", size=320),
+                       "dim 2 is fixed at 320 in the ONNX, but preprocess letterboxes frames to 640 on the long side"),
         "fixed batch": (make_detector(tmp_path / "c.onnx", batch=1), "fixed batch dimension 1"),
         "batch 1 hard-coded inside": (make_detector(tmp_path / "d.onnx", reshape_batch=1),
                                       "has batch 1 for an input batch of 2"),
@@ -226,8 +227,7 @@ def test_mismatch_names_the_config_file_and_tensor(repo, tmp_path):
     with pytest.raises(ValidationError) as ei:
         validate_onnx(make_detector(tmp_path / "b.onnx", size=320), repo, "yolov8n")
     msg = str(ei.value)
-    # the TensorRT config fixes 640x640; the CPU variant takes any height and width (the camera's aspect)
-    assert "yolov8n/config.pbtxt" in msg and "'images'" in msg and "configs/cpu.pbtxt" not in msg
+    assert "yolov8n/config.pbtxt" in msg and "yolov8n/configs/cpu.pbtxt" in msg and "'images'" in msg
 
 
 def test_onnx_of_the_other_model_is_rejected(repo, tmp_path):

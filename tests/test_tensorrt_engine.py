@@ -163,7 +163,9 @@ def test_unreadable_onnx_named(tmp_path):
 def test_reads_the_repository_configs_without_tritonclient(tmp_path):
     y = te.read_model_config(REAL_REPO / "yolov8n" / "config.pbtxt")
     assert (y.name, y.max_batch_size, y.inputs, y.preferred_batch_sizes) == (
-        "yolov8n", 16, {"images": (3, 640, 640)}, (4, 8, 16))
+        "yolov8n", 16, {"images": (3, -1, -1)}, (4, 8, 16))
+    # height/width vary with the cameras' aspect: the profile's range comes from the config
+    assert y.ranges == {"images": ((3, 32, 32), (3, 384, 640), (3, 640, 640))}
     o = te.read_model_config(REAL_REPO / "osnet_x0_25" / "config.pbtxt")
     assert (o.max_batch_size, o.inputs) == (64, {"images": (3, 256, 128)})
     # comments (also after values, with brackets in them), `input {}` repeated-field syntax, reshape
@@ -187,7 +189,7 @@ def test_dynamic_image_dims_are_filled_from_the_config_in_the_repository_layout(
     # batch range from the config's max_batch_size (16), opt half of it
     assert (s.min_batch, s.opt_batch, s.max_batch) == (1, 8, 16)
     _, shapes = te.plan_profile(s)
-    assert shapes == {"images": ((1, 3, 640, 640), (8, 3, 640, 640), (16, 3, 640, 640))}
+    assert shapes == {"images": ((1, 3, 32, 32), (8, 3, 384, 640), (16, 3, 640, 640))}
     reid = repo / "osnet_x0_25" / "1" / "model.onnx"
     s = te.validate_spec(te.BuildSpec(input=reid, output=reid.with_name("model.plan")))
     assert (s.opt_batch, s.max_batch) == (32, 64)
@@ -199,7 +201,7 @@ def test_model_flag_gives_the_config_for_an_onnx_outside_the_repository(repo, tm
     with pytest.raises(te.EngineError, match=r"dims 2 \('height'\), 3 \('width'\) are dynamic"):
         te.plan_profile(te.validate_spec(spec(loose, tmp_path)))
     s = te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo))
-    assert s.max_batch == 16 and te.plan_profile(s)[1]["images"][1] == (8, 3, 640, 640)
+    assert s.max_batch == 16 and te.plan_profile(s)[1]["images"][1] == (8, 3, 384, 640)
     with pytest.raises(te.EngineError, match=r"--model yolov9: no .*yolov9/config.pbtxt .*models there: "
                                              r"\['osnet_x0_25', 'yolov8n'\]"):
         te.validate_spec(spec(loose, tmp_path, model="yolov9", repo=repo))
@@ -215,13 +217,13 @@ def test_input_shape_flag(repo, tmp_path):
             te.parse_input_shape(bad)
     cases = [((("other", (3, 640, 640)),), r"no input 'other' in the ONNX"),
              (((None, (640, 640)),), r"input 'images' has shape \['batch', 3, 'height', 'width'\], so 3 dims"),
-             (((None, (3, 320, 320)),), r"--input-shape images:3,320,320 disagrees with .*yolov8n/config.pbtxt dims "
-                                        r"\[3, 640, 640\] \(dim 2: 640 vs 320, 3: 640 vs 320\): Triton would refuse")]
+             (((None, (3, 800, 800)),), r"--input-shape images:3,800,800 is outside .*yolov8n/config.pbtxt "
+                                        r"trt_profile_images 3x32x32..3x640x640: Triton would send shapes")]
     for shapes, message in cases:
         with pytest.raises(te.EngineError, match=message):
             te.plan_profile(te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo, input_shapes=shapes)))
-    same = te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo, input_shapes=((None, (3, 640, 640)),)))
-    assert te.plan_profile(same)[1]["images"][2] == (16, 3, 640, 640)
+    pinned = te.validate_spec(spec(loose, tmp_path, model="yolov8n", repo=repo, input_shapes=((None, (3, 320, 320)),)))
+    assert te.plan_profile(pinned)[1]["images"] == ((1, 3, 320, 320), (8, 3, 320, 320), (16, 3, 320, 320))
 
 
 def test_batch_range_defaults_and_limits(repo, tmp_path, reid_onnx):
@@ -257,7 +259,7 @@ def test_cli_inspect_the_shipped_demo_detector(capsys):
     assert te.main(["inspect", "--input", str(DEMO_DETECTOR), "--model", "yolov8n", "--repo", str(REAL_REPO)]) == 0
     out = capsys.readouterr().out
     assert f"config: {REAL_REPO / 'yolov8n' / 'config.pbtxt'} (max_batch_size 16)" in out
-    assert "profile images: min [1, 3, 640, 640] opt [8, 3, 640, 640] max [16, 3, 640, 640]" in out
+    assert "profile images: min [1, 3, 32, 32] opt [8, 3, 384, 640] max [16, 3, 640, 640]" in out
     assert te.main(["inspect", "--input", str(DEMO_DETECTOR), "--input-shape", "3,480,640"]) == 0
     assert "max [8, 3, 480, 640]" in capsys.readouterr().out
 
@@ -277,7 +279,7 @@ def test_build_engines_script_passes_model_and_caches(repo, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "engines: 2 built" in r.stdout
     det = json.loads((repo / "yolov8n" / "3" / "model.plan").read_text())
-    assert det["profile"]["images"] == {"min": [1, 3, 640, 640], "opt": [8, 3, 640, 640], "max": [16, 3, 640, 640]}
+    assert det["profile"]["images"] == {"min": [1, 3, 32, 32], "opt": [8, 3, 384, 640], "max": [16, 3, 640, 640]}
     assert det["timing_cache"] == str(repo / "yolov8n" / "3" / "model.plan.timing")
     assert det["config"] == str(repo / "yolov8n" / "config.pbtxt")
     reid = json.loads((repo / "osnet_x0_25" / "1" / "model.plan").read_text())
@@ -464,3 +466,16 @@ def test_build_dynamic_hw_detector_in_repository_layout_on_gpu(repo):
     report = json.loads(plan.with_suffix(".plan.json").read_text())
     assert report["profile"]["images"]["max"] == [16, 3, 640, 640]
     assert plan.with_suffix(".plan.timing").stat().st_size > 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("3x32x32:3x384x640", r"expected MIN:OPT:MAX of 3 positive dims each"),
+    ("3x640x640:3x384x640:3x640x640", r"dim 2 needs min <= opt <= max, got 640, 384, 640"),
+    ("1x32x32:1x384x640:1x640x640", r"dim 1 is 3 in the config, the range says 1:1:1"),
+])
+def test_a_bad_profile_range_names_the_config_and_parameter(tmp_path, value, message):
+    cfg = tmp_path / "config.pbtxt"
+    cfg.write_text('name: "yolov8n"\nmax_batch_size: 8\ninput [ { name: "images" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] } ]\n'
+                   f'parameters {{ key: "trt_profile_images" value {{ string_value: "{value}" }} }}\n')
+    with pytest.raises(te.EngineError, match=rf"config.pbtxt: parameter trt_profile_images '{value}': {message}"):
+        te.read_model_config(cfg)
