@@ -113,5 +113,6 @@ def test_detector_calibration_is_still_letterboxed_frames(monkeypatch, tmp_path,
     frames, _ = store_frames
     _, fed = _build(monkeypatch, tmp_path, cc.newest_version_onnx(REPO, "yolov8n"), frames)
     first = sorted(frames.glob("*.jpg"))[0]
-    assert fed[0].shape == (8, 3, 640, 640)
-    np.testing.assert_allclose(fed[0][0], letterbox(cv2.imread(str(first)))[0], atol=1e-6)
+    # the engine's opt shape: the cameras' aspect from trt_profile_images (3x384x640), as preprocess sends it
+    assert fed[0].shape == (8, 3, 384, 640)
+    np.testing.assert_allclose(fed[0][0], letterbox(cv2.imread(str(first)), stride=32)[0], atol=1e-6)
