@@ -237,8 +237,7 @@ def read_model_config(path: Path) -> ModelConfigInfo:
     for io in cfg.inputs:
         dims = io.reshape if io.reshape is not None else io.dims
         inputs[io.name] = dims if cfg.max_batch_size > 0 else dims[1:]  # unbatched: dims include the first axis
-    params = {p["key"][0]: p["value"][0]["string_value"][0]
-              for p in cfg.raw.get("parameters", []) if isinstance(p, dict) and "key" in p}
+    params = cfg.parameters
     ranges = {name: _parse_range(path, name, params[f"{PROFILE_PARAM}{name}"], dims)
               for name, dims in inputs.items() if f"{PROFILE_PARAM}{name}" in params}
     return ModelConfigInfo(path, cfg.name, cfg.max_batch_size, inputs, cfg.preferred_batch_sizes, ranges)

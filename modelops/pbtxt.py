@@ -55,6 +55,12 @@ class ModelConfig:
     preferred_batch_sizes: tuple[int, ...] = ()
     raw: dict = field(default_factory=dict)  # every field as parsed: {field: [values]}
 
+    @property
+    def parameters(self) -> dict[str, str]:
+        """``parameters { key: K value { string_value: V } }`` entries as {K: V}."""
+        return {p["key"][0]: p["value"][0]["string_value"][0] for p in self.raw.get("parameters", [])
+                if isinstance(p, dict) and p.get("key") and p.get("value") and "string_value" in p["value"][0]}
+
 
 class _Parser:
     """Recursive descent over the tokens; ``fail`` raises PbtxtError naming ``where``."""

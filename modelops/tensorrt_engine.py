@@ -131,10 +131,8 @@ def nms_spec_from_config(config: Path) -> NmsSpec:
     """The EfficientNMS fields from the model config's ``nms_*`` parameters (defaults: NmsSpec's)."""
     from modelops import pbtxt
 
-    raw = pbtxt.read_model_config(config).raw.get("parameters", [])
-    params = {p["key"][0]: p["value"][0]["string_value"][0] for p in raw if isinstance(p, dict) and "key" in p}
     try:
-        return NmsSpec.from_params(params, str(config))
+        return NmsSpec.from_params(pbtxt.read_model_config(config).parameters, str(config))
     except ValueError as e:
         raise EngineError(str(e)) from None
 
