@@ -45,7 +45,7 @@ class Tracklet:
     zone_visits: tuple[tuple[float, str], ...] = ()  # (entered at, zone), in time order (final only)
     journey: JourneyRecord | None = None  # the camera journey (final only; None when too short)
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, int, float]:
         """One camera track: its head and final share it (a camera's analytics restarted by a
         live config edit, or a new tracker, may reuse a track id: the start tells them apart)."""

@@ -15,9 +15,13 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
 - A tracklet's *head* arrives once its track has lasted ``head_after_s`` (a shorter track
   arrives final); its link waits ``decision_delay_s`` more, so a track that just ended on
   another camera, or is just ending where two views overlap, has reported its end by then.
-  All heads due at one instant are decided together: a minimum-cost assignment
-  (``tracking.matching.assign``, Jonker-Volgenant via ``lap``) of heads to open visits, each
-  head also free to open a new visit.
+  Heads are decided every ``DECIDE_EVERY_S``, all those due together: a minimum-cost
+  assignment (each head's cheapest choice when no two want one visit, else scipy's
+  ``linear_sum_assignment``) of heads to open visits, each head also free to open a new
+  visit. A head that could continue the visit of a final head in the same batch waits for the
+  next assignment, which has that visit. Pairs that cannot beat the head's own new visit
+  whatever the floor says are left out before the floor terms are computed (exact: such a
+  pair is in no optimal assignment).
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
   "someone else": appearance (cosine of h's mean embedding and v's, Gaussian models from
   ``VisitSettings.appearance``); floor distance from where v was last seen (or where its last
@@ -49,13 +53,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from scipy.special import i0e
 
 from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from tracking.matching import assign
 
 log = logging.getLogger("visits.linker")
 
@@ -71,7 +75,10 @@ HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one v
 HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
 HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not computed
 SAME_TRACK_BONUS = 8.0  # a camera track id seen again: the tracker's own association, worth a door's odds
+DECIDE_EVERY_S = 2.0  # heads due are decided together this often: a decision's cost is mostly per call, and
+# a head decided up to this much later only has more evidence (its track's end, other cameras' finals)
 _LIMIT = 1e6
+_IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
 
 
 @dataclass
@@ -79,41 +86,45 @@ class _Visit:
     vid: int
     tracklets: dict[tuple[str, int, float], Tracklet] = field(default_factory=dict)
     open: set = field(default_factory=set)  # keys of tracklets without their final
-    emb_sum: np.ndarray | None = None
-    emb_w: float = 0.0
-    contrib: dict = field(default_factory=dict)  # key -> (weighted embedding, weight) in emb_sum
     last: Tracklet | None = None  # the final tracklet seen last
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
     last_seen: float = -math.inf
-    unit: np.ndarray | None = None  # the normalised mean embedding (kept in step by ``put``)
+    unit: np.ndarray | None = None  # float32[D]: the normalised mean embedding, once every tracklet is final
+    emb_w: float = 0.0  # the weight behind it (sum of crop qualities, each tracklet capped)
     tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
         k = tl.key
         self.tracklets[k] = tl
-        old = self.contrib.pop(k, None)
-        if old is not None and self.emb_sum is not None:
-            self.emb_sum = self.emb_sum - old[0]
-            self.emb_w -= old[1]
-        if tl.embedding is not None and tl.embedding_weight > 0:
-            w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)  # a long track is not worth many short ones
-            v = w * tl.embedding.astype(np.float64)
-            self.emb_sum = v if self.emb_sum is None else self.emb_sum + v  # never in place: contrib holds v
-            self.emb_w += w
-            self.contrib[k] = (v, w)
-        if self.emb_sum is not None and (old is not None or k in self.contrib):
-            n = math.sqrt(float(np.dot(self.emb_sum, self.emb_sum))) if self.emb_w > 0 else 0.0
-            self.unit = self.emb_sum / n if n > 0 else None
         self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
                 self.tail = tl.finish
+            if not self.open:
+                self._look()
         else:
             self.open.add(k)
+
+    def _look(self) -> None:
+        """The visit's look from its tracklets' means, weighted by their crop quality: made when its
+        last open tracklet turns final, the only time it becomes a candidate (a visit with a track
+        still on camera is none), so a head costs no vector work."""
+        looks = [t for t in self.tracklets.values() if t.embedding is not None and t.embedding_weight > 0]
+        if len(looks) == 1:  # already a unit vector
+            self.unit, self.emb_w = looks[0].embedding, min(looks[0].embedding_weight, 4.0 * FULL_WEIGHT)
+            return
+        acc, w_sum = None, 0.0
+        for t in looks:
+            w = min(t.embedding_weight, 4.0 * FULL_WEIGHT)  # a long track is not worth many short ones
+            acc = w * t.embedding if acc is None else acc + w * t.embedding
+            w_sum += w
+        n = math.sqrt(float(np.dot(acc, acc))) if acc is not None else 0.0
+        self.unit = acc * np.float32(1.0 / n) if n > 0 else None
+        self.emb_w = w_sum if n > 0 else 0.0
 
 
 class _Gallery:
@@ -128,7 +139,6 @@ class _Gallery:
         self.has_unit = np.zeros(capacity, bool)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
         self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
-        self.speed = np.zeros(capacity)  # its speed as it left (floor units/s)
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
@@ -144,7 +154,6 @@ class _Gallery:
         if v.tail:
             self.tail[r] = v.tail
             self.camera[r] = self.code(v.last.camera_id)
-            self.speed[r] = math.hypot(v.tail[3], v.tail[4])
         self.has_unit[r] = v.unit is not None
         self.weight[r] = v.emb_w
         if v.unit is not None:
@@ -174,7 +183,6 @@ class _Gallery:
         self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
         self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
-        self.speed = np.concatenate([self.speed, np.zeros(old)])
         self.free = list(range(2 * old - 1, old - 1, -1))
 
 
@@ -194,6 +202,7 @@ class VisitLinker:
         self._closing: list[tuple[float, int]] = []  # heap: (when the visit closes unless seen again, visit)
         self.now = -math.inf
         self._next_advance = -math.inf
+        self._next_decision = -math.inf
         self._kpi_every = float(store.metrics_interval_s)
         self._next_kpi: float | None = None
         self._window: list[VisitRecord] = []
@@ -207,6 +216,10 @@ class VisitLinker:
         self.doors = list(store.floor.doors.values()) if store.floor is not None else []
         self._door_geo = [_door_geometry(d) for d in self.doors]
         self._llr_poly = _llr_polynomial(self.s.appearance)
+        # the least the floor terms of a link cost can add: the person exactly where expected, as
+        # sure as two views seeing them at once (sigma slack / 3), walking on in the same direction
+        self._space_floor = min(0.0, math.log(self.s.position_slack_m / 3.0)
+                                - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M) + math.log(i0e(HEADING_KAPPA)))
         self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
         uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
         self._warned_emb = False
@@ -228,7 +241,7 @@ class VisitLinker:
         their arrays (paths, embeddings) -- bounded by the customers in the store, not by the run."""
         tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
-        nbytes += sum(v.emb_sum.nbytes * 2 for v in self.visits.values() if v.emb_sum is not None)  # sum + unit
+        nbytes += sum(v.unit.nbytes for v in self.visits.values() if v.unit is not None)
         return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
                 "array_bytes": int(nbytes)}
 
@@ -276,10 +289,12 @@ class VisitLinker:
             return []
         self._next_advance = self.now + 0.5
         now = self.now
-        due = [(tl.start, k) for k, (at, tl) in self.pending.items() if at <= now]
-        if due:
-            due.sort()
-            self._decide([self.pending.pop(k)[1] for _, k in due])
+        if now >= self._next_decision:
+            self._next_decision = now + DECIDE_EVERY_S
+            due = [(tl.start, k) for k, (at, tl) in self.pending.items() if at <= now]
+            if due:
+                due.sort()
+                self._decide_in_order([self.pending.pop(k)[1] for _, k in due])
         out = self._close(now, final=False)
         return out + self._reports(now)
 
@@ -289,13 +304,27 @@ class VisitLinker:
         if self.pending:
             heads = sorted(self.pending.values(), key=lambda p: p[1].start)
             self.pending.clear()
-            self._decide([tl for _, tl in heads])
+            self._decide_in_order([tl for _, tl in heads])
         out = self._close(now, final=True)
         if math.isfinite(now):
             out += self._reports(now, force=True)
         return out
 
     # ------------------------------------------------------------------ linking
+    def _decide_in_order(self, heads: list[Tracklet]) -> None:
+        """Heads due (by start) decided together, except that a head that could continue the visit of
+        a final one among them waits for the next assignment, which has that visit as a candidate
+        (it began after the final one ended, or on another camera: views that overlap)."""
+        i, ends = 0, []  # the final heads of the batch being gathered: (end, camera)
+        for j, h in enumerate(heads):
+            if any(h.start >= end - self.s.overlap_s or cam != h.camera_id for end, cam in ends):
+                self._decide(heads[i:j])
+                i, ends = j, []
+            if h.final:
+                ends.append((h.end, h.camera_id))
+        if i < len(heads):
+            self._decide(heads[i:])
+
     def _decide(self, heads: list[Tracklet]) -> None:
         rows = self.gallery.candidates()
         n, m = len(heads), len(rows)
@@ -303,11 +332,16 @@ class VisitLinker:
         for i, h in enumerate(heads):
             cost[i, m + i] = self._new_cost(h)
         if m:
-            self._link_costs(heads, rows, cost[:, :m])
-        hr, hc = assign(cost, _LIMIT)
-        chosen = dict(zip(hr.tolist(), hc.tolist()))
+            self._link_costs(heads, rows, cost[:, :m], cost[np.arange(n), m + np.arange(n)])
+        best = cost.argmin(axis=1).tolist()
+        if len(set(best)) < n:
+            # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
+            # column is finite, so every head gets a finite choice; scipy's solver on a few rows
+            # against hundreds of columns takes ~10 us where lapjv's padding to square takes ~200)
+            hr, hc = linear_sum_assignment(np.where(cost < _LIMIT, cost, _IMPOSSIBLE))
+            best = hc[np.argsort(hr)].tolist()
         for i, h in enumerate(heads):
-            j = chosen.get(i, m + i)
+            j = best[i]
             if j < m:
                 v = self.gallery.visit[rows[j]]
                 self.stats["links"] += 1
@@ -321,89 +355,124 @@ class VisitLinker:
             self.visit_of[h.key] = v.vid
             self.track_visit[h.key[:2]] = v.vid
 
-    def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray) -> None:
-        """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where impossible."""
+    def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray, new: np.ndarray) -> None:
+        """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
+        impossible or where it cannot beat head i's own new visit (``new[i]``): such a pair is in
+        no optimal assignment (swapping it for the new visit is cheaper), so it is left inf."""
         s, gal = self.s, self.gallery
+        out[:] = np.inf
         H = np.array([h.begin for h in heads]).reshape(-1, 6)
         V = gal.tail[rows]
         gap = H[:, None, 0] - V[None, :, 0]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
-        g = np.maximum(gap, 0.0)
         # the time gap (exponential against uniform over the timeout)
-        cost = g / GAP_SCALE_S - math.log(s.timeout_s / GAP_SCALE_S)
+        cost = np.maximum(gap, 0.0)
+        cost *= 1.0 / GAP_SCALE_S
+        cost -= math.log(s.timeout_s / GAP_SCALE_S)
+        # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
+        looks = [h.embedding for h in heads if h.embedding is not None]
+        if looks and gal.unit is not None:
+            a = np.array(looks) if len(looks) == len(heads) else \
+                np.array([np.zeros_like(looks[0]) if h.embedding is None else h.embedding for h in heads])
+            # not BLAS: OpenBLAS's product is faster alone, but in the frame loop it left the linker
+            # ~1.7x slower overall (on two threads they spin idle after; on one, it still was)
+            c = np.einsum("id,jd->ij", a, gal.unit[rows]).astype(np.float64)
+            qa, qb, qc = self._llr_poly
+            llr = (qa * c + qb) * c + qc
+            np.minimum(np.maximum(llr, -APPEARANCE_CLIP, out=llr), APPEARANCE_CLIP, out=llr)
+            rel_h = np.minimum(np.array([h.embedding_weight if h.embedding is not None else 0.0 for h in heads])
+                               / FULL_WEIGHT, 1.0)
+            rel_v = np.where(gal.has_unit[rows], np.minimum(gal.weight[rows] / FULL_WEIGHT, 1.0), 0.0)
+            llr *= np.sqrt(rel_h[:, None] * rel_v[None, :])
+            cost -= llr
+        # the camera's tracker kept the track id across a gap the analytics split it at (unseen
+        # longer than lost_after_s): the tracker's own association says "same person"
+        same = []
+        for i, h in enumerate(heads):
+            r = gal.row.get(self.track_visit.get(h.key[:2], -1))
+            if r is not None:
+                j = int(np.searchsorted(rows, r))
+                if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
+                    same.append((i, j))
+        # only visits some head could still prefer to a new visit go on to the floor terms: those
+        # add at least ``_space_floor`` (a sure place and heading), so past that nothing changes
+        keep = (ok & (cost + self._space_floor < new[:, None])).any(axis=0)
+        for _, j in same:
+            keep[j] = True
+        cols = np.nonzero(keep)[0]
+        if not len(cols):
+            return
+        if len(cols) < len(rows):
+            V, gap, ok, cost = V[cols], gap[:, cols], ok[:, cols], cost[:, cols]
+        g = np.maximum(gap, 0.0)
         # space-time, where both ends are on the floor
-        both = (H[:, None, 5] > 0) & (V[None, :, 5] > 0)
-        if both.any():
+        h_on, v_on = H[:, 5] > 0, V[:, 5] > 0
+        if h_on.any() and v_on.any():
+            both = None if h_on.all() and v_on.all() else h_on[:, None] & v_on[None, :]  # None: all
             p, q, vh, ve = H[:, 1:3], V[:, 1:3], H[:, 3:5], V[:, 3:5]
-            d = np.hypot(p[:, None, 0] - q[None, :, 0], p[:, None, 1] - q[None, :, 1])
-            reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
+            dx = p[:, None, 0] - q[None, :, 0]
+            dy = p[:, None, 1] - q[None, :, 1]
+            d = np.hypot(dx, dy)
             # h began before v's last track ended: views that overlap (or a tracker handing a person
             # over to a new track). Then both saw the person at once: the two paths must agree over
             # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
             # than overlap_s; two people side by side part within seconds)
             # (only where the head began within reach of where v's track ended: cheap to tell)
-            concurrent = both & (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
-            if concurrent.any():
-                hc = np.array([gal.code(h.camera_id) for h in heads])
-                concurrent &= ~((hc[:, None] == gal.camera[rows][None, :]) & (gap < -s.overlap_s))
-                for i, j in zip(*np.nonzero(concurrent)):
-                    dd = _path_distance(heads[i], gal.visit[rows[j]].last)
-                    ok[i, j] = dd <= s.position_slack_m
-                    d[i, j] = dd
-            ok &= ~both | (d <= reach)
+            concurrent = None
+            if gap.min() < 0.0:
+                concurrent = (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
+                if both is not None:
+                    concurrent &= both
+                if concurrent.any():
+                    vrows = rows[cols]
+                    hc = np.array([gal.code(h.camera_id) for h in heads])
+                    concurrent &= ~((hc[:, None] == gal.camera[vrows][None, :]) & (gap < -s.overlap_s))
+                    for i, j in zip(*np.nonzero(concurrent)):
+                        dd = _path_distance(heads[i], gal.visit[vrows[j]].last)
+                        ok[i, j] = dd <= s.position_slack_m
+                        d[i, j] = dd
+                else:
+                    concurrent = None
+            reachable = d <= s.max_speed_mps * g + 2.0 * s.position_slack_m
+            ok &= reachable if both is None else reachable | ~both
             # where v's last track was heading: someone walking on is near where that leads after
             # a short gap, and walks on in about the same direction (two people crossing at a
             # camera edge, one leaving as the other arrives, head opposite ways)
             ahead = np.minimum(g, PREDICT_S)
-            d_pred = np.hypot(p[:, None, 0] - (q[None, :, 0] + ve[None, :, 0] * ahead),
-                              p[:, None, 1] - (q[None, :, 1] + ve[None, :, 1] * ahead))
-            d = np.where(concurrent, d, np.minimum(d, d_pred))
+            d_pred = np.hypot(dx - ve[None, :, 0] * ahead, dy - ve[None, :, 1] * ahead)
             # seen at once by two views, one person is at one place: tighter than any walk (people
             # queueing side by side are 0.8 m apart)
-            sig = np.where(concurrent, s.position_slack_m / 3.0, s.position_slack_m + WALK_MPS * g)
+            sig = s.position_slack_m + WALK_MPS * g
+            if concurrent is None:
+                np.minimum(d, d_pred, out=d)
+            else:
+                d = np.where(concurrent, d, np.minimum(d, d_pred))
+                sig[concurrent] = s.position_slack_m / 3.0
             # -(log half-normal(d; sig) - log uniform over REACH_M)
-            st = np.log(sig) + 0.5 * (d / sig) ** 2 - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
+            d /= sig
+            st = np.log(sig)
+            st += 0.5 * d * d - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
             # heading, for the visits seen recently enough that it still tells something (past
             # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
             sh = np.hypot(vh[:, 0], vh[:, 1])
-            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (gal.speed[rows] > MOVING_MPS))[0]
-            if len(near) and (sh > MOVING_MPS).any():
-                ven, gn, se = ve[near], g[:, near], gal.speed[rows[near]]
-                cos = (vh[:, None, 0] * ven[None, :, 0] + vh[:, None, 1] * ven[None, :, 1]) / \
-                    np.maximum(sh[:, None] * se[None, :], 1e-9)
+            se = np.hypot(ve[:, 0], ve[:, 1])
+            h_moving = sh > MOVING_MPS
+            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (se > MOVING_MPS))[0]
+            if len(near) and h_moving.any():
+                hd = vh / np.maximum(sh, 1e-9)[:, None] * h_moving[:, None]  # 0 for a head standing: no term
+                vd = ve[near] / se[near, None]
+                cos = hd[:, None, 0] * vd[None, :, 0] + hd[:, None, 1] * vd[None, :, 1]
+                gn = g[:, near]
                 kappa = HEADING_KAPPA * np.exp(-gn / HEADING_GAP_S)
                 # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa
-                st[:, near] -= np.where(sh[:, None] > MOVING_MPS, kappa * (cos - 1.0) - np.log(i0e(kappa)), 0.0)
-            cost += st if both.all() else np.where(both, st, 0.0)
-        # appearance: only looks some head can reach are compared
-        hi = [i for i, h in enumerate(heads) if h.embedding is not None]
-        vj = np.nonzero(ok.any(axis=0) & gal.has_unit[rows])[0]
-        if hi and len(vj):
-            a = np.array([heads[i].embedding for i in hi])
-            # not BLAS: a matmul here costs 14 us against einsum's 71, but OpenBLAS's threads then
-            # spin idle and the frames after it paid ~400 us each (benchmarks.visits, 200 people)
-            c = np.einsum("id,jd->ij", a, gal.unit[rows[vj]]).astype(np.float64)
-            qa, qb, qc = self._llr_poly
-            llr = (qa * c + qb) * c + qc
-            np.minimum(np.maximum(llr, -APPEARANCE_CLIP, out=llr), APPEARANCE_CLIP, out=llr)
-            rel_h = np.minimum(np.array([heads[i].embedding_weight for i in hi]) / FULL_WEIGHT, 1.0)
-            rel_v = np.minimum(gal.weight[rows[vj]] / FULL_WEIGHT, 1.0)
-            llr *= np.sqrt(rel_h[:, None] * rel_v[None, :])
-            if len(hi) == len(heads) and len(vj) == len(rows):
-                cost -= llr
-            else:
-                cost[np.ix_(hi, vj)] -= llr
-        # the camera's tracker kept the track id across a gap the analytics split it at (unseen
-        # longer than lost_after_s): the tracker's own association says "same person"
-        for i, h in enumerate(heads):
-            r = gal.row.get(self.track_visit.get(h.key[:2], -1))
-            if r is None:
-                continue
-            j = int(np.searchsorted(rows, r))
-            if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
-                ok[i, j] = True
-                cost[i, j] = min(cost[i, j], 0.0) - SAME_TRACK_BONUS
-        out[:] = np.where(ok, cost, np.inf)
+                term = kappa * (cos - 1.0) - np.log(i0e(kappa))
+                st[:, near] -= term if h_moving.all() else term * h_moving[:, None]
+            cost += st if both is None else np.where(both, st, 0.0)
+        for i, j in same:
+            k = int(np.searchsorted(cols, j))
+            ok[i, k] = True
+            cost[i, k] = min(cost[i, k], 0.0) - SAME_TRACK_BONUS
+        out[:, cols] = np.where(ok, cost, np.inf)
 
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
