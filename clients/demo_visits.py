@@ -174,7 +174,7 @@ def link_errors(visits: list[dict], ttruth: dict, share: float = 0.2) -> dict:
     per_visit, per_cust = [], defaultdict(lambda: defaultdict(int))
     for i, v in enumerate(visits):
         c = defaultdict(int)
-        for lab in v.get("tracklets", []):
+        for lab in dict.fromkeys(v.get("tracklets", [])):  # a label twice in a visit: one track, counted once
             for k, n in ttruth.get(lab, {}).items():
                 if int(k) >= 0:
                     c[int(k)] += n

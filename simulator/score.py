@@ -312,7 +312,9 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
     ov = np.zeros((len(visits), len(cids)))
     pred_w = gt_w = 0
     for i, v in enumerate(visits):
-        for lab in v.get("tracklets", []):
+        # a camera track the analytics split (unseen past lost_after_s, then back) is two tracklets
+        # with one label: its detections count once per visit (in two visits, in both: never a gain)
+        for lab in dict.fromkeys(v.get("tracklets", [])):
             for c, n in tracklet_truth.get(lab, {}).items():
                 pred_w += n
                 c = int(c)

@@ -282,3 +282,22 @@ def test_score_compares_cart_rates_per_camera(tmp_path):
     cam = s["cart"]["per_camera"]["cam"]
     assert (cam["rate"], cam["true_rate"], cam["true_visits"]) == (0.5, 0.25, 4)
     assert s["cart_error_points"] == pytest.approx(25.0)
+
+
+def test_visit_idf1_counts_a_split_camera_track_once_per_visit():
+    """The analytics split a track unseen past lost_after_s into two tracklets with one label:
+    a visit holding both holds that track's detections once, and a perfect linking scores 1."""
+    from simulator.score import visit_scores
+
+    truth = {"t0": 0.0, "t1": 100.0, "customers": [
+        {"id": 1, "visit": {"start": 0.0, "end": 50.0, "zones": [], "converted": False}},
+        {"id": 2, "visit": {"start": 10.0, "end": 60.0, "zones": [], "converted": False}}]}
+    tt = {"a:1": {"1": 40}, "b:7": {"1": 10}, "a:2": {"2": 30, "-1": 2}}
+
+    def visit(c, labels):
+        return {"tracklets": labels, "zones_visited": [], "converted": False, "duration_seconds": 50.0}
+
+    s = visit_scores([visit(1, ["a:1", "a:1", "b:7"]), visit(2, ["a:2"])], truth, tt)
+    assert s["idf1"] == pytest.approx(2 * 80 / (82 + 80))  # only the 2 false positives cost
+    merged = visit_scores([visit(1, ["a:1", "b:7", "a:2"])], truth, tt)
+    assert merged["idf1"] == pytest.approx(2 * 50 / (82 + 80))
