@@ -139,6 +139,7 @@ class _Gallery:
         self.has_unit = np.zeros(capacity, bool)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
         self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
+        self.left = np.zeros(capacity, bool)  # its last tracklet went out through a door
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
@@ -155,6 +156,7 @@ class _Gallery:
             self.tail[r] = v.tail
             self.camera[r] = self.code(v.last.camera_id)
         self.has_unit[r] = v.unit is not None
+        self.left[r] = v.left_at is not None
         self.weight[r] = v.emb_w
         if v.unit is not None:
             if self.unit is None:
@@ -183,6 +185,7 @@ class _Gallery:
         self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
         self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
+        self.left = np.concatenate([self.left, np.zeros(old, bool)])
         self.free = list(range(2 * old - 1, old - 1, -1))
 
 
@@ -203,6 +206,7 @@ class VisitLinker:
         self.now = -math.inf
         self._next_advance = -math.inf
         self._next_decision = -math.inf
+        self._started: float | None = None  # the first sighting this linker was given
         self._kpi_every = float(store.metrics_interval_s)
         self._next_kpi: float | None = None
         self._window: list[VisitRecord] = []
@@ -258,6 +262,8 @@ class VisitLinker:
 
     def add(self, tl: Tracklet) -> list[Any]:
         """One tracklet (a head or a final); returns the camera journey of a final."""
+        if self._started is None:
+            self._started = tl.start
         if tl.embedding is None and not self._warned_emb:
             self._warned_emb = True
             log.warning("%s: %s has no re-id embedding: it links by floor space-time only", self.store_id, tl.label)
@@ -365,6 +371,13 @@ class VisitLinker:
         V = gal.tail[rows]
         gap = H[:, None, 0] - V[None, :, 0]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
+        # someone who came in from the street (began beyond a door line) starts a visit: the only one
+        # they may continue is one that just went out through a door (an exit and return within
+        # door_close_s, or a track broken at the door); a customer coming back later is a new visit
+        if self.doors:
+            street = np.array([h.on_floor and self._at_door(h.begin, 0.0) for h in heads])
+            if street.any():
+                ok &= ~(street[:, None] & ~gal.left[rows][None, :])
         # the time gap (exponential against uniform over the timeout)
         cost = np.maximum(gap, 0.0)
         cost *= 1.0 / GAP_SCALE_S
@@ -477,7 +490,12 @@ class VisitLinker:
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
             return NEW_VISIT_COST / 2.0  # no door to tell entering from reappearing
-        return 0.0 if self._enters(h) else NEW_VISIT_COST
+        if self._enters(h):
+            return 0.0
+        # until the linker has run for timeout_s, someone first met inside may have come in before
+        # it started (a store open when the clients start): a new visit is cheap then, as likely as
+        # not, and reaches the full odds when no one from before the start can still be unseen
+        return NEW_VISIT_COST * min(max((h.start - self._started) / self.s.timeout_s, 0.0), 1.0)
 
     def _enters(self, tl: Tracklet) -> bool:
         """Began outside a door line (within twice the door radius), or near a door walking in."""
@@ -489,7 +507,8 @@ class VisitLinker:
 
     def _at_door(self, end: tuple, inward: float) -> bool:
         """``end`` (t, x, y, vx, vy, _) outside a door line within twice the door radius, or within
-        the radius walking across it (inward 1: into the store, -1: out). Plain floats: one point."""
+        the radius walking across it (inward 1: into the store, -1: out; 0: outside only). Plain
+        floats: one point."""
         _, x, y, vx, vy, _ = end
         r = self.s.door_radius_m
         for ax, ay, dx, dy, dd, nx, ny, ix, iy in self._door_geo:
@@ -497,7 +516,7 @@ class VisitLinker:
             u = min(max((px * dx + py * dy) / dd, 0.0), 1.0)
             dist = math.hypot(px - u * dx, py - u * dy)
             if (px * nx + py * ny < 0.0 and dist <= 2.0 * r) or \
-                    (dist <= r and inward * (vx * ix + vy * iy) > 0.2):
+                    (inward != 0.0 and dist <= r and inward * (vx * ix + vy * iy) > 0.2):
                 return True
         return False
 
