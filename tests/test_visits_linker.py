@@ -201,3 +201,88 @@ def test_a_track_id_the_camera_kept_across_a_gap_stays_in_its_visit():
     v = visits_of(run(VisitLinker(store()), tls, 400))
     mine = next(r for r in v if "cam-b:7001" in r.tracklets)
     assert mine.tracklets == (tls[0].label, "cam-b:7001", "cam-b:7001")
+
+
+def test_someone_coming_in_from_the_street_starts_a_new_visit():
+    """A head that begins beyond the door line walking in is a customer entering: it does not
+    continue a visit still inside (whose exit the door camera missed), however alike they look;
+    a visit that just went out through the door may still be continued (a step out and back)."""
+    a = ident(40)
+    inside = tracklet("cam-b", 0, 30, (11, 12), (9, 20), noisy(a, 41))  # exit unseen: open, last seen inside
+    entering = tracklet("cam-a", 40, 60, (4, 27), (9, 16), noisy(a, 42))
+    v = visits_of(run(VisitLinker(store()), [inside, entering], 400))
+    assert len(v) == 2
+    b = ident(43)
+    out_ = tracklet("cam-a", 0, 20, (9, 16), (4, 27), noisy(b, 44))  # leaves through the door
+    back = tracklet("cam-a", 22, 40, (4, 27), (9, 16), noisy(b, 45))  # and is back 2 s later
+    linker = VisitLinker(store(door_close_s=30.0))
+    v = visits_of(run(linker, [out_, back], 400, lost_after=0.5))
+    assert len(v) == 1 and len(v[0].tracklets) == 2
+
+
+def test_a_new_visit_inside_is_cheap_only_while_the_linker_warms_up():
+    """Customers inside before the linker started are first met inside: until it has run
+    timeout_s, a new visit inside costs less (0 at the start, the full odds at timeout_s)."""
+    linker = VisitLinker(store(timeout_s=100.0))
+    first = tracklet("cam-b", 1000.0, 1020.0, (20, 5), (20, 8), final=False)
+    linker.add(first)
+    at = [tracklet("cam-b", t0, t0 + 20, (20, 5), (20, 8), final=False) for t0 in (1000.0, 1050.0, 1100.0, 1500.0)]
+    costs = [linker._new_cost(h) for h in at]
+    assert costs[0] == 0.0 and costs[1] == pytest.approx(costs[2] / 2) and costs[2] == costs[3] > 0
+    door = tracklet("cam-a", 1500.0, 1520.0, (4, 27), (9, 16), final=False)
+    assert linker._new_cost(door) == 0.0
+
+
+def test_a_short_track_and_its_continuation_due_together_still_link():
+    """Heads are decided in batches; a head that could continue a short track (final before its
+    decision) in the same batch waits for the next assignment, which has that track's visit."""
+    a = ident(50)
+    short = tracklet("cam-a", 0, 4, (4, 27), (8, 18), noisy(a, 51))  # under head_after_s: arrives final only
+    on = tracklet("cam-b", 5, 60, (10, 13), (20, 5), noisy(a, 52))
+    head = tracklet("cam-b", 5, 60, (10, 13), (20, 5), noisy(a, 52), final=False, tid=on.track_id)
+    linker = VisitLinker(store(head_after_s=6.0, decision_delay_s=6.0))
+    out = linker.process([short], 4.5)
+    out += linker.process([head], 11.0)  # due at 12 and 17: one batch at the 2 s decision step
+    out += [r for t in np.arange(11.5, 60.0, 0.5) for r in linker.advance(float(t))]
+    out += linker.process([on], 60.5) + linker.flush(400.0)
+    v = visits_of(out)
+    assert len(v) == 1 and len(v[0].tracklets) == 2
+
+
+def test_pairs_left_out_before_the_floor_terms_change_no_decision():
+    """The bound that skips the floor terms is exact: with it (new-visit costs given) and without
+    it (new-visit costs inf, every pair scored) the assignment of heads to visits is the same."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(5)
+    looks = [ident(100 + k) for k in range(30)]
+    linker = VisitLinker(store())
+    for k in range(30):  # 30 people met and gone at random places and times: open visits
+        t0 = float(rng.uniform(0, 100))
+        p0, p1 = rng.uniform([1, 1], [39, 24]), rng.uniform([1, 1], [39, 24])
+        linker._decide([tracklet(CAMS[k % 3], t0, t0 + 20, tuple(p0), tuple(p1), noisy(looks[k], 200 + k))])
+    heads = []
+    for k in range(12):  # some of them again, some never seen, anywhere
+        t0 = 130.0 + float(rng.uniform(0, 5))
+        p = rng.uniform([1, 1], [38, 23])
+        look = looks[k * 2] if k % 3 else ident(400 + k)
+        heads.append(tracklet(CAMS[k % 3], t0, t0 + 20, tuple(p), tuple(p + 1), noisy(look, 300 + k), final=False))
+    rows = linker.gallery.candidates()
+    n, m = len(heads), len(rows)
+    new = np.array([linker._new_cost(h) for h in heads])
+    pruned = np.full((n, m), np.inf)
+    full = np.full((n, m), np.inf)
+    linker._link_costs(heads, rows, pruned, new)
+    linker._link_costs(heads, rows, full, np.full(n, np.inf))
+    assert np.isfinite(full).sum() > np.isfinite(pruned).sum() > 0  # some pairs were skipped, not all
+    kept = np.isfinite(pruned)
+    assert np.allclose(pruned[kept], full[kept])
+    skipped = ~kept & np.isfinite(full)
+    assert (full > new[:, None])[skipped].all()  # each skipped pair costs more than its head's new visit
+
+    def solve(c):
+        big = np.hstack([np.where(np.isfinite(c), c, 1e9), np.where(np.eye(n) > 0, new[:, None], 1e9)])
+        r, cc = linear_sum_assignment(big)
+        return cc[np.argsort(r)].tolist()
+
+    assert solve(pruned) == solve(full)

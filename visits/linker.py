@@ -495,6 +495,8 @@ class VisitLinker:
         # until the linker has run for timeout_s, someone first met inside may have come in before
         # it started (a store open when the clients start): a new visit is cheap then, as likely as
         # not, and reaches the full odds when no one from before the start can still be unseen
+        if self._started is None:
+            self._started = h.start
         return NEW_VISIT_COST * min(max((h.start - self._started) / self.s.timeout_s, 0.0), 1.0)
 
     def _enters(self, tl: Tracklet) -> bool:
