@@ -84,7 +84,7 @@ class TrackerConfig:
     max_lost_s: float = 1.0
     reid_window_s: float = 10.0
     reid_thresh: float = 0.45
-    reid_max_speed: float = 2.0
+    reid_max_speed: float = 1.0
     reid_margin: float = 0.0
     coast_output_s: float = 1.0
 
