@@ -52,6 +52,27 @@ def test_single_frame_false_positive_never_gets_an_id():
     assert seen == {1}
 
 
+@pytest.mark.parametrize("speed, confirmed", [(1.0, True), (0.0, False)])
+def test_someone_walking_across_the_view_at_a_low_frame_rate_is_tracked(speed, confirmed):
+    """At 4 fps a person (26 x 83 px) walking sideways moves 17 px a frame: IoU 0.2 from one frame
+    to the next, so a new track (at rest) never matches its second sighting. With new_track_speed
+    a track born where a one-frame track just died starts with that move's velocity, and confirms."""
+    t = Tracker(TrackerConfig(frame_rate=4.0, new_track_speed=speed))
+    seen = set()
+    for f in range(12):
+        seen.update(t.update(*dets(box(590 - 17 * f, 200, 26, 83)), timestamp=f * 0.25).track_ids.tolist())
+    assert (len(seen) == 1) is confirmed and (not seen) is (not confirmed)
+
+
+def test_a_new_track_takes_no_velocity_from_a_flicker_beside_it():
+    """The seed needs a one-to-one pair within the walking reach: two people appearing at once
+    near one dying one-frame track take none (each starts at rest, as before)."""
+    t = Tracker(TrackerConfig(frame_rate=4.0))
+    t.update(*dets(box(300, 200, 26, 83)), timestamp=0.0)
+    t.update(*dets(box(280, 200, 26, 83), box(320, 200, 26, 83)), timestamp=0.25)
+    assert np.allclose(t.vel[:, :2], 0.0)
+
+
 def test_ids_persist_through_short_misses():
     t = Tracker(TrackerConfig(frame_rate=FPS))
     c = box(900, 300, 60, 400)                    # someone standing: the view spans y 100..500

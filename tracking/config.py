@@ -26,6 +26,11 @@ class TrackerConfig:
                                    detections, IoU only (ByteTrack's recovery of occluded boxes).
       appearance_low_match_thresh: low_match_thresh when embeddings are in use (stricter).
       tentative_match_thresh:      tentative tracks x remaining high detections.
+      new_track_speed:             box heights per second: a new track that starts where a
+                                   tentative one just died, further than plain IoU follows but
+                                   within this speed, starts with the velocity of that move (at a
+                                   low frame rate someone walking across the view then confirms).
+                                   0: off (new tracks start at rest).
       fuse_score:                  multiply IoU by the detection score in the high and
                                    tentative stages (a confident box wins a tie).
       appearance_weight:           the high and tentative stages add weight * (d - neutral),
@@ -73,6 +78,7 @@ class TrackerConfig:
     low_match_thresh: float = 0.5
     appearance_low_match_thresh: float = 0.4
     tentative_match_thresh: float = 0.7
+    new_track_speed: float = 1.0
     fuse_score: bool = True
     appearance_weight: float = 0.5
     appearance_neutral: float = 0.3
@@ -120,6 +126,7 @@ class TrackerConfig:
             ("reid_window_s", self.reid_window_s >= self.max_lost_s, "must be >= max_lost_s"),
             ("reid_thresh", 0 <= self.reid_thresh <= 2, "must be in [0, 2]"),
             ("reid_max_speed", self.reid_max_speed >= 0, "must be >= 0"),
+            ("new_track_speed", self.new_track_speed >= 0, "must be >= 0"),
             ("reid_margin", 0 <= self.reid_margin <= 2, "must be in [0, 2]"),
             ("coast_output_s", self.coast_output_s >= 0, "must be >= 0"),
         ]

@@ -61,6 +61,7 @@ EDGE_MARGIN = 0.1
 # someone coming back into the view is re-identified within this share of their box's size of
 # its edge (a few frames in, by when a new track is confirmed)
 REENTRY_MARGIN = 1.0
+_IOU_ABSORBS = 0.1  # box heights a new track may move in a frame and still pass the tentative IoU gate
 
 # per-track state, stacked by kind so that keeping, appending and gathering tracks is one
 # indexing operation per block, while every named field stays a contiguous array (NumPy's
@@ -97,6 +98,7 @@ class _FrameState:
     use_emb: bool = False                 # appearance terms apply this frame
     t_reid: np.ndarray | None = None      # int64[K] tracks re-identified this frame
     matched: np.ndarray | None = None     # bool[T] after association
+    gone: tuple | None = None             # tentative tracks dropped this frame: (cx, cy, h, cls, seen at)
 
 
 def _centres(b: np.ndarray) -> np.ndarray:
@@ -401,6 +403,9 @@ class Tracker:
         cfg = self.config
         status = self.status
         dead = (status == TENTATIVE) & ~st.matched
+        if cfg.new_track_speed > 0 and dead.any():
+            p = self.pos[dead]
+            st.gone = (p[:, 0].copy(), p[:, 1].copy(), p[:, 3].copy(), self.cls[dead].copy(), self.last_seen[dead].copy())
         lost = status == LOST
         if lost.any():
             horizon = np.where(self.has_emb, cfg.reid_window_s, cfg.max_lost_s)
@@ -419,6 +424,28 @@ class Tracker:
                          emb[new_d] if emb is not None else None, st.emb_ok[new_d],
                          st.clean[new_d] if emb is not None else 0.0)
             st.match_det = np.concatenate([st.match_det, new_d])
+            if st.gone is not None:
+                self._seed_velocity(st, new_d)
+
+    def _seed_velocity(self, st: _FrameState, new_d: np.ndarray) -> None:
+        """A new track that starts where a tentative track just died, further than plain IoU
+        follows (at 4 fps someone walking across the view moves ~2/3 of a box width a frame, so
+        their one-frame tracks die one after another and never confirm), starts with the velocity
+        of that move: its next prediction is where the person walks on. Only pairs that are each
+        other's only candidate within ``new_track_speed`` box heights per second."""
+        gx, gy, gh, gcls, gt = st.gone
+        c = st.det_c[new_d]
+        dt = np.maximum(st.now - gt, 1e-6)
+        dx, dy = c[:, None, 0] - gx[None, :], c[:, None, 1] - gy[None, :]
+        d = np.hypot(dx, dy)
+        ok = (st.cls[new_d][:, None] == gcls[None, :]) & (d <= self.config.new_track_speed * dt * gh) \
+            & (d > _IOU_ABSORBS * gh)
+        lone = ok & (ok.sum(axis=1, keepdims=True) == 1) & (ok.sum(axis=0, keepdims=True) == 1)
+        rows, g = lone.nonzero()
+        if rows.size:
+            track_rows = self.num_tracks - len(new_d) + rows
+            self.vel[track_rows, 0] = dx[rows, g] / dt[g]
+            self.vel[track_rows, 1] = dy[rows, g] / dt[g]
 
     # -- association helpers ---------------------------------------------------------------
     def _take(self, st: _FrameState, ti, di, r, c) -> np.ndarray:
