@@ -238,6 +238,9 @@ def print_visits(v: dict) -> None:
     if e:
         print(f"  link errors: {e['merged_visits']} visit(s) mixing customers, {e['split_customers']} of "
               f"{e['customers_seen']} customers split over visits")
+    if s.get("oracle_idf1") is not None:
+        print(f"  camera tracks {num('track_purity', '{:.3f}')} pure; linking them by their main customer "
+              f"would score visit IDF1 {num('oracle_idf1', '{:.3f}')} (the most a linker can reach on them)")
     r = v["reid_cosine"]
     if r.get("same") or r.get("different"):
         def cs(k):

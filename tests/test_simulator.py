@@ -301,3 +301,23 @@ def test_visit_idf1_counts_a_split_camera_track_once_per_visit():
     assert s["idf1"] == pytest.approx(2 * 80 / (82 + 80))  # only the 2 false positives cost
     merged = visit_scores([visit(1, ["a:1", "b:7", "a:2"])], truth, tt)
     assert merged["idf1"] == pytest.approx(2 * 50 / (82 + 80))
+    # the linking ceiling: the same tracks grouped by their main customer, whatever the visits say
+    assert merged["oracle_idf1"] == pytest.approx(s["idf1"]) == pytest.approx(s["oracle_idf1"])
+    assert merged["track_purity"] == pytest.approx(80 / 82)
+
+
+def test_the_linking_ceiling_counts_a_track_that_carries_two_customers_once():
+    """A camera track holding two customers caps IDF1 below 1 whatever the linker does: the
+    oracle groups it with its main customer, and its other detections are lost."""
+    from simulator.score import visit_scores
+
+    truth = {"t0": 0.0, "t1": 100.0, "customers": [
+        {"id": 1, "visit": {"start": 0.0, "end": 50.0, "zones": [], "converted": False}},
+        {"id": 2, "visit": {"start": 10.0, "end": 60.0, "zones": [], "converted": False}}]}
+    tt = {"a:1": {"1": 30, "2": 10}, "b:2": {"2": 40}, "b:3": {"1": 20}}
+    v = [{"tracklets": labels, "zones_visited": [], "converted": False, "duration_seconds": 50.0}
+         for labels in (["a:1", "b:2"], ["b:3"])]  # the linker put a:1 with customer 2's track
+    s = visit_scores(v, truth, tt)
+    assert s["track_purity"] == pytest.approx(90 / 100)
+    assert s["oracle_idf1"] == pytest.approx(2 * (50 + 40) / 200)  # a:1 + b:3 for 1, b:2 for 2
+    assert s["idf1"] < s["oracle_idf1"]
