@@ -49,7 +49,6 @@ import heapq
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -60,6 +59,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
+from visits.gallery import FULL_WEIGHT, Gallery, OpenVisit
 
 log = logging.getLogger("visits.linker")
 
@@ -68,7 +68,6 @@ APPEARANCE_CLIP = 12.0  # one embedding comparison moves the log odds at most th
 WALK_MPS = 1.2  # typical walking speed: the spread of where someone unseen for a while can be
 REACH_M = 15.0  # "someone else": a start point anywhere within this of the last sighting
 GAP_SCALE_S = 10.0  # typical time unseen between two cameras
-FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
 PREDICT_S = 1.5  # a last heading is followed this long into a gap
 MOVING_MPS = 0.3  # slower is standing: no heading
 HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
@@ -77,116 +76,7 @@ HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not c
 SAME_TRACK_BONUS = 8.0  # a camera track id seen again: the tracker's own association, worth a door's odds
 DECIDE_EVERY_S = 2.0  # heads due are decided together this often: a decision's cost is mostly per call, and
 # a head decided up to this much later only has more evidence (its track's end, other cameras' finals)
-_LIMIT = 1e6
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
-
-
-@dataclass
-class _Visit:
-    vid: int
-    tracklets: dict[tuple[str, int, float], Tracklet] = field(default_factory=dict)
-    open: set = field(default_factory=set)  # keys of tracklets without their final
-    last: Tracklet | None = None  # the final tracklet seen last
-    left_at: float | None = None  # its last tracklet went out through a door at this time
-
-    last_seen: float = -math.inf
-    unit: np.ndarray | None = None  # float32[D]: the normalised mean embedding, once every tracklet is final
-    emb_w: float = 0.0  # the weight behind it (sum of crop qualities, each tracklet capped)
-    tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
-
-    def put(self, tl: Tracklet) -> None:
-        """Add or update one of the visit's tracklets (a head, then its final)."""
-        k = tl.key
-        self.tracklets[k] = tl
-        self.last_seen = max(self.last_seen, tl.end)
-        if tl.final:
-            self.open.discard(k)
-            if self.last is None or tl.end >= self.last.end:
-                self.last = tl
-                self.tail = tl.finish
-            if not self.open:
-                self._look()
-        else:
-            self.open.add(k)
-
-    def _look(self) -> None:
-        """The visit's look from its tracklets' means, weighted by their crop quality: made when its
-        last open tracklet turns final, the only time it becomes a candidate (a visit with a track
-        still on camera is none), so a head costs no vector work."""
-        looks = [t for t in self.tracklets.values() if t.embedding is not None and t.embedding_weight > 0]
-        if len(looks) == 1:  # already a unit vector
-            self.unit, self.emb_w = looks[0].embedding, min(looks[0].embedding_weight, 4.0 * FULL_WEIGHT)
-            return
-        acc, w_sum = None, 0.0
-        for t in looks:
-            w = min(t.embedding_weight, 4.0 * FULL_WEIGHT)  # a long track is not worth many short ones
-            acc = w * t.embedding if acc is None else acc + w * t.embedding
-            w_sum += w
-        n = math.sqrt(float(np.dot(acc, acc))) if acc is not None else 0.0
-        self.unit = acc * np.float32(1.0 / n) if n > 0 else None
-        self.emb_w = w_sum if n > 0 else 0.0
-
-
-class _Gallery:
-    """The open visits as arrays, one row each, kept in step with their ``put``s: each decision
-    reads its candidates' last tracks and looks by row instead of rebuilding them from objects."""
-
-    def __init__(self, capacity: int = 64) -> None:
-        self.visit: list[_Visit | None] = [None] * capacity
-        self.tail = np.zeros((capacity, 6))
-        self.unit: np.ndarray | None = None  # float32[C, D] once a look arrives
-        self.weight = np.zeros(capacity)
-        self.has_unit = np.zeros(capacity, bool)
-        self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
-        self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
-        self.left = np.zeros(capacity, bool)  # its last tracklet went out through a door
-        self.free = list(range(capacity - 1, -1, -1))
-        self.row: dict[int, int] = {}
-        self.codes: dict[str, int] = {}  # camera id -> code
-
-    def sync(self, v: _Visit) -> None:
-        r = self.row.get(v.vid)
-        if r is None:
-            if not self.free:
-                self._grow()
-            r = self.row[v.vid] = self.free.pop()
-            self.visit[r] = v
-        self.ready[r] = not v.open and v.last is not None
-        if v.tail:
-            self.tail[r] = v.tail
-            self.camera[r] = self.code(v.last.camera_id)
-        self.has_unit[r] = v.unit is not None
-        self.left[r] = v.left_at is not None
-        self.weight[r] = v.emb_w
-        if v.unit is not None:
-            if self.unit is None:
-                self.unit = np.zeros((len(self.visit), len(v.unit)), np.float32)
-            self.unit[r] = v.unit
-
-    def drop(self, v: _Visit) -> None:
-        r = self.row.pop(v.vid, None)
-        if r is not None:
-            self.visit[r], self.ready[r], self.has_unit[r] = None, False, False
-            self.free.append(r)
-
-    def candidates(self) -> np.ndarray:
-        return np.nonzero(self.ready)[0]
-
-    def code(self, camera_id: str) -> int:
-        return self.codes.setdefault(camera_id, len(self.codes))
-
-    def _grow(self) -> None:
-        old = len(self.visit)
-        self.visit += [None] * old
-        self.tail = np.concatenate([self.tail, np.zeros_like(self.tail)])
-        if self.unit is not None:
-            self.unit = np.concatenate([self.unit, np.zeros_like(self.unit)])
-        self.weight = np.concatenate([self.weight, np.zeros(old)])
-        self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
-        self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
-        self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
-        self.left = np.concatenate([self.left, np.zeros(old, bool)])
-        self.free = list(range(2 * old - 1, old - 1, -1))
 
 
 class VisitLinker:
@@ -197,8 +87,8 @@ class VisitLinker:
         self.store_id = store.store_id
         self.next_visit_id = next_visit_id or counter_ids("visit-")
         self._vnum = 0
-        self.visits: dict[int, _Visit] = {}
-        self.gallery = _Gallery()
+        self.visits: dict[int, OpenVisit] = {}
+        self.gallery = Gallery()
         self.visit_of: dict[tuple[str, int, float], int] = {}  # tracklet key -> visit (open visits only)
         self.track_visit: dict[tuple[str, int], int] = {}  # (camera, track id) -> the open visit it was last in
         self.pending: dict[tuple[str, int, float], tuple[float, Tracklet]] = {}  # undecided heads: (decide at, head)
@@ -344,7 +234,7 @@ class VisitLinker:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
             # column is finite, so every head gets a finite choice; scipy's solver on a few rows
             # against hundreds of columns takes ~10 us where lapjv's padding to square takes ~200)
-            hr, hc = linear_sum_assignment(np.where(cost < _LIMIT, cost, _IMPOSSIBLE))
+            hr, hc = linear_sum_assignment(np.where(np.isfinite(cost), cost, _IMPOSSIBLE))
             best = hc[np.argsort(hr)].tolist()
         for i, h in enumerate(heads):
             j = best[i]
@@ -353,7 +243,7 @@ class VisitLinker:
                 self.stats["links"] += 1
             else:
                 self._vnum += 1
-                v = self.visits[self._vnum] = _Visit(self._vnum)
+                v = self.visits[self._vnum] = OpenVisit(self._vnum)
                 self.stats["new_at_door" if self._enters(h) else "new_inside"] += 1
             v.put(h)
             v.left_at = h.end if h.final and self._leaves(h) else None
@@ -523,17 +413,17 @@ class VisitLinker:
         return False
 
     # ------------------------------------------------------------------ closing
-    def _touched(self, v: _Visit) -> None:
+    def _touched(self, v: OpenVisit) -> None:
         """A visit took a tracklet: the gallery follows, and a visit off camera gets its closing time."""
         self.gallery.sync(v)
         if not v.open:
             heapq.heappush(self._closing, (self._close_at(v), v.vid))
 
-    def _close_at(self, v: _Visit) -> float:
+    def _close_at(self, v: OpenVisit) -> float:
         door = v.left_at + self.s.door_close_s if v.left_at is not None else math.inf
         return min(door, v.last_seen + self.s.timeout_s)
 
-    def _ended(self, v: _Visit, now: float) -> str | None:
+    def _ended(self, v: OpenVisit, now: float) -> str | None:
         if v.open:
             return None
         if v.left_at is not None and now >= v.left_at + self.s.door_close_s:
@@ -576,7 +466,7 @@ class VisitLinker:
                 self._window.append(rec)
         return out
 
-    def _record(self, v: _Visit, why: str) -> VisitRecord | None:
+    def _record(self, v: OpenVisit, why: str) -> VisitRecord | None:
         tls = sorted(v.tracklets.values(), key=lambda t: t.start)
         journeys = [t.journey for t in tls if t.journey is not None]
         if not journeys:
