@@ -306,32 +306,17 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
       detections that belong to each track's main customer) and ``oracle_idf1``, the IDF1 of
       the same camera tracks put in the visit of their main customer: the most any linker can
       reach on them. IDF1 well under the oracle is the linker's; the oracle under 1, the tracks'."""
-    from scipy.optimize import linear_sum_assignment
-
     t0, t1 = truth["t0"], truth["t1"]
     true = {c["id"]: c["visit"] for c in truth["customers"] if c.get("visit") and t0 <= c["visit"]["start"] < t1}
     nan = float("nan")
     cids = sorted(true)
     col = {c: i for i, c in enumerate(cids)}
-    ov = np.zeros((len(visits), len(cids)))
-    pred_w = gt_w = 0
-    for i, v in enumerate(visits):
-        # a camera track the analytics split (unseen past lost_after_s, then back) is two tracklets
-        # with one label: its detections count once per visit (in two visits, in both: never a gain)
-        for lab in dict.fromkeys(v.get("tracklets", [])):
-            for c, n in tracklet_truth.get(lab, {}).items():
-                pred_w += n
-                c = int(c)
-                if c >= 0:
-                    gt_w += n
-                    if c in col:
-                        ov[i, col[c]] += n
-    idtp, pairs = 0.0, []
-    if ov.size:
-        r, c = linear_sum_assignment(-ov)
-        idtp = float(ov[r, c].sum())
-        pairs = [(i, cids[j]) for i, j in zip(r.tolist(), c.tolist()) if ov[i, j] > 0]
-    idf1 = 2.0 * idtp / (pred_w + gt_w) if pred_w + gt_w else nan
+    # a camera track the analytics split (unseen past lost_after_s, then back) is two tracklets
+    # with one label: its detections count once per visit (in two visits, in both: never a gain)
+    groups = [[tracklet_truth.get(lab, {}) for lab in dict.fromkeys(v.get("tracklets", []))] for v in visits]
+    m = _id_matches(groups, col)
+    idf1, idtp, pred_w, gt_w = m["idf1"], m["idtp"], m["pred_w"], m["gt_w"]
+    pairs = [(i, cids[j]) for i, j in m["pairs"]]
     purity, oracle = _linking_ceiling(visits, col, tracklet_truth)
     n_t, n_p = len(true), len(visits)
     conv_p = sum(bool(v["converted"]) for v in visits) / n_p if n_p else nan
@@ -348,34 +333,51 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
             "exact_path_rate": exact / n_t if n_t else nan, "track_purity": purity, "oracle_idf1": oracle}
 
 
-def _linking_ceiling(visits: list[dict], col: dict, tracklet_truth: dict) -> tuple[float, float]:
-    """(track purity, oracle IDF1) over the camera tracks in ``visits`` (see ``visit_scores``)."""
+def _id_matches(groups: list[list[dict]], col: dict) -> dict:
+    """IDF1 of predicted identities vs true customers: {idf1, idtp, pred_w, gt_w (detections on
+    either side), pairs (matched group, column)}.
+    ``groups``: per predicted identity, the ``tracklet_truth`` entries ({customer: detections},
+    -1: false positives) of its camera tracks; ``col``: customer id -> column. Identities and
+    customers are matched one to one to maximise shared detections (IDTP);
+    IDF1 = 2 IDTP / (predicted detections + true customers' detections)."""
     from scipy.optimize import linear_sum_assignment
 
-    labels = list(dict.fromkeys(lab for v in visits for lab in v.get("tracklets", [])))
+    ov = np.zeros((len(groups), len(col)))
+    pred_w = gt_w = 0
+    for i, ds in enumerate(groups):
+        for d in ds:
+            for c, n in d.items():
+                pred_w += n
+                c = int(c)
+                if c >= 0:
+                    gt_w += n
+                    if c in col:
+                        ov[i, col[c]] += n
+    idtp, pairs = 0.0, []
+    if ov.size:
+        r, c = linear_sum_assignment(-ov)
+        idtp = float(ov[r, c].sum())
+        pairs = [(i, j) for i, j in zip(r.tolist(), c.tolist()) if ov[i, j] > 0]
+    return {"idf1": 2.0 * idtp / (pred_w + gt_w) if pred_w + gt_w else float("nan"), "idtp": idtp,
+            "pred_w": pred_w, "gt_w": gt_w, "pairs": pairs}
+
+
+def _linking_ceiling(visits: list[dict], col: dict, tracklet_truth: dict) -> tuple[float, float]:
+    """(track purity, oracle IDF1) over the camera tracks in ``visits`` (see ``visit_scores``):
+    every track put in the identity of its main customer (a track mostly false positives alone)."""
     groups: dict = {}
     total = main = 0
-    for lab in labels:
-        d = {int(c): n for c, n in tracklet_truth.get(lab, {}).items()}
+    for lab in dict.fromkeys(lab for v in visits for lab in v.get("tracklets", [])):
+        d = tracklet_truth.get(lab, {})
         if not d:
             continue
         c, n = max(d.items(), key=lambda kv: kv[1])
         total += sum(d.values())
         main += n
-        groups.setdefault(c if c >= 0 else ("fp", lab), []).append(d)
+        groups.setdefault(c if int(c) >= 0 else ("fp", lab), []).append(d)
     if not total:
         return float("nan"), float("nan")
-    ov = np.zeros((len(groups), len(col)))
-    true_w = 0
-    for i, ds in enumerate(groups.values()):
-        for d in ds:
-            for c, n in d.items():
-                if c >= 0:
-                    true_w += n
-                    if c in col:
-                        ov[i, col[c]] += n
-    r, c = linear_sum_assignment(-ov)
-    return main / total, 2.0 * float(ov[r, c].sum()) / (total + true_w)
+    return main / total, _id_matches(list(groups.values()), col)["idf1"]
 
 
 def served_in_window(service_rate: float, window_s: float) -> int:
