@@ -185,3 +185,16 @@ def test_perf_sweep_writes_csv_and_table(triton_server, tmp_path):
 
 def test_grpc_ready_is_false_without_a_server():
     assert not perf.grpc_ready("127.0.0.1:1")
+
+
+def test_visits_benchmark_runs_all_three_configurations(monkeypatch):
+    """benchmarks.visits: base analytics, + tracklets, + the linker behind a StoreLink (a tiny
+    run: the numbers are not checked, only that each configuration ran and the linker linked)."""
+    from benchmarks import visits as bench
+
+    monkeypatch.setattr(bench, "ROUNDS", 1)
+    r = bench.run(10, 1200)  # 80 s at 15 fps: tracks end, visits time out
+    assert r["visits_closed"] > 0
+    parts = r["base_us"] + r["tracklets_us"] + r["linker_us"]
+    assert r["visits_us"] == pytest.approx(parts)
+    assert r["linker_pct"] == pytest.approx(100.0 * r["linker_us"] / r["base_us"])
