@@ -107,6 +107,8 @@ class VisitRecord:
     cameras: tuple[str, ...] = ()
     tracklets: tuple[str, ...] = ()  # "<camera>:<track id>", in time order
     closed_by: str = "timeout"  # door | timeout | end (not in the file: why the visit ended)
+    tracklet_spans: tuple[tuple[float, float], ...] = ()  # (start, end) of each of ``tracklets`` (a track
+    # split at a gap is two tracklets with one label: the spans tell their detections apart)
 
     @property
     def duration_seconds(self) -> float:
@@ -116,6 +118,8 @@ class VisitRecord:
         d = JourneyRecord.to_dict(self)  # type: ignore[arg-type]
         d["cameras"] = list(self.cameras)
         d["tracklets"] = list(self.tracklets)
+        if self.tracklet_spans:
+            d["tracklet_spans"] = [[round(a, 3), round(b, 3)] for a, b in self.tracklet_spans]
         return d
 
 

@@ -2,7 +2,7 @@
 linked visits score against it (``clients.demo`` runs the demo and calls these).
 
     truth = store_truth(store, cameras, seconds, fps, seed, start)  # simulator.truth.Truth JSON
-    tt = tracklet_truth(clips, tally)          # {"<camera>:<track>": {customer id: detections}}
+    tt = tracklet_truth(clips, tally)          # {"<camera>:<track>": [[t0, t1, customer id, detections]]}
     v = score_visits(clips, tally, store, args, finals, link)       # demo_summary.json ``visits``
     print_visits(v)
 
@@ -102,12 +102,15 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def tracklet_truth(clips: list[dict], tally: Tally, min_iou: float = 0.5) -> dict:
-    """{"<camera>:<track>": {customer id: detections}} (-1: no true person at IoU >= ``min_iou``):
-    each camera track's person boxes matched one to one, frame by frame, to the true boxes of
-    that frame (the clip's truth file), as simulator/day.py writes ``tracklet_truth.json``."""
+    """{"<camera>:<track>": [[t_first, t_last, customer id, detections], ...]} (runs in time order,
+    ``simulator.truth.add_track_runs``; customer -1: no true person at IoU >= ``min_iou``): each
+    camera track's person boxes matched one to one, frame by frame, to the true boxes of that
+    frame (the clip's truth file), as simulator/day.py writes ``tracklet_truth.json``."""
     from scipy.optimize import linear_sum_assignment
 
-    out: dict[str, dict[str, int]] = {}
+    from simulator.truth import add_track_runs
+
+    out: dict[str, list] = {}
     for c in clips:
         truth, sid = c["truth"], c["stream_id"]
         if not truth or not truth.get("frames") or sid not in tally.boxes:
@@ -116,22 +119,26 @@ def tracklet_truth(clips: list[dict], tally: Tally, min_iou: float = 0.5) -> dic
         frames = {f["frame"]: f for f in truth["frames"]}
         by_frame: dict[int, list] = defaultdict(list)
         for ts, tid, *box in tally.boxes[sid]:
-            by_frame[int(round((ts - t0) * fps))].append((tid, box))
+            by_frame[int(round((ts - t0) * fps))].append((tid, box, ts))
+        tids, times, whos = [], [], []
         for k, dets in by_frame.items():
             f = frames.get(k)
             keep = [i for i, cl in enumerate(f["class_ids"]) if cl == 0] if f else []
             cust = [f["ids"][i] for i in keep]
             who = [-1] * len(dets)
             if keep:
-                iou = _iou(np.array([b for _, b in dets], np.float64),
+                iou = _iou(np.array([b for _, b, _ in dets], np.float64),
                            np.array([f["boxes"][i] for i in keep], np.float64).reshape(-1, 4))
                 r, cc = linear_sum_assignment(-iou)
                 for i, j in zip(r.tolist(), cc.tolist()):
                     if iou[i, j] >= min_iou:
                         who[i] = int(cust[j])
-            for (tid, _), w in zip(dets, who):
-                d = out.setdefault(f"{sid}:{tid}", {})
-                d[str(w)] = d.get(str(w), 0) + 1
+            tids += [tid for tid, _, _ in dets]
+            times += [ts for _, _, ts in dets]
+            whos += who
+        runs: dict = {}
+        add_track_runs(runs, np.array(tids, np.int64), np.array(times, np.float64), np.array(whos, np.int64))
+        out.update({f"{sid}:{tid}": [[round(t0, 3), round(t1, 3), w, n] for t0, t1, w, n in r] for tid, r in runs.items()})
     return out
 
 
@@ -139,9 +146,11 @@ def reid_cosines(finals: list, ttruth: dict) -> dict:
     """How the served re-id model scores final tracklets of the same and of different true
     customers on different cameras: cosine of their mean embeddings (mean, sd, pairs). A
     tracklet's customer is the one with most of its detections (at least half; else skipped)."""
+    from simulator.score import track_counts
+
     embs, who, cams = [], [], []
     for tl in finals:
-        d = ttruth.get(tl.label)
+        d = track_counts(ttruth.get(tl.label), (tl.start, tl.end))
         if tl.embedding is None or not d:
             continue
         c, n = max(d.items(), key=lambda kv: kv[1])
@@ -171,11 +180,13 @@ def link_errors(visits: list[dict], ttruth: dict, share: float = 0.2) -> dict:
     """Where visit IDF1 is lost: ``merged`` visits (a second true customer has at least ``share``
     of the visit's detections) and ``split`` customers (at least ``share`` of their detections
     in a second visit); false positive detections (-1) are left out."""
+    from simulator.score import visit_tracks
+
     per_visit, per_cust = [], defaultdict(lambda: defaultdict(int))
     for i, v in enumerate(visits):
         c = defaultdict(int)
-        for lab in dict.fromkeys(v.get("tracklets", [])):  # a label twice in a visit: one track, counted once
-            for k, n in ttruth.get(lab, {}).items():
+        for d in visit_tracks(v, ttruth):
+            for k, n in d.items():
                 if int(k) >= 0:
                     c[int(k)] += n
                     per_cust[int(k)][i] += n

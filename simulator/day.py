@@ -45,7 +45,7 @@ from core.types import Tracks
 from simulator import world as W
 from simulator.agents import positions, simulate
 from simulator.camera import CLASS_NAMES, detect, objects_in_view
-from simulator.truth import Truth
+from simulator.truth import Truth, add_track_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = list(W.CAMERA_IDS)
@@ -144,7 +144,7 @@ def _run_camera(cid: str) -> dict:
     # re-id vectors only for the frames the tracklets take crops from (a tick every 1 s), not every frame
     embed_every = max(1, int(round(1.0 * job.fps)))
     tracklets: list = []  # (emitted at, tracklet)
-    who: dict[int, dict[int, int]] = {}  # track id -> {true customer id: detections}
+    who: dict[int, list] = {}  # track id -> runs [t_first, t_last, true customer id, detections]
     footfall, last_heatmap = [], None
     fps = job.fps
     n_total = int(round((job.t1 - job.t0) * fps))
@@ -171,6 +171,7 @@ def _run_camera(cid: str) -> dict:
             e_frame = ((f0 + np.arange(n)) % embed_every) == 0
         pair_t: list = []
         pair_c: list = []
+        pair_s: list = []  # the detections' times
         c1 = _cpu()
         st["sim_s"] += c1 - c0
         st["detections"] += len(det.frame)
@@ -200,6 +201,7 @@ def _run_camera(cid: str) -> dict:
                     if np.count_nonzero(d):
                         pair_t.append(tr.track_ids[d])
                         pair_c.append(det.truth_id[a:b][tr.det_index[d]])
+                        pair_s.append(np.full(int(np.count_nonzero(d)), t))
                 if r:
                     recs += _take_tracklets(r, t, tracklets)
             else:
@@ -209,7 +211,7 @@ def _run_camera(cid: str) -> dict:
             tana += _cpu() - c2
             ttrk += c2 - c1
         if pair_t:
-            _count_pairs(who, np.concatenate(pair_t), np.concatenate(pair_c))
+            add_track_runs(who, np.concatenate(pair_t), np.concatenate(pair_s), np.concatenate(pair_c))
         st["tracker_s"] += ttrk
         st["analytics_s"] += tana
         st["tracks"] += ntr
@@ -248,14 +250,6 @@ def _take_tracklets(recs: list, t: float, into: list) -> list:
         else:
             keep.append(r)
     return keep
-
-
-def _count_pairs(who: dict, track_ids: np.ndarray, truth_ids: np.ndarray) -> None:
-    """who[track][customer] += detections of that customer the track took (a chunk at once)."""
-    pairs, counts = np.unique(np.stack([track_ids, truth_ids], 1), axis=0, return_counts=True)
-    for (tid, cid), n in zip(pairs.tolist(), counts.tolist()):
-        d = who.setdefault(tid, {})
-        d[cid] = d.get(cid, 0) + n
 
 
 def _emit(sink, recs, footfall, last_heatmap):
@@ -401,9 +395,9 @@ def link_visits(results: list[dict], cfg, cameras: list[str], output: Path, t1: 
         from visits.floor_heatmap import save_floor_png
 
         save_floor_png(output / "floor_heatmap.png", heat[-1], cfg.floor)
-    # detections of each true customer (-1: false positives) each camera track took
-    truth = {f"{r['camera']}:{tid}": {str(c): int(n) for c, n in d.items()} for r in results
-             for tid, d in r["who"].items()}
+    # detections of each true customer (-1: false positives) each camera track took, as runs in time
+    truth = {f"{r['camera']}:{tid}": [[round(t0, 3), round(t1, 3), c, n] for t0, t1, c, n in runs]
+             for r in results for tid, runs in r["who"].items()}
     (output / "tracklet_truth.json").write_text(json.dumps(truth, separators=(",", ":")))
     return {"tracklet_events": len(events), "visits": len(visits), "cpu_s": round(cpu, 2),
             "peak_open_visits": peak["open_visits"], "peak_array_bytes": peak["array_bytes"],

@@ -60,7 +60,7 @@ SCHEMAS = {
 
 
 # fields a file may add after the seed's (store visits name their cameras and camera tracks)
-ADDITIVE = {"journeys.json": ("cameras", "tracklets")}
+ADDITIVE = {"journeys.json": ("cameras", "tracklets", "tracklet_spans")}
 
 
 def _num(v) -> bool:
@@ -294,8 +294,9 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
     camera).
 
     - IDF1 as in multi-camera tracking benchmarks, over the detections of the camera tracks the
-      visits were stitched from: ``tracklet_truth`` says how many detections of each true
-      customer (-1: false positives) each track took; visits and customers are matched one to
+      visits were stitched from: ``tracklet_truth`` says which true customer (-1: false
+      positives) each track's detections were, as runs in time (``track_counts``), so each
+      tracklet (a visit's ``tracklet_spans``) counts its own detections, once; visits and customers are matched one to
       one to maximise shared detections (IDTP); IDF1 = 2 IDTP / (visit detections + true
       customers' detections).
     - visit count error (%), store conversion (converted visits / visits vs served customers /
@@ -311,9 +312,9 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
     nan = float("nan")
     cids = sorted(true)
     col = {c: i for i, c in enumerate(cids)}
-    # a camera track the analytics split (unseen past lost_after_s, then back) is two tracklets
-    # with one label: its detections count once per visit (in two visits, in both: never a gain)
-    groups = [[tracklet_truth.get(lab, {}) for lab in dict.fromkeys(v.get("tracklets", []))] for v in visits]
+    # each detection counts once: a camera track the analytics split (unseen past lost_after_s, then
+    # back) is two tracklets, each with its own detections (by their time spans)
+    groups = [visit_tracks(v, tracklet_truth) for v in visits]
     m = _id_matches(groups, col)
     idf1, idtp, pred_w, gt_w = m["idf1"], m["idtp"], m["pred_w"], m["gt_w"]
     pairs = [(i, cids[j]) for i, j in m["pairs"]]
@@ -331,6 +332,33 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
             "mean_duration_s": dur_p, "true_mean_duration_s": dur_t,
             "visit_duration_error_pct": 100.0 * abs(dur_p - dur_t) / dur_t if n_p and n_t and dur_t else nan,
             "exact_path_rate": exact / n_t if n_t else nan, "track_purity": purity, "oracle_idf1": oracle}
+
+
+def track_counts(entry, span: tuple[float, float] | None = None) -> dict[str, int]:
+    """{customer id: detections} of one camera track in ``tracklet_truth.json``: an entry of runs
+    (``[[t_first, t_last, customer, n], ...]``, ``simulator.truth.add_track_runs``) counted
+    within ``span`` (a tracklet's start and end; None: all), or an older whole-track entry
+    (``{customer: n}``) as it is."""
+    if not entry or isinstance(entry, dict):
+        return dict(entry or {})
+    out: dict[str, int] = {}
+    for t0, t1, c, n in entry:
+        if span is None or (t0 >= span[0] - _SPAN_EPS and t1 <= span[1] + _SPAN_EPS):
+            out[str(c)] = out.get(str(c), 0) + int(n)
+    return out
+
+
+_SPAN_EPS = 0.01  # spans and runs are written to the millisecond
+
+
+def visit_tracks(visit: dict, tracklet_truth: dict) -> list[dict[str, int]]:
+    """{customer: detections} of each camera track segment a visit was stitched from: per
+    tracklet (its ``tracklet_spans``) where the file has them, else per track label (a label
+    twice in one visit, one track split at a gap, counted once)."""
+    labels, spans = visit.get("tracklets", []), visit.get("tracklet_spans")
+    if spans and len(spans) == len(labels):
+        return [track_counts(tracklet_truth.get(lab), (float(a), float(b))) for lab, (a, b) in zip(labels, spans)]
+    return [track_counts(tracklet_truth.get(lab)) for lab in dict.fromkeys(labels)]
 
 
 def _id_matches(groups: list[list[dict]], col: dict) -> dict:
@@ -367,14 +395,13 @@ def _linking_ceiling(visits: list[dict], col: dict, tracklet_truth: dict) -> tup
     every track put in the identity of its main customer (a track mostly false positives alone)."""
     groups: dict = {}
     total = main = 0
-    for lab in dict.fromkeys(lab for v in visits for lab in v.get("tracklets", [])):
-        d = tracklet_truth.get(lab, {})
+    for k, d in enumerate(d for v in visits for d in visit_tracks(v, tracklet_truth)):
         if not d:
             continue
         c, n = max(d.items(), key=lambda kv: kv[1])
         total += sum(d.values())
         main += n
-        groups.setdefault(c if int(c) >= 0 else ("fp", lab), []).append(d)
+        groups.setdefault(c if int(c) >= 0 else ("fp", k), []).append(d)
     if not total:
         return float("nan"), float("nan")
     return main / total, _id_matches(list(groups.values()), col)["idf1"]

@@ -153,3 +153,33 @@ class Truth:
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+
+
+# ---------------------------------------------------------------------------- camera tracks' truth
+RUN_GAP_S = 1.0  # detections of one customer on one track further apart than this start a new run
+
+
+def add_track_runs(runs: dict, track_ids: np.ndarray, times: np.ndarray, customers: np.ndarray) -> None:
+    """Who each camera track's detections were, as runs: ``runs[track]`` is a list of
+    ``[t_first, t_last, customer, detections]`` (customer -1: a false positive), in time order,
+    one run per stretch of one customer with no gap over ``RUN_GAP_S``. A track the analytics
+    split into tracklets (unseen past ``lost_after_s``, longer than a run's gap) never has a run
+    across the split, so each tracklet's detections can be counted by its own time span
+    (``simulator.score.track_counts``). Call with detections in time order per track (chunks in
+    time order); a run continues across calls."""
+    if not len(track_ids):
+        return
+    order = np.lexsort((times, track_ids))
+    tid, t, c = track_ids[order], times[order], customers[order]
+    cut = np.ones(len(tid), bool)
+    cut[1:] = (tid[1:] != tid[:-1]) | (c[1:] != c[:-1]) | (t[1:] - t[:-1] > RUN_GAP_S)
+    starts = np.nonzero(cut)[0]
+    ends = np.append(starts[1:], len(tid)) - 1
+    for k, s, e in zip(tid[starts].tolist(), starts.tolist(), ends.tolist()):
+        t0, t1, cust, n = float(t[s]), float(t[e]), int(c[s]), e - s + 1
+        lst = runs.setdefault(k, [])
+        if lst and lst[-1][2] == cust and t0 - lst[-1][1] <= RUN_GAP_S:
+            lst[-1][1] = t1
+            lst[-1][3] += n
+        else:
+            lst.append([t0, t1, cust, n])

@@ -142,7 +142,11 @@ def test_store_truth_and_tracklet_truth_from_the_rendered_clips(tmp_path):
                                                 x1, y1, x2 - x1, y2 - y1, 1000 + i))
         sink.write(recs)
     tt = tracklet_truth(clips, sink)
-    assert tt and all(len(d) == 1 and next(iter(d)) == str(int(k.split(":")[1]) - 1000) for k, d in tt.items())
+    # runs [t_first, t_last, customer, detections]: one customer per track, all its frames (a person
+    # leaving the view for a while and back is two runs of the same customer)
+    assert tt and all({r[2] for r in runs} == {int(k.split(":")[1]) - 1000} for k, runs in tt.items())
+    assert sum(r[3] for runs in tt.values() for r in runs) == sum(len(b) for b in sink.boxes.values())
+    assert all(r[0] <= r[1] for runs in tt.values() for r in runs)
     by_customer: dict = {}
     for label in tt:
         by_customer.setdefault(int(label.split(":")[1]) - 1000, []).append(label)

@@ -306,6 +306,45 @@ def test_visit_idf1_counts_a_split_camera_track_once_per_visit():
     assert merged["track_purity"] == pytest.approx(80 / 82)
 
 
+def test_track_runs_follow_who_a_track_was_over_time():
+    """tracklet_truth.json's runs: one per stretch of one customer on a track, cut where the
+    customer changes or the track goes unseen past RUN_GAP_S, continued across chunks."""
+    from simulator.truth import RUN_GAP_S, add_track_runs
+
+    runs: dict = {}
+    t = np.arange(8) * 0.25
+    add_track_runs(runs, np.array([5] * 8 + [6]), np.append(t, 0.0), np.array([1, 1, 1, 2, 2, 2, 1, 1, -1]))
+    assert runs == {5: [[0.0, 0.5, 1, 3], [0.75, 1.25, 2, 3], [1.5, 1.75, 1, 2]], 6: [[0.0, 0.0, -1, 1]]}
+    add_track_runs(runs, np.array([5, 5]), np.array([2.0, 2.0 + RUN_GAP_S + 1.0]), np.array([1, 1]))
+    assert runs[5][-2:] == [[1.5, 2.0, 1, 3], [4.0, 4.0, 1, 1]]  # continued, then a gap: a new run
+
+
+def test_visit_idf1_counts_each_tracklet_of_a_split_track_by_its_time_span():
+    """A camera track that followed customer 1, went unseen, and came back on customer 2 (the
+    analytics split it into two tracklets with one label): with the visits' tracklet spans each
+    tracklet counts its own detections, so linking each to its customer scores 1, and each
+    detection counts once."""
+    from simulator.score import track_counts, visit_scores
+
+    truth = {"t0": 0.0, "t1": 100.0, "customers": [
+        {"id": 1, "visit": {"start": 0.0, "end": 50.0, "zones": [], "converted": False}},
+        {"id": 2, "visit": {"start": 10.0, "end": 90.0, "zones": [], "converted": False}}]}
+    tt = {"a:1": [[0.0, 20.0, 1, 40], [30.0, 50.0, 2, 30]], "b:7": [[60.0, 80.0, 2, 20]]}
+    assert track_counts(tt["a:1"], (30.0, 50.0)) == {"2": 30} and track_counts(tt["a:1"]) == {"1": 40, "2": 30}
+
+    def visit(labels, spans=None):
+        v = {"tracklets": labels, "zones_visited": [], "converted": False, "duration_seconds": 50.0}
+        return v if spans is None else {**v, "tracklet_spans": spans}
+
+    right = [visit(["a:1"], [[0.0, 20.0]]), visit(["a:1", "b:7"], [[30.0, 50.0], [60.0, 80.0]])]
+    s = visit_scores(right, truth, tt)
+    assert s["idf1"] == pytest.approx(1.0) and s["oracle_idf1"] == pytest.approx(1.0)
+    assert s["visit_detections"] == 90 and s["track_purity"] == pytest.approx(1.0)
+    # without spans (an older journeys.json) each visit holding the label is charged all of it
+    old = visit_scores([visit(["a:1"]), visit(["a:1", "b:7"])], truth, tt)
+    assert old["visit_detections"] == 160 and old["idf1"] < 0.8
+
+
 def test_the_linking_ceiling_counts_a_track_that_carries_two_customers_once():
     """A camera track holding two customers caps IDF1 below 1 whatever the linker does: the
     oracle groups it with its main customer, and its other detections are lost."""

@@ -486,7 +486,8 @@ class VisitLinker:
         cams = tuple(dict.fromkeys(t.camera_id for t in tls))
         return VisitRecord(self.next_visit_id(), v.vid, tls[0].camera_id, min(t.start for t in tls),
                            max(t.end for t in tls), tuple(order), dwell, any(j.converted for j in journeys),
-                           bool(cart), cams, tuple(t.label for t in tls), why)
+                           bool(cart), cams, tuple(t.label for t in tls), why,
+                           tuple((t.start, t.end) for t in tls))
 
     # ------------------------------------------------------------------ reports
     def _reports(self, now: float, force: bool = False) -> list[Any]:
