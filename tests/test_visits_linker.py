@@ -203,6 +203,22 @@ def test_a_track_id_the_camera_kept_across_a_gap_stays_in_its_visit():
     assert mine.tracklets == (tls[0].label, "cam-b:7001", "cam-b:7001")
 
 
+def test_a_kept_track_id_is_evidence_not_a_verdict():
+    """The camera's tracker kept id 7002 across 18 s unseen, but its second part (no look) begins
+    half a second after b's track ended, where b was, walking on as b walked: the linker's own
+    evidence outweighs the kept id (worth 3 log-odds, not a verdict) and the part joins b's visit.
+    (With a fair case for the kept id, it wins: the test above.)"""
+    a, b = ident(14), ident(15)
+    tls = [tracklet("cam-a", 0, 10, (4, 27), (9, 16), noisy(a, 33)),
+           tracklet("cam-b", 13, 30, (11, 12), (20, 8), noisy(a, 34), tid=7002),
+           tracklet("cam-a", 20, 30, (3, 27), (9, 16), noisy(b, 35)),
+           tracklet("cam-b", 33, 48, (11, 12), (24, 8), noisy(b, 36)),
+           tracklet("cam-b", 48.5, 70, (24.3, 8), (34, 8), None, tid=7002)]
+    v = visits_of(run(VisitLinker(store()), tls, 400))
+    assert next(r for r in v if tls[2].label in r.tracklets).tracklets == (tls[2].label, tls[3].label, "cam-b:7002")
+    assert next(r for r in v if tls[0].label in r.tracklets).tracklets == (tls[0].label, "cam-b:7002")
+
+
 def test_someone_coming_in_from_the_street_starts_a_new_visit():
     """A head that begins beyond the door line walking in is a customer entering: it does not
     continue a visit still inside (whose exit the door camera missed), however alike they look;

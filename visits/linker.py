@@ -73,7 +73,9 @@ MOVING_MPS = 0.3  # slower is standing: no heading
 HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
 HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
 HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not computed
-SAME_TRACK_BONUS = 8.0  # a camera track id seen again: the tracker's own association, worth a door's odds
+SAME_TRACK_BONUS = 3.0  # a camera track id seen again: the tracker's own association (appearance and motion
+# on one view) is evidence, ~20:1, added to the linker's own; in crowds of look-alikes a tracker re-identifies
+# the wrong person often enough that it must not overrule what the floor and the other cameras say
 DECIDE_EVERY_S = 2.0  # heads due are decided together this often: a decision's cost is mostly per call, and
 # a head decided up to this much later only has more evidence (its track's end, other cameras' finals)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
@@ -289,7 +291,7 @@ class VisitLinker:
             llr *= np.sqrt(rel_h[:, None] * rel_v[None, :])
             cost -= llr
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
-        # longer than lost_after_s): the tracker's own association says "same person"
+        # longer than lost_after_s): the tracker's own association is evidence for "same person"
         same = []
         for i, h in enumerate(heads):
             r = gal.row.get(self.track_visit.get(h.key[:2], -1))
@@ -373,8 +375,7 @@ class VisitLinker:
             cost += st if both is None else np.where(both, st, 0.0)
         for i, j in same:
             k = int(np.searchsorted(cols, j))
-            ok[i, k] = True
-            cost[i, k] = min(cost[i, k], 0.0) - SAME_TRACK_BONUS
+            cost[i, k] -= SAME_TRACK_BONUS
         out[:, cols] = np.where(ok, cost, np.inf)
 
     def _new_cost(self, h: Tracklet) -> float:
