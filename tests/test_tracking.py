@@ -229,9 +229,9 @@ def test_reid_margin_refuses_an_ambiguous_match():
 
     d = 1 - np.array([emb_a @ look, emb_a @ look2])
     assert abs(d[0] - d[1]) < 0.05 and d.max() < 0.45
-    a, back = scene(TrackerConfig(frame_rate=FPS))               # margin off: one takes A's id
+    a, back = scene(TrackerConfig(frame_rate=FPS, reid_margin=0.0))  # margin off: one takes A's id
     assert a[0] in back
-    a, back = scene(TrackerConfig(frame_rate=FPS, reid_margin=0.1))
+    a, back = scene(TrackerConfig(frame_rate=FPS))               # the default margin (0.05)
     assert a[0] not in back and len(back) == 2                   # refused: both are new ids
 
 

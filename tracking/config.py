@@ -91,7 +91,7 @@ class TrackerConfig:
     reid_window_s: float = 10.0
     reid_thresh: float = 0.45
     reid_max_speed: float = 1.0
-    reid_margin: float = 0.0
+    reid_margin: float = 0.05
     coast_output_s: float = 1.0
 
     def __post_init__(self) -> None:
