@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                        "mean settles, one every 10 s after) and the store linker behind a `StoreLink`, as the "
                        "clients run it. Percentages are of the base analytics; goal: the linker <= 5 % at 200 "
                        f"people. CPU time of whole runs, best of {ROUNDS} interleaved rounds each (the linker's "
-                       "column is a difference of two bests: +-3 us). A stress case for the linker: one camera, no "
-                       "door, ids ending every ~60 s, so up to ~350 visits stay open (timeout 120 s) and every "
-                       "head is scored against all those off camera.")
+                       "column is a difference of two bests: it moves by up to +-8 us between runs). A stress "
+                       "case for the linker: one camera, no door, ids ending every ~60 s, so up to ~350 visits "
+                       "stay open (timeout 120 s) and every head is scored against all those off camera.")
     return 0
 
 

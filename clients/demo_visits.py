@@ -138,7 +138,8 @@ def tracklet_truth(clips: list[dict], tally: Tally, min_iou: float = 0.5) -> dic
             whos += who
         runs: dict = {}
         add_track_runs(runs, np.array(tids, np.int64), np.array(times, np.float64), np.array(whos, np.int64))
-        out.update({f"{sid}:{tid}": [[round(t0, 3), round(t1, 3), w, n] for t0, t1, w, n in r] for tid, r in runs.items()})
+        out.update({f"{sid}:{tid}": [[round(a, 3), round(b, 3), w, n] for a, b, w, n in r]
+                    for tid, r in runs.items()})
     return out
 
 

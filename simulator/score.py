@@ -296,9 +296,9 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
     - IDF1 as in multi-camera tracking benchmarks, over the detections of the camera tracks the
       visits were stitched from: ``tracklet_truth`` says which true customer (-1: false
       positives) each track's detections were, as runs in time (``track_counts``), so each
-      tracklet (a visit's ``tracklet_spans``) counts its own detections, once; visits and customers are matched one to
-      one to maximise shared detections (IDTP); IDF1 = 2 IDTP / (visit detections + true
-      customers' detections).
+      tracklet (a visit's ``tracklet_spans``) counts its own detections, once; visits and
+      customers are matched one to one to maximise shared detections (IDTP); IDF1 = 2 IDTP /
+      (visit detections + true customers' detections).
     - visit count error (%), store conversion (converted visits / visits vs served customers /
       customers seen) in points, mean visit duration error (%), and the exact zone-path rate:
       of the true visits, the share whose matched visit entered the same zones in the same order
@@ -334,6 +334,9 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
             "exact_path_rate": exact / n_t if n_t else nan, "track_purity": purity, "oracle_idf1": oracle}
 
 
+_SPAN_EPS = 0.01  # spans and runs are written to the millisecond
+
+
 def track_counts(entry, span: tuple[float, float] | None = None) -> dict[str, int]:
     """{customer id: detections} of one camera track in ``tracklet_truth.json``: an entry of runs
     (``[[t_first, t_last, customer, n], ...]``, ``simulator.truth.add_track_runs``) counted
@@ -346,9 +349,6 @@ def track_counts(entry, span: tuple[float, float] | None = None) -> dict[str, in
         if span is None or (t0 >= span[0] - _SPAN_EPS and t1 <= span[1] + _SPAN_EPS):
             out[str(c)] = out.get(str(c), 0) + int(n)
     return out
-
-
-_SPAN_EPS = 0.01  # spans and runs are written to the millisecond
 
 
 def visit_tracks(visit: dict, tracklet_truth: dict) -> list[dict[str, int]]:
