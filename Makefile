@@ -56,7 +56,7 @@ triton-down: ## stop the local Triton
 demo: setup ## the main job end to end on embedded defaults
 	$(PY) -m scripts.demo
 
-# 4 cameras x 300 s x 4 fps = 4800 frames: about 11 minutes through the CPU Triton on 2 cores
+# 4 cameras x 300 s x 4 fps = 4800 frames: about 2 minutes through the CPU Triton on 2 cores
 STORE_SECONDS ?= 300
 STORE_FPS ?= 4
 demo-store: setup ## the demo on all 4 cameras, 300 s of the 17:30 rush: store visits linked across cameras, scored
