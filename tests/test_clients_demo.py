@@ -172,6 +172,11 @@ def test_visit_goals_and_summary_sink_store_records():
     g = visit_goals({"idf1": 0.93, "store_conversion_error_points": 6.0, "conversion": 0.5, "true_conversion": 0.44})
     assert [x.met for x in g] == [True, False] and "goal >= 0.9: met" in g[0].text
     assert g[0].to_dict()["at_least"] and g[1].to_dict()["value"] == 6.0
+    part = visit_goals({"idf1": 0.85, "store_conversion_error_points": 1.0, "conversion": 0.5,
+                        "true_conversion": 0.49}, (2, 4))  # make demo: 2 of the store's 4 cameras
+    assert not part[0].met and "2 of the store's 4 cameras" in part[0].text and "NOT met" not in part[0].text
+    assert "goal >= 0.9: met" in visit_goals({**part[0].to_dict(), "idf1": 0.95, "store_conversion_error_points": 1.0,
+                                              "conversion": 0.5, "true_conversion": 0.49}, (4, 4))[0].text
     nan = visit_goals({"idf1": math.nan, "store_conversion_error_points": math.nan, "conversion": math.nan,
                        "true_conversion": math.nan})
     assert not any(x.met for x in nan) and nan[0].to_dict()["value"] is None
