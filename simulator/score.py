@@ -318,7 +318,7 @@ def visit_scores(visits: list[dict], truth: dict, tracklet_truth: dict) -> dict:
     m = _id_matches(groups, col)
     idf1, idtp, pred_w, gt_w = m["idf1"], m["idtp"], m["pred_w"], m["gt_w"]
     pairs = [(i, cids[j]) for i, j in m["pairs"]]
-    purity, oracle = _linking_ceiling(visits, col, tracklet_truth)
+    purity, oracle = _linking_ceiling(groups, col)
     n_t, n_p = len(true), len(visits)
     conv_p = sum(bool(v["converted"]) for v in visits) / n_p if n_p else nan
     conv_t = sum(bool(t["converted"]) for t in true.values()) / n_t if n_t else nan
@@ -390,21 +390,22 @@ def _id_matches(groups: list[list[dict]], col: dict) -> dict:
             "pred_w": pred_w, "gt_w": gt_w, "pairs": pairs}
 
 
-def _linking_ceiling(visits: list[dict], col: dict, tracklet_truth: dict) -> tuple[float, float]:
-    """(track purity, oracle IDF1) over the camera tracks in ``visits`` (see ``visit_scores``):
-    every track put in the identity of its main customer (a track mostly false positives alone)."""
-    groups: dict = {}
+def _linking_ceiling(groups: list[list[dict]], col: dict) -> tuple[float, float]:
+    """(track purity, oracle IDF1) over the camera tracks of the visits (``groups``: per visit,
+    ``visit_tracks``; see ``visit_scores``): every track put in the identity of its main customer
+    (a track mostly false positives alone)."""
+    by_main: dict = {}
     total = main = 0
-    for k, d in enumerate(d for v in visits for d in visit_tracks(v, tracklet_truth)):
+    for k, d in enumerate(d for ds in groups for d in ds):
         if not d:
             continue
         c, n = max(d.items(), key=lambda kv: kv[1])
         total += sum(d.values())
         main += n
-        groups.setdefault(c if int(c) >= 0 else ("fp", k), []).append(d)
+        by_main.setdefault(c if int(c) >= 0 else ("fp", k), []).append(d)
     if not total:
         return float("nan"), float("nan")
-    return main / total, _id_matches(list(groups.values()), col)["idf1"]
+    return main / total, _id_matches(list(by_main.values()), col)["idf1"]
 
 
 def served_in_window(service_rate: float, window_s: float) -> int:
