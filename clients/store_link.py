@@ -99,7 +99,7 @@ class StoreLink:
             self.last_t[camera_id] = t
         if t > self.newest:
             self.newest = t
-        if self._heap or self.newest >= self._next_tick:
+        if self.newest >= self._next_tick:
             out += self._release(self._watermark())
         return out
 
@@ -145,13 +145,15 @@ class StoreLink:
 
     def _release(self, upto: float) -> list[Any]:
         out: list[Any] = []
-        heap = self._heap
+        heap, batch, t = self._heap, [], -math.inf
         while heap and heap[0][0] <= upto:
             t, _, tl = heapq.heappop(heap)
-            got = self._call("process", [tl], t)
-            if got is None and tl.final and tl.journey is not None:
-                got = [CameraJourneyRecord(tl.journey)]  # the linker failed: the camera journey still goes out
-            out += got or []
+            batch.append(tl)
+        if batch:  # one call for all released (the linker's work per call is mostly per tracklet)
+            got = self._call("process", batch, t)
+            if got is None:  # the linker failed: the camera journeys still go out
+                got = [CameraJourneyRecord(tl.journey) for tl in batch if tl.final and tl.journey is not None]
+            out += got
         now = min(upto, self.newest)
         if math.isfinite(now):
             if now > self.released:

@@ -73,8 +73,10 @@ class FloorHeatmap:
         p, which = p[keep], which[keep]
         if len(p) == 0:
             return
-        order = np.lexsort((p[:, 0], which))  # each path in time order, paths apart
-        p, which = p[order], which[order]
+        back = np.diff(p[:, 0]) < 0.0
+        if (back & (which[1:] == which[:-1])).any():  # paths come in time order; one that is not is sorted
+            order = np.lexsort((p[:, 0], which))  # each path in time order, paths apart
+            p, which = p[order], which[order]
         t = p[:, 0]
         # a sample weighs its step to the path's next sample (capped); a path's last one weighs step_s
         w = np.full(len(t), self.step_s)

@@ -6,9 +6,11 @@ reads without touching the objects.
     gallery.sync(v)                         # after every put; gallery.drop(v) when it closes
     rows = gallery.candidates()             # visits whose every tracklet is final
 
-Shapes: ``Gallery.tail`` float64[C, 6] (each row a ``Tracklet.finish``: t, x, y, vx, vy, on
-floor), ``Gallery.unit`` float32[C, D] once a look arrives, the rest [C]. Rows are reused; C
-doubles when full.
+Shapes: ``Gallery.feat`` float64[C, NF], one row per visit with the columns named below (the
+last final tracklet's ``Tracklet.finish``: t, x, y, vx, vy, on floor; then its speed, unit
+heading, the look's reliability, the camera's code and whether it went out through a door), so
+a decision gathers its candidates with one index; ``Gallery.unit`` float32[C, D] once a look
+arrives; ``ready`` bool[C]. Rows are reused; C doubles when full.
 """
 from __future__ import annotations
 
@@ -37,14 +39,20 @@ class OpenVisit:
     unit: np.ndarray | None = None  # float32[D]: the normalised mean embedding, once every tracklet is final
     emb_w: float = 0.0  # the weight behind it (sum of crop qualities, each tracklet capped)
     tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
+    look_sum: np.ndarray | None = None  # float32[D]: the final tracklets' looks, weighted, summed
+    look_w: float = 0.0
+    looks: list = field(default_factory=list)  # the final tracklets with a look
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
         k = tl.key
+        before = self.tracklets.get(k)
         self.tracklets[k] = tl
         self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
+            if before is None or not before.final:
+                self._add_look(tl)
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
                 self.tail = tl.finish
@@ -53,19 +61,31 @@ class OpenVisit:
         else:
             self.open.add(k)
 
-    def _look(self) -> None:
-        """The visit's look from its tracklets' means, weighted by their crop quality: made when its
-        last open tracklet turns final, the only time it becomes a candidate (a visit with a track
-        still on camera is none), so a head costs no vector work."""
-        looks = [t for t in self.tracklets.values() if t.embedding is not None and t.embedding_weight > 0]
-        w = [min(t.embedding_weight, 4.0 * FULL_WEIGHT) for t in looks]  # a long track is not worth many short ones
-        if len(looks) == 1:  # already a unit vector
-            self.unit, self.emb_w = looks[0].embedding, w[0]
+    def _add_look(self, tl: Tracklet) -> None:
+        """A final tracklet's look joins the visit's running sum, weighted by its crop quality (a
+        long track is not worth many short ones: capped)."""
+        if tl.embedding is None or not tl.embedding_weight > 0:
             return
-        acc = sum((wi * t.embedding for wi, t in zip(w, looks)), start=np.float32(0.0)) if looks else None
-        n = math.sqrt(float(np.dot(acc, acc))) if acc is not None else 0.0
-        self.unit = acc * np.float32(1.0 / n) if n > 0 else None
-        self.emb_w = sum(w) if n > 0 else 0.0
+        w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)
+        e = tl.embedding * np.float32(w)
+        self.look_sum = e if self.look_sum is None else self.look_sum + e
+        self.look_w += w
+        self.looks.append(tl)
+
+    def _look(self) -> None:
+        """The visit's look, made when its last open tracklet turns final: the only time it becomes a
+        candidate (a visit with a track still on camera is none), so a head costs no vector work."""
+        if len(self.looks) == 1:  # already a unit vector
+            self.unit, self.emb_w = self.looks[0].embedding, self.look_w
+            return
+        n = math.sqrt(float(np.dot(self.look_sum, self.look_sum))) if self.look_sum is not None else 0.0
+        self.unit = self.look_sum * np.float32(1.0 / n) if n > 0 else None
+        self.emb_w = self.look_w if n > 0 else 0.0
+
+
+# Gallery.feat columns
+T, X, Y, VX, VY, ON, SPEED, DIR_X, DIR_Y, REL, CAM, LEFT = range(12)
+NF = 12
 
 
 class Gallery:
@@ -74,13 +94,9 @@ class Gallery:
 
     def __init__(self, capacity: int = 64) -> None:
         self.visit: list[OpenVisit | None] = [None] * capacity
-        self.tail = np.zeros((capacity, 6))
+        self.feat = np.zeros((capacity, NF))
         self.unit: np.ndarray | None = None  # float32[C, D] once a look arrives
-        self.weight = np.zeros(capacity)
-        self.has_unit = np.zeros(capacity, bool)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
-        self.camera = np.full(capacity, -1, np.int64)  # the camera of the visit's last final tracklet (a code)
-        self.left = np.zeros(capacity, bool)  # its last tracklet went out through a door
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
@@ -92,13 +108,16 @@ class Gallery:
                 self._grow()
             r = self.row[v.vid] = self.free.pop()
             self.visit[r] = v
-        self.ready[r] = not v.open and v.last is not None
-        if v.tail:
-            self.tail[r] = v.tail
-            self.camera[r] = self.code(v.last.camera_id)
-        self.has_unit[r] = v.unit is not None
-        self.left[r] = v.left_at is not None
-        self.weight[r] = v.emb_w
+        ready = not v.open and v.last is not None
+        self.ready[r] = ready
+        if not ready:  # not a candidate: no decision reads the row until it is
+            return
+        t, x, y, vx, vy, on = v.tail
+        speed = math.hypot(vx, vy)
+        ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
+        rel = min(v.emb_w / FULL_WEIGHT, 1.0) if v.unit is not None else 0.0  # 0: no look, no term
+        self.feat[r] = (t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id),
+                        v.left_at is not None)
         if v.unit is not None:
             if self.unit is None:
                 self.unit = np.zeros((len(self.visit), len(v.unit)), np.float32)
@@ -107,7 +126,7 @@ class Gallery:
     def drop(self, v: OpenVisit) -> None:
         r = self.row.pop(v.vid, None)
         if r is not None:
-            self.visit[r], self.ready[r], self.has_unit[r] = None, False, False
+            self.visit[r], self.ready[r] = None, False
             self.free.append(r)
 
     def candidates(self) -> np.ndarray:
@@ -119,12 +138,8 @@ class Gallery:
     def _grow(self) -> None:
         old = len(self.visit)
         self.visit += [None] * old
-        self.tail = np.concatenate([self.tail, np.zeros_like(self.tail)])
+        self.feat = np.concatenate([self.feat, np.zeros_like(self.feat)])
         if self.unit is not None:
             self.unit = np.concatenate([self.unit, np.zeros_like(self.unit)])
-        self.weight = np.concatenate([self.weight, np.zeros(old)])
-        self.has_unit = np.concatenate([self.has_unit, np.zeros(old, bool)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
-        self.camera = np.concatenate([self.camera, np.full(old, -1, np.int64)])
-        self.left = np.concatenate([self.left, np.zeros(old, bool)])
         self.free = list(range(2 * old - 1, old - 1, -1))

@@ -59,6 +59,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
+from visits import gallery as G
 from visits.gallery import FULL_WEIGHT, Gallery, OpenVisit
 
 log = logging.getLogger("visits.linker")
@@ -76,9 +77,12 @@ HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not c
 SAME_TRACK_BONUS = 3.0  # a camera track id seen again: the tracker's own association (appearance and motion
 # on one view) is evidence, ~20:1, added to the linker's own; in crowds of look-alikes a tracker re-identifies
 # the wrong person often enough that it must not overrule what the floor and the other cameras say
-DECIDE_EVERY_S = 2.0  # heads due are decided together this often: a decision's cost is mostly per call, and
+DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a decision's cost is mostly per call, and
 # a head decided up to this much later only has more evidence (its track's end, other cameras' finals)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
+_STREET = G.NF  # _head_row's last column: the head began beyond a door line
+_HEADING_GAPS = np.linspace(0.0, HEADING_CUT_S, 801)  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S)
+_HEADING_LOG_I0E = np.log(i0e(HEADING_KAPPA * np.exp(-_HEADING_GAPS / HEADING_GAP_S)))
 
 
 class VisitLinker:
@@ -137,7 +141,8 @@ class VisitLinker:
         their arrays (paths, embeddings) -- bounded by the customers in the store, not by the run."""
         tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
-        nbytes += sum(v.unit.nbytes for v in self.visits.values() if v.unit is not None)
+        nbytes += sum((v.unit.nbytes if v.unit is not None else 0) + (v.look_sum.nbytes if v.look_sum is not None else 0)
+                      for v in self.visits.values())
         return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
                 "array_bytes": int(nbytes)}
 
@@ -256,39 +261,37 @@ class VisitLinker:
     def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray, new: np.ndarray) -> None:
         """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
         impossible or where it cannot beat head i's own new visit (``new[i]``): such a pair is in
-        no optimal assignment (swapping it for the new visit is cheaper), so it is left inf."""
+        no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
+        (A decision is a few heads against up to hundreds of visits, each term a handful of whole-
+        matrix operations: the per-row numbers come precomputed, the heads' from ``_head_row``,
+        the visits' from ``Gallery.feat``.)"""
         s, gal = self.s, self.gallery
         out[:] = np.inf
-        H = np.array([h.begin for h in heads]).reshape(-1, 6)
-        V = gal.tail[rows]
-        gap = H[:, None, 0] - V[None, :, 0]
+        H = np.array([self._head_row(h) for h in heads])
+        V = gal.feat[rows]
+        gap = H[:, None, G.T] - V[None, :, G.T]
         ok = (gap >= -s.overlap_s) & (gap <= s.timeout_s)
         # someone who came in from the street (began beyond a door line) starts a visit: the only one
         # they may continue is one that just went out through a door (an exit and return within
         # door_close_s, or a track broken at the door); a customer coming back later is a new visit
-        if self.doors:
-            street = np.array([h.on_floor and self._at_door(h.begin, 0.0) for h in heads])
-            if street.any():
-                ok &= ~(street[:, None] & ~gal.left[rows][None, :])
+        street = H[:, _STREET] > 0.0
+        if street.any():
+            ok &= ~(street[:, None] & (V[None, :, G.LEFT] == 0.0))
         # the time gap (exponential against uniform over the timeout)
-        cost = np.maximum(gap, 0.0)
-        cost *= 1.0 / GAP_SCALE_S
+        g = np.maximum(gap, 0.0)
+        cost = g * (1.0 / GAP_SCALE_S)
         cost -= math.log(s.timeout_s / GAP_SCALE_S)
         # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
-        looks = [h.embedding for h in heads if h.embedding is not None]
-        if looks and gal.unit is not None:
-            a = np.array(looks) if len(looks) == len(heads) else \
-                np.array([np.zeros_like(looks[0]) if h.embedding is None else h.embedding for h in heads])
-            # not BLAS: OpenBLAS's product is faster alone, but in the frame loop it left the linker
-            # ~1.7x slower overall (on two threads they spin idle after; on one, it still was)
+        rel = np.sqrt(H[:, G.REL, None] * V[None, :, G.REL])
+        if gal.unit is not None and rel.any():
+            a = np.array([h.embedding if h.embedding is not None else self._no_look(h) for h in heads])
+            # not BLAS: OpenBLAS's product is faster alone, but it hands products this size to a second
+            # thread that spins idle after, so in the frame loop the linker was ~1.7x slower overall
             c = np.einsum("id,jd->ij", a, gal.unit[rows]).astype(np.float64)
             qa, qb, qc = self._llr_poly
             llr = (qa * c + qb) * c + qc
-            np.minimum(np.maximum(llr, -APPEARANCE_CLIP, out=llr), APPEARANCE_CLIP, out=llr)
-            rel_h = np.minimum(np.array([h.embedding_weight if h.embedding is not None else 0.0 for h in heads])
-                               / FULL_WEIGHT, 1.0)
-            rel_v = np.where(gal.has_unit[rows], np.minimum(gal.weight[rows] / FULL_WEIGHT, 1.0), 0.0)
-            llr *= np.sqrt(rel_h[:, None] * rel_v[None, :])
+            np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
+            llr *= rel
             cost -= llr
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
         # longer than lost_after_s): the tracker's own association is evidence for "same person"
@@ -308,15 +311,13 @@ class VisitLinker:
         if not len(cols):
             return
         if len(cols) < len(rows):
-            V, gap, ok, cost = V[cols], gap[:, cols], ok[:, cols], cost[:, cols]
-        g = np.maximum(gap, 0.0)
+            V, gap, g, ok, cost = V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols]
         # space-time, where both ends are on the floor
-        h_on, v_on = H[:, 5] > 0, V[:, 5] > 0
+        h_on, v_on = H[:, G.ON] > 0, V[:, G.ON] > 0
         if h_on.any() and v_on.any():
             both = None if h_on.all() and v_on.all() else h_on[:, None] & v_on[None, :]  # None: all
-            p, q, vh, ve = H[:, 1:3], V[:, 1:3], H[:, 3:5], V[:, 3:5]
-            dx = p[:, None, 0] - q[None, :, 0]
-            dy = p[:, None, 1] - q[None, :, 1]
+            dx = H[:, None, G.X] - V[None, :, G.X]
+            dy = H[:, None, G.Y] - V[None, :, G.Y]
             d = np.hypot(dx, dy)
             # h began before v's last track ended: views that overlap (or a tracker handing a person
             # over to a new track). Then both saw the person at once: the two paths must agree over
@@ -328,10 +329,9 @@ class VisitLinker:
                 concurrent = (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
                 if both is not None:
                     concurrent &= both
+                concurrent &= ~((H[:, G.CAM, None] == V[None, :, G.CAM]) & (gap < -s.overlap_s))
                 if concurrent.any():
                     vrows = rows[cols]
-                    hc = np.array([gal.code(h.camera_id) for h in heads])
-                    concurrent &= ~((hc[:, None] == gal.camera[vrows][None, :]) & (gap < -s.overlap_s))
                     for i, j in zip(*np.nonzero(concurrent)):
                         dd = _path_distance(heads[i], gal.visit[vrows[j]].last)
                         ok[i, j] = dd <= s.position_slack_m
@@ -344,7 +344,7 @@ class VisitLinker:
             # a short gap, and walks on in about the same direction (two people crossing at a
             # camera edge, one leaving as the other arrives, head opposite ways)
             ahead = np.minimum(g, PREDICT_S)
-            d_pred = np.hypot(dx - ve[None, :, 0] * ahead, dy - ve[None, :, 1] * ahead)
+            d_pred = np.hypot(dx - V[None, :, G.VX] * ahead, dy - V[None, :, G.VY] * ahead)
             # seen at once by two views, one person is at one place: tighter than any walk (people
             # queueing side by side are 0.8 m apart)
             sig = s.position_slack_m + WALK_MPS * g
@@ -359,24 +359,36 @@ class VisitLinker:
             st += 0.5 * d * d - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
             # heading, for the visits seen recently enough that it still tells something (past
             # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
-            sh = np.hypot(vh[:, 0], vh[:, 1])
-            se = np.hypot(ve[:, 0], ve[:, 1])
-            h_moving = sh > MOVING_MPS
-            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (se > MOVING_MPS))[0]
+            h_moving = H[:, G.SPEED] > MOVING_MPS
+            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (V[:, G.SPEED] > MOVING_MPS))[0]
             if len(near) and h_moving.any():
-                hd = vh / np.maximum(sh, 1e-9)[:, None] * h_moving[:, None]  # 0 for a head standing: no term
-                vd = ve[near] / se[near, None]
-                cos = hd[:, None, 0] * vd[None, :, 0] + hd[:, None, 1] * vd[None, :, 1]
+                cos = H[:, G.DIR_X, None] * V[None, near, G.DIR_X] + H[:, G.DIR_Y, None] * V[None, near, G.DIR_Y]
                 gn = g[:, near]
-                kappa = HEADING_KAPPA * np.exp(-gn / HEADING_GAP_S)
-                # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa
-                term = kappa * (cos - 1.0) - np.log(i0e(kappa))
-                st[:, near] -= term if h_moving.all() else term * h_moving[:, None]
+                # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with
+                # kappa fading with the gap: its log i0e read from a table of the gap
+                term = (cos - 1.0) * (HEADING_KAPPA * np.exp(gn * (-1.0 / HEADING_GAP_S)))
+                term -= np.interp(gn, _HEADING_GAPS, _HEADING_LOG_I0E)
+                if not h_moving.all():
+                    term *= h_moving[:, None]  # a head standing: no term
+                st[:, near] -= term
             cost += st if both is None else np.where(both, st, 0.0)
         for i, j in same:
             k = int(np.searchsorted(cols, j))
             cost[i, k] -= SAME_TRACK_BONUS
         out[:, cols] = np.where(ok, cost, np.inf)
+
+    def _head_row(self, h: Tracklet) -> tuple:
+        """A head's numbers in ``Gallery.feat``'s columns (its beginning where the visit's are its
+        end), then whether it came in from the street: plain floats, one per column."""
+        t, x, y, vx, vy, on = h.begin
+        speed = math.hypot(vx, vy)
+        ux, uy = (vx / speed, vy / speed) if speed > MOVING_MPS else (0.0, 0.0)
+        rel = min(h.embedding_weight / FULL_WEIGHT, 1.0) if h.embedding is not None else 0.0
+        street = bool(self.doors) and h.on_floor and self._at_door(h.begin, 0.0)
+        return t, x, y, vx, vy, on, speed, ux, uy, rel, self.gallery.code(h.camera_id), 0.0, street
+
+    def _no_look(self, h: Tracklet) -> np.ndarray:
+        return np.zeros(self.gallery.unit.shape[1], np.float32)
 
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
@@ -536,9 +548,10 @@ def _path_distance(a: Tracklet, b: Tracklet) -> float:
     """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
     t0, t1 = max(a.start, b.start), min(a.end, b.end)
     ts = np.arange(t0, max(t1, t0) + 1e-9, 0.5)
-    pa = np.column_stack([np.interp(ts, a.path[:, 0], a.path[:, 1]), np.interp(ts, a.path[:, 0], a.path[:, 2])])
-    pb = np.column_stack([np.interp(ts, b.path[:, 0], b.path[:, 1]), np.interp(ts, b.path[:, 0], b.path[:, 2])])
-    return float(np.hypot(*(pa - pb).T).mean())
+    pa, pb = a.path, b.path
+    dx = np.interp(ts, pa[:, 0], pa[:, 1]) - np.interp(ts, pb[:, 0], pb[:, 1])
+    dy = np.interp(ts, pa[:, 0], pa[:, 2]) - np.interp(ts, pb[:, 0], pb[:, 2])
+    return float(np.hypot(dx, dy).mean())
 
 
 def _llr_polynomial(am) -> tuple[float, float, float]:
