@@ -100,7 +100,9 @@ class StoreLink:
         if t > self.newest:
             self.newest = t
         if self.newest >= self._next_tick:
-            out += self._release(self._watermark())
+            released = self._release(self._watermark())
+            if released:
+                out = out + released  # a new list: ``records`` may be the caller's own
         return out
 
     def finish(self, camera_id: str, records: Iterable[Any], t: float | None) -> list[Any]:
@@ -118,7 +120,7 @@ class StoreLink:
         if self.last_t:
             return out + self._release(self._watermark())
         end = max([self.newest, *self.done.values()])
-        out += self._release(math.inf)
+        out = out + self._release(math.inf)
         out += self._call("flush", end if math.isfinite(end) else None) or []
         self.flushes += 1
         log.info("%s: every camera finished: visits flushed (linker stats %s)", self.store_id,
@@ -127,17 +129,19 @@ class StoreLink:
 
     # ------------------------------------------------------------------ inside
     def _take(self, records: Iterable[Any], t: float) -> list[Any]:
-        out = []
-        for r in records or ():
-            if isinstance(r, Tracklet):
-                heapq.heappush(self._heap, (t, self._seq, r))
-                self._seq += 1
-                self.tracklets += 1
-                if self.on_tracklet is not None:
-                    self.on_tracklet(r)
-            else:
-                out.append(r)
-        return out
+        """The records without their tracklets (the list given, untouched, when it has none: most
+        frames), the tracklets queued."""
+        out = records if type(records) is list else list(records or ())
+        tls = [r for r in out if type(r) is Tracklet]  # noqa: E721 (exact type: a cheap test, every record of every frame)
+        if not tls:
+            return out
+        for r in tls:
+            heapq.heappush(self._heap, (t, self._seq, r))
+            self._seq += 1
+            if self.on_tracklet is not None:
+                self.on_tracklet(r)
+        self.tracklets += len(tls)
+        return [r for r in out if type(r) is not Tracklet]  # noqa: E721
 
     def _watermark(self) -> float:
         slowest = min(self.last_t.values(), default=self.newest)

@@ -8,7 +8,8 @@ reads without touching the objects.
 
 Shapes: ``Gallery.feat`` float64[C, NF], one row per visit with the columns named below (the
 last final tracklet's ``Tracklet.finish``: t, x, y, vx, vy, on floor; then its speed, unit
-heading, the look's reliability, the camera's code and whether it went out through a door), so
+heading, the square root of the look's reliability (a pair's appearance weighs the product of
+theirs), the camera's code and whether it went out through a door), so
 a decision gathers its candidates with one index; ``Gallery.unit`` float32[C, D] once a look
 arrives; ``ready`` bool[C]. Rows are reused; C doubles when full.
 """
@@ -115,7 +116,7 @@ class Gallery:
         t, x, y, vx, vy, on = v.tail
         speed = math.hypot(vx, vy)
         ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
-        rel = min(v.emb_w / FULL_WEIGHT, 1.0) if v.unit is not None else 0.0  # 0: no look, no term
+        rel = math.sqrt(min(v.emb_w / FULL_WEIGHT, 1.0)) if v.unit is not None else 0.0  # 0: no look, no term
         self.feat[r] = (t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id),
                         v.left_at is not None)
         if v.unit is not None:

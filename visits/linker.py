@@ -77,8 +77,9 @@ HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not c
 SAME_TRACK_BONUS = 3.0  # a camera track id seen again: the tracker's own association (appearance and motion
 # on one view) is evidence, ~20:1, added to the linker's own; in crowds of look-alikes a tracker re-identifies
 # the wrong person often enough that it must not overrule what the floor and the other cameras say
-DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a decision's cost is mostly per call, and
-# a head decided up to this much later only has more evidence (its track's end, other cameras' finals)
+DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a head decided up to this much later only
+# has more evidence (its track's end, other cameras' finals); 2 -> 4 s saved ~10 % of the linker's time in the
+# 200-people frame loop, and the 24 h day scored visit IDF1 0.964 against 0.965
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
 _STREET = G.NF  # _head_row's last column: the head began beyond a door line
 _HEADING_GAPS = np.linspace(0.0, HEADING_CUT_S, 801)  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S)
@@ -274,20 +275,21 @@ class VisitLinker:
         # someone who came in from the street (began beyond a door line) starts a visit: the only one
         # they may continue is one that just went out through a door (an exit and return within
         # door_close_s, or a track broken at the door); a customer coming back later is a new visit
-        street = H[:, _STREET] > 0.0
-        if street.any():
-            ok &= ~(street[:, None] & (V[None, :, G.LEFT] == 0.0))
+        if self.doors:
+            street = H[:, _STREET] > 0.0
+            if street.any():
+                ok &= ~(street[:, None] & (V[None, :, G.LEFT] == 0.0))
         # the time gap (exponential against uniform over the timeout)
         g = np.maximum(gap, 0.0)
         cost = g * (1.0 / GAP_SCALE_S)
         cost -= math.log(s.timeout_s / GAP_SCALE_S)
         # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
-        rel = np.sqrt(H[:, G.REL, None] * V[None, :, G.REL])
+        rel = H[:, G.REL, None] * V[None, :, G.REL]
         if gal.unit is not None and rel.any():
             a = np.array([h.embedding if h.embedding is not None else self._no_look(h) for h in heads])
             # not BLAS: OpenBLAS's product is faster alone, but it hands products this size to a second
             # thread that spins idle after, so in the frame loop the linker was ~1.7x slower overall
-            c = np.einsum("id,jd->ij", a, gal.unit[rows]).astype(np.float64)
+            c = np.einsum("id,jd->ij", a, gal.unit[rows])  # float32: plenty for a log odds clipped at 12
             qa, qb, qc = self._llr_poly
             llr = (qa * c + qb) * c + qc
             np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
@@ -383,7 +385,7 @@ class VisitLinker:
         t, x, y, vx, vy, on = h.begin
         speed = math.hypot(vx, vy)
         ux, uy = (vx / speed, vy / speed) if speed > MOVING_MPS else (0.0, 0.0)
-        rel = min(h.embedding_weight / FULL_WEIGHT, 1.0) if h.embedding is not None else 0.0
+        rel = math.sqrt(min(h.embedding_weight / FULL_WEIGHT, 1.0)) if h.embedding is not None else 0.0
         street = bool(self.doors) and h.on_floor and self._at_door(h.begin, 0.0)
         return t, x, y, vx, vy, on, speed, ux, uy, rel, self.gallery.code(h.camera_id), 0.0, street
 
