@@ -198,3 +198,4 @@ def test_visits_benchmark_runs_all_three_configurations(monkeypatch):
     parts = r["base_us"] + r["tracklets_us"] + r["linker_us"]
     assert r["visits_us"] == pytest.approx(parts)
     assert r["linker_pct"] == pytest.approx(100.0 * r["linker_us"] / r["base_us"])
+    assert 0.0 < r["calls_us"] < r["visits_us"]  # the time inside the StoreLink calls is part of the run
