@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None and not a.keep_triton:
             server.stop()
+        elif server is not None:
+            print(f"Triton left running (pid {server.process.pid}, {server.keep()}): make triton-down stops it")
     return 0
 
 

@@ -133,6 +133,14 @@ class TritonServer:
         with contextlib.suppress(Exception):
             self.process.wait(timeout=1)
 
+    def keep(self) -> Path:
+        """Leave the server running past this process: its pid file, which ``python -m
+        launchers.triton down`` and ``make triton-down`` stop it by."""
+        path = _pid_file(self.ports)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(self.process.pid))
+        return path
+
 
 def is_ready(http_port: int, timeout: float = 1.0) -> bool:
     try:
@@ -251,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except TritonStartError as e:
         print(f"triton: {e}", file=sys.stderr)
         return 1
-    pid_file.write_text(str(server.process.pid))
+    server.keep()
     print(f"triton: ready (pid {server.process.pid}, log {log_path})\n"
           f"  HTTP    {server.http_url}\n  gRPC    {server.grpc_url}\n  metrics {server.metrics_url}")
     return 0
