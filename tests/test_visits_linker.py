@@ -302,3 +302,25 @@ def test_pairs_left_out_before_the_floor_terms_change_no_decision():
         return cc[np.argsort(r)].tolist()
 
     assert solve(pruned) == solve(full)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full(64, np.nan, np.float32), "not a finite vector"),
+    (np.zeros(64, np.float32), "all zeros"),
+    (noisy(ident(9, d=32), 9), "has 32 values, not 64"),
+])
+def test_a_look_that_cannot_be_compared_is_dropped_not_fatal(bad, message, caplog):
+    """A tracklet whose embedding is broken, empty or of another re-id model's size links by
+    space-time alone (logged, naming the tracklet): the decisions it takes part in do not fail,
+    and the other tracklets keep their looks."""
+    e = ident(1)
+    a = tracklet("cam-a", 0, 20, (4, 27), (9, 16), noisy(e, 1), zones=("entrance",))
+    b = tracklet("cam-b", 22, 60, (10, 15), (20, 8), bad, zones=("aisle-1",))  # walks on from a's exit
+    c = tracklet("cam-c", 62, 90, (21, 7), (30, 4), noisy(e, 3), zones=("checkout",), converted=True)
+    linker = VisitLinker(store())
+    with caplog.at_level("WARNING", logger="visits.linker"):
+        out = run(linker, [a, b, c], until=400)
+    assert message in caplog.text and b.label in caplog.text
+    (v,) = visits_of(out)  # one customer: the floor carries b, the looks of a and c agree
+    assert v.tracklets == (a.label, b.label, c.label)
+    assert sum(isinstance(r, CameraJourneyRecord) for r in out) == 3

@@ -45,6 +45,7 @@ space-time only. Both are logged once; per-camera analytics are never affected.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import math
@@ -124,6 +125,8 @@ class VisitLinker:
         self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
         uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
         self._warned_emb = False
+        self._dim: int | None = None  # the length of the looks, from the first
+        self._bad_looks: set[str] = set()  # the kinds of unusable look already logged
         if uncal:
             log.warning("%s: cameras without floor_points (%s): their tracks link by appearance and time only",
                         self.store_id, ", ".join(uncal))
@@ -162,6 +165,8 @@ class VisitLinker:
         """One tracklet (a head or a final); returns the camera journey of a final."""
         if self._started is None:
             self._started = tl.start
+        if tl.embedding is not None:
+            tl = self._checked_look(tl)
         if tl.embedding is None and not self._warned_emb:
             self._warned_emb = True
             log.warning("%s: %s has no re-id embedding: it links by floor space-time only", self.store_id, tl.label)
@@ -183,6 +188,25 @@ class VisitLinker:
             # a track too short for a head arrives final; it waits like a head would
             self.pending[k] = (tl.start + self.s.head_after_s + self.s.decision_delay_s, tl)
         return out
+
+    def _checked_look(self, tl: Tracklet) -> Tracklet:
+        """The tracklet, without its look when that cannot be compared with the others: not a finite
+        vector, all zeros, or of another length than the first look this linker took (a re-id model of
+        another output size; the comparison would fail every decision it took part in)."""
+        e = tl.embedding
+        sq = float(np.dot(e, e)) if e.ndim == 1 else math.nan
+        usable = math.isfinite(sq) and sq > 0.0
+        if self._dim is None and usable:
+            self._dim = len(e)
+        if usable and len(e) == self._dim:
+            return tl
+        why = ("is not a finite vector" if not math.isfinite(sq) else "is all zeros" if sq == 0.0
+               else f"has {len(e)} values, not {self._dim}")
+        if why not in self._bad_looks:
+            self._bad_looks.add(why)
+            log.warning("%s: %s: its re-id embedding %s: it and any other such link by floor space-time only",
+                        self.store_id, tl.label, why)
+        return dataclasses.replace(tl, embedding=None, embedding_weight=0.0)
 
     # ------------------------------------------------------------------ time
     def advance(self, now: float) -> list[Any]:
