@@ -16,6 +16,7 @@ COPY modelops/ modelops/
 COPY launchers/ launchers/
 COPY tracking/ tracking/
 COPY analytics/ analytics/
+COPY visits/ visits/
 COPY sinks/ sinks/
 COPY monitoring/ monitoring/
 COPY scripts/ scripts/

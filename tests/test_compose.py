@@ -40,6 +40,17 @@ def test_the_seeds_generator_command_runs_as_written():
     assert "WORKDIR /app" in image
 
 
+def test_the_clients_image_holds_every_package_it_installs():
+    """`pip install .` in the clients image installs the packages pyproject.toml lists: each must be
+    copied in first (visits/ once was not: the image's clients could not link store visits)."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    image = (ROOT / "docker/clients.Dockerfile").read_text()
+    missing = [p.rstrip("*") for p in include if f"COPY {p.rstrip('*')}/ {p.rstrip('*')}/" not in image]
+    assert not missing, f"docker/clients.Dockerfile does not COPY {missing}"
+
+
 def test_every_published_port_is_bound_to_localhost():
     published = [(name, p) for name, s in SERVICES.items() for p in s.get("ports", [])]
     assert len(published) >= 5
