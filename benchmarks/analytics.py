@@ -31,6 +31,7 @@ import numpy as np
 from analytics.config import parse_store_config
 from analytics.pipeline import CameraAnalytics
 from benchmarks._report import append_section
+from core.blas import one_blas_thread
 from core.config import read_mapping
 from core.types import Tracks
 
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
+    one_blas_thread()  # as the stream clients run (core/blas.py)
 
     rows = [run_analytics(n, a.frames) for n in a.sizes]
     stages = [k for k, _, _ in STAGES]

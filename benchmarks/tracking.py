@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.blas import one_blas_thread
 from tracking.matching import intersection_rows
 
 FPS = 25.0
@@ -324,6 +325,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one seed per suite, no report")
     ap.add_argument("--trackers", default=",".join(TRACKERS), help="comma-separated subset")
     args = ap.parse_args(argv)
+    one_blas_thread()  # as the stream clients run (core/blas.py)
     import motmetrics as mm
 
     names = [n.strip() for n in args.trackers.split(",") if n.strip()]

@@ -36,6 +36,7 @@ from analytics.pipeline import CameraAnalytics
 from benchmarks._report import append_section
 from benchmarks.analytics import NAMES, bench_camera, synthetic_frames
 from clients.store_link import StoreLink
+from core.blas import one_blas_thread
 
 DIM = 512
 ROUNDS = 9
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 200])
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
+    one_blas_thread()  # as the stream clients run (core/blas.py)
     rows = [run(n, a.frames) for n in a.sizes]
     table = ["| people/frame | analytics µs/frame | + tracklets µs/frame | + linker µs/frame | linker | "
              "in the linker's calls µs/frame | tracklets + linker | visits closed |",

@@ -51,6 +51,7 @@ from clients.app import CameraFactory, build_processor_factory, run_app
 from clients.config import AppConfig, parse_app_config
 from clients.demo_visits import Goal, print_visits, score_visits
 from clients.runner import RunSummary
+from core.blas import one_blas_thread
 from simulator import world as W
 from simulator.day import DEMO_CAMERAS, render_camera
 
@@ -367,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-visits", dest="visits", action="store_false",
                     help="per-camera journeys only: no store visit linking and scores")
     a = ap.parse_args(argv)
+    one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from modelops.build import ensure_models

@@ -60,6 +60,7 @@ from clients.health import HealthFile
 from clients.signals import ignore_reload_signal
 from clients.store_watch import DEFAULT_POLL_S
 from clients.triton import InferenceLost
+from core.blas import one_blas_thread
 
 log = logging.getLogger("clients.run")
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary-json", type=Path, default=None, help="write the run summary here")
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
+    one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
     ignore_reload_signal()  # SIGHUP never ends the process; during the run it reloads the store config
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     health = HealthFile(a.health_file) if a.health_file else None

@@ -50,6 +50,7 @@ from clients.shards import (
 )
 from clients.signals import StopSignals
 from clients.triton import InferenceLost
+from core.blas import one_blas_thread
 
 log = logging.getLogger("clients.shard_run")
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary-json", type=Path, default=None)
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
+    one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         entries = select(a)

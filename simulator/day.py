@@ -41,6 +41,7 @@ from analytics.journeys import counter_ids
 from analytics.pipeline import StoreAnalytics
 from analytics.records import FootfallRecord, HeatmapRecord, iso_utc, parse_iso_utc
 from analytics.tracklets import Tracklet
+from core.blas import one_blas_thread
 from core.types import Tracks
 from simulator import world as W
 from simulator.agents import positions, simulate
@@ -119,6 +120,7 @@ def _run_camera(cid: str) -> dict:
     """One camera over the whole run: frames -> detector noise -> tracker -> analytics -> its own
     seed files in ``tmp/<camera>/`` (merged by ``_merge``). Cameras are independent (own RNG
     stream, tracker and analytics), so the result does not depend on how they are scheduled."""
+    one_blas_thread()  # a forked worker too
     from sinks.json_files import JsonFilesSink
 
     job = _JOB
@@ -528,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-seconds", type=float, default=20.0)
     ap.add_argument("--render-output", type=Path, default=None)
     a = ap.parse_args(argv)
+    one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
     if a.render_camera:
         from simulator.render import DEFAULT_RENDER_START
 
