@@ -6,12 +6,12 @@ reads without touching the objects.
     gallery.sync(v)                         # after every put; gallery.drop(v) when it closes
     rows = gallery.candidates()             # visits whose every tracklet is final
 
-Shapes: ``Gallery.feat`` float64[C, NF], one row per visit with the columns named below (the
-last final tracklet's ``Tracklet.finish``: t, x, y, vx, vy, on floor; then its speed, unit
-heading, the square root of the look's reliability (a pair's appearance weighs the product of
-theirs), the camera's code and whether it went out through a door), so
-a decision gathers its candidates with one index; ``Gallery.unit`` float32[C, D] once a look
-arrives; ``ready`` bool[C]. Rows are reused; C doubles when full.
+Shapes: ``Gallery.feat`` float64[C, NF], one row per visit, columns named below: the last
+final tracklet's ``Tracklet.finish`` (t, x, y, vx, vy, on floor), its speed and unit heading,
+the square root of the look's reliability (a pair's appearance weighs the product of theirs),
+the camera's code, and whether it went out through a door. A decision gathers its candidates
+with one index. ``Gallery.unit`` float32[C, D] once a look arrives; ``ready`` bool[C]. Rows
+are reused; C doubles when full.
 """
 from __future__ import annotations
 

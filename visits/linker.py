@@ -310,9 +310,10 @@ class VisitLinker:
         # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
         rel = H[:, G.REL, None] * V[None, :, G.REL]
         if gal.unit is not None and rel.any():
-            a = np.array([h.embedding if h.embedding is not None else self._no_look(h) for h in heads])
-            # not BLAS: OpenBLAS's product is faster alone, but it hands products this size to a second
-            # thread that spins idle after, so in the frame loop the linker was ~1.7x slower overall
+            dim = gal.unit.shape[1]
+            a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
+            # not BLAS: where BLAS keeps its threads (the clients hold it to one: core/blas.py), OpenBLAS
+            # hands products this size to a second thread that spins idle after (the linker ~1.7x slower)
             c = np.einsum("id,jd->ij", a, gal.unit[rows])  # float32: plenty for a log odds clipped at 12
             qa, qb, qc = self._llr_poly
             llr = (qa * c + qb) * c + qc
@@ -412,9 +413,6 @@ class VisitLinker:
         rel = math.sqrt(min(h.embedding_weight / FULL_WEIGHT, 1.0)) if h.embedding is not None else 0.0
         street = bool(self.doors) and h.on_floor and self._at_door(h.begin, 0.0)
         return t, x, y, vx, vy, on, speed, ux, uy, rel, self.gallery.code(h.camera_id), 0.0, street
-
-    def _no_look(self, h: Tracklet) -> np.ndarray:
-        return np.zeros(self.gallery.unit.shape[1], np.float32)
 
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
