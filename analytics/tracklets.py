@@ -293,9 +293,9 @@ class TrackletBuilder:
                 emb = v / np.float32(n)
         tl = Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
                       p, self.floor is not None, emb, w, tuple(zone_visits), journey)
-        # the end the linker compares (a head's beginning, a final's last sighting) is worked out now,
-        # while the path is in cache: read later, cold, it cost the linker ~5x as much
-        tl.finish if final else tl.begin  # noqa: B018 (cached on the tracklet)
+        # what the linker reads first (the key; a head's beginning, a final's last sighting) is worked
+        # out now, while the path is in cache: read later, cold, it cost the linker ~5x as much
+        tl.key, tl.finish if final else tl.begin  # noqa: B018 (cached on the tracklet)
         return tl
 
     def finals(self, detailed) -> list[Tracklet]:
