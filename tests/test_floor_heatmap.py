@@ -145,3 +145,15 @@ def test_paths_added_in_a_batch_equal_paths_added_one_by_one():
     assert batch._pending and not one._pending
     np.testing.assert_allclose(batch.values(420.0), one.values(420.0), rtol=1e-12)
     assert one.values(420.0).sum() > 0
+
+
+def test_a_path_out_of_time_order_counts_as_the_same_path_in_order():
+    """Paths usually come in time order (the sort is skipped then); one that does not is sorted
+    first, so each sample still weighs its step to the next one in time."""
+    path = walk((2.5, 1.5), (11.5, 6.5), 100.0, 30.0)
+    path[10, 0] += 0.4  # an uneven step, so a wrong order would weigh samples differently
+    shuffled = path[np.random.default_rng(1).permutation(len(path))]
+    a, b = FloorHeatmap(plan(), "s"), FloorHeatmap(plan(), "s")
+    a.add_path(path)
+    b.add_path(shuffled)
+    np.testing.assert_allclose(b.values(140.0), a.values(140.0), rtol=1e-12)
