@@ -120,7 +120,6 @@ def _run_camera(cid: str) -> dict:
     """One camera over the whole run: frames -> detector noise -> tracker -> analytics -> its own
     seed files in ``tmp/<camera>/`` (merged by ``_merge``). Cameras are independent (own RNG
     stream, tracker and analytics), so the result does not depend on how they are scheduled."""
-    one_blas_thread()  # a forked worker too
     from sinks.json_files import JsonFilesSink
 
     job = _JOB
@@ -426,6 +425,7 @@ def generate(output: Path, hours: float, seed: int = 42, start: str = DEFAULT_ST
     ``workers`` processes (default: one per CPU core, at most one per camera); the files do
     not depend on ``workers``. Returns the run summary (also ``generation_summary.json``)."""
     global _JOB
+    one_blas_thread()  # core/blas.py: the cameras' trackers, here or in the workers forked below
     wall0, cpu0 = time.monotonic(), _cpu()
     cameras = list(cameras or CAMERAS)
     cfg = load_store_config(store_config)
@@ -530,7 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-seconds", type=float, default=20.0)
     ap.add_argument("--render-output", type=Path, default=None)
     a = ap.parse_args(argv)
-    one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
     if a.render_camera:
         from simulator.render import DEFAULT_RENDER_START
 
