@@ -189,6 +189,19 @@ def test_late_final_within_the_decision_delay_still_links(delay):
     assert len(v) == 1 and len(v[0].tracklets) == 2
 
 
+@pytest.mark.parametrize("apart, linked", [(0.3, True), (1.0, False)])
+def test_one_camera_following_one_person_on_two_tracks_links_them(apart, linked):
+    """A camera's tracker may start a second track on someone while the first still follows them
+    (3 s here). Both tracks at one spot are one person: the second continues the visit. Two tracks
+    a metre apart for those seconds are two people side by side (a queue): never linked."""
+    a = ident(16)  # one look: only the floor tells
+    first = tracklet("cam-b", 0, 30, (11, 12), (20, 8), noisy(a, 37))  # at (19.1, 8.4) at 27 s
+    second = tracklet("cam-b", 27, 60, (19.1 + apart, 8.4), (30, 8), noisy(a, 38))
+    v = visits_of(run(VisitLinker(store()), [first, second], 400))
+    together = any(first.label in r.tracklets and second.label in r.tracklets for r in v)
+    assert together == linked
+
+
 def test_a_track_id_the_camera_kept_across_a_gap_stays_in_its_visit():
     """The camera's analytics split a track unseen for longer than lost_after_s, but its tracker
     kept the id: the second part continues the same visit even with someone else closer."""
