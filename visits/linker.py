@@ -82,6 +82,7 @@ DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a head decide
 # has more evidence (its track's end, other cameras' finals); 2 -> 4 s saved ~10 % of the linker's time in the
 # 200-people frame loop, and the 24 h day scored visit IDF1 0.964 against 0.965
 SAME_CAMERA_M = 0.75  # one camera's two tracks at once are one person only if their paths are this close (mean)
+SAME_CAMERA_LLR = -2.0  # ... and their looks do not say "someone else" by more than this (log odds, ~7:1)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
 _STREET = G.NF  # _head_row's last column: the head began beyond a door line
 _HEADING_GAPS = np.linspace(0.0, HEADING_CUT_S, 801)  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S)
@@ -313,6 +314,7 @@ class VisitLinker:
         cost -= math.log(s.timeout_s / GAP_SCALE_S)
         # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
         rel = H[:, G.REL, None] * V[None, :, G.REL]
+        unlike = None  # pairs whose looks say "someone else" (unweighted log odds under SAME_CAMERA_LLR)
         if gal.unit is not None and rel.any():
             dim = gal.unit.shape[1]
             a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
@@ -322,6 +324,7 @@ class VisitLinker:
             qa, qb, qc = self._llr_poly
             llr = (qa * c + qb) * c + qc
             np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
+            unlike = (llr < SAME_CAMERA_LLR) & (rel > 0.0)
             llr *= rel
             cost -= llr
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
@@ -344,6 +347,7 @@ class VisitLinker:
             return
         if len(cols) < len(rows):
             V, gap, g, ok, cost, late = V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols], late[:, cols]
+            unlike = unlike[:, cols] if unlike is not None else None
         # space-time, where both ends are on the floor
         h_on, v_on = H[:, G.ON] > 0, V[:, G.ON] > 0
         if h_on.any() and v_on.any():
@@ -361,7 +365,9 @@ class VisitLinker:
                 concurrent = (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
                 if both is not None:
                     concurrent &= both
-                concurrent &= ok
+                concurrent &= ok & (cost + self._space_floor < new[:, None])  # (pairs that can still matter)
+                if unlike is not None:  # one camera seeing one person twice at once sees one look
+                    concurrent &= ~(unlike & (H[:, G.CAM, None] == V[None, :, G.CAM]) & (gap < -s.overlap_s))
                 if concurrent.any():
                     vrows = rows[cols]
                     for i, j in zip(*np.nonzero(concurrent)):
