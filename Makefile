@@ -6,7 +6,7 @@ STAMP := .venv/.setup-stamp
 APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
-.PHONY: help setup lint test test-stress models download-models triton-up triton-down demo demo-store run \
+.PHONY: help setup lint test test-stress models download-models triton-up triton-down demo demo-store run bench-visit-windows \
         sample-data score perf bench bench-tracking bench-peers-ultralytics influx-setup clean-data clean-all gpu-check
 
 help:
@@ -112,6 +112,9 @@ bench: setup $(BENCH_STAMP) $(ULTRA_STAMP) ## all benchmarks; each (re)writes it
 	$(PY) -m benchmarks.sinks
 	$(PY) -m benchmarks.reid
 	$(PY) -m benchmarks.clients
+
+bench-visit-windows: models ## store visits on 11 demo windows: records each once through Triton (~2 min), then replays (~1 s)
+	$(PY) -m benchmarks.visit_windows
 
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)
 	$(PY) -m benchmarks.tracking

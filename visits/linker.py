@@ -318,9 +318,9 @@ class VisitLinker:
         if gal.unit is not None and rel.any():
             dim = gal.unit.shape[1]
             a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
-            # not BLAS: where BLAS keeps its threads (the clients hold it to one: core/blas.py), OpenBLAS
-            # hands products this size to a second thread that spins idle after (the linker ~1.7x slower)
-            c = np.einsum("id,jd->ij", a, gal.unit[rows])  # float32: plenty for a log odds clipped at 12
+            # float32 (plenty for a log odds clipped at 12) through BLAS, on one thread in the clients
+            # (core/blas.py; the tracker's appearance product is the same kind): ~2x einsum's speed
+            c = a @ gal.unit[rows].T
             qa, qb, qc = self._llr_poly
             llr = (qa * c + qb) * c + qc
             np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
