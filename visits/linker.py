@@ -30,8 +30,10 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
   fading with the gap, against uniform); and the time gap (exponential, 10 s, against uniform
   over ``timeout_s``). Links are impossible when the walk would need more than
   ``max_speed_mps``, when v is still on camera (a tracklet without its end), or when h began
-  more than ``overlap_s`` before v's last sighting unless both tracks, on two cameras, walked
-  together over the overlap (views that overlap; sigma a third of the slack there).
+  more than ``overlap_s`` before v's last sighting unless both tracks walked together over the
+  overlap (sigma a third of the slack there): on two cameras, views that overlap (mean distance
+  within the slack); on one camera, its tracker following one person on two tracks (within
+  ``SAME_CAMERA_M``, and looks that do not say "someone else").
 - Opening a visit costs 0 for a head that enters through a door (begins outside the door
   line, or near it walking in) and ``NEW_VISIT_COST`` elsewhere: a customer met first in an
   aisle is someone already inside, whose earlier tracks were missed.
