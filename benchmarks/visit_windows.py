@@ -35,7 +35,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks._report import append_section
 
@@ -48,6 +48,22 @@ WINDOWS = ("17:30/7", "17:30/8", "17:30/42", "17:05/11", "17:15/21", "17:45/3", 
            "18:15/4", "18:30/2", "12:30/5")
 SECONDS, FPS, CAMERAS = 300.0, 4.0, 4
 GOAL = 0.9
+
+
+class _CameraRecorder:
+    """Stands in for a camera's processor (``clients.camera.TrackedCamera``): keeps each frame's
+    detections (the frame without its pixels), then hands them on."""
+
+    def __init__(self, camera: Any, events: list) -> None:
+        self.camera, self.events = camera, events
+
+    def process(self, frame, dets):
+        self.events.append((frame.stream_id, replace(frame, image=None, encoded=None), dets))
+        return self.camera.process(frame, dets)
+
+    def flush(self, timestamp):
+        self.events.append((self.camera.stream_id, None, timestamp))
+        return self.camera.flush(timestamp)
 
 
 class _Recorder:
@@ -110,12 +126,21 @@ def record(hm: str, seed: int, url: str) -> dict:
         if factory.link is None:
             raise SystemExit("visit_windows: the store linker did not start (see the log above)")
         rec = factory.link.linker = _Recorder(factory.link.linker)
+        events: list = []
+        streams: dict[str, float] = {}
+
+        def cameras(spec, source):  # the factory's cameras, recorded (no live store config in a benchmark)
+            streams[spec.id] = getattr(source, "fps", None) or 25.0
+            return _CameraRecorder(factory(spec, source), events)
+
         tally = SummarySink(keep_boxes=True)
-        run_pipeline(config, tally, factory)
+        run_pipeline(config, tally, cameras)
         cams = [c["stream_id"] for c in clips]
         truth = store_truth(store, cams, SECONDS, FPS, seed, start)
         ttruth = tracklet_truth(clips, tally)
-    return {"window": hm, "seed": seed, "store": store, "calls": rec.calls, "truth": truth, "ttruth": ttruth}
+    return {"window": hm, "seed": seed, "store": store, "calls": rec.calls, "truth": truth, "ttruth": ttruth,
+            "events": events, "streams": streams,
+            "clips": [{"stream_id": c["stream_id"], "truth": c["truth"]} for c in clips]}
 
 
 def relink(rec: dict, settings=None) -> list:
@@ -139,16 +164,44 @@ def replay(rec: dict, settings=None) -> dict:
     return visit_scores(visits, rec["truth"], rec["ttruth"])
 
 
+def retrack(rec: dict, tracker: Callable[[float], Any] | None = None, store=None) -> dict:
+    """The window's recorded detections through fresh trackers (``tracker(fps)``; the
+    application's default when None), the cameras' analytics and a store linker (``store``: the
+    recorded config when None), in the recorded order; scored as the demo scores its visits,
+    against this run's own tracks. For tracker and analytics changes (~10 s a window)."""
+    from analytics.pipeline import StoreAnalytics
+    from clients.app import build_store_link
+    from clients.camera import TrackedCamera
+    from clients.demo import SummarySink
+    from clients.demo_visits import tracklet_truth
+    from simulator.score import visit_scores
+    from tracking import Tracker, TrackerConfig
+
+    store = store or rec["store"]
+    make = tracker or (lambda fps: Tracker(TrackerConfig(frame_rate=fps)))
+    analytics, link = StoreAnalytics(store), build_store_link(store)
+    cams = {sid: TrackedCamera(sid, make(fps), analytics.for_stream(sid), link=link)
+            for sid, fps in rec["streams"].items()}
+    tally = SummarySink(keep_boxes=True)
+    for sid, frame, x in rec["events"]:
+        tally.write(cams[sid].process(frame, x) if frame is not None else cams[sid].flush(x))
+    visits = [v.to_dict() for v in tally.visits]
+    return visit_scores(visits, rec["truth"], tracklet_truth(rec["clips"], tally))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--windows", nargs="+", default=list(WINDOWS), help="HH:MM/seed, 4 cameras x 300 s at 4 fps")
     ap.add_argument("--replay-only", action="store_true", help="score the recorded windows; record none")
+    ap.add_argument("--retrack", action="store_true",
+                    help="replay from the recorded detections (trackers and analytics too), not the linker's input")
     ap.add_argument("--triton-url", default="localhost:8001")
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     windows = [parse_window(w) for w in a.windows]
-    missing = [w for w in windows if not cache_path(*w).exists()]
+    missing = [w for w in windows if not cache_path(*w).exists()
+               or (a.retrack and "events" not in pickle.loads(cache_path(*w).read_bytes()))]
     if missing and not a.replay_only:
         from core.blas import one_blas_thread
 
@@ -178,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{hm} seed {seed}: not recorded (run without --replay-only)")
             continue
         rec = pickle.loads(path.read_bytes())
+        if a.retrack and "events" not in rec:
+            print(f"{hm} seed {seed}: recorded without its detections (run without --replay-only)")
+            continue
         t0 = time.perf_counter()
-        s = replay(rec)
+        s = retrack(rec) if a.retrack else replay(rec)
         took = time.perf_counter() - t0
         scores.append(s["idf1"])
         rows.append(f"| {hm} | {seed} | {s['true_visits']} | {s['visits']} | **{s['idf1']:.3f}** | {s['oracle_idf1']:.3f} "

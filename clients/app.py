@@ -63,6 +63,7 @@ class CameraFactory:
 
     def __init__(self, config: AppConfig, store_reload_s: float = DEFAULT_POLL_S) -> None:
         store = config.analytics
+        self.tracker = dict(config.tracker)  # TrackerConfig fields (validated with the config)
         self.store_analytics = None if store is None else StoreAnalytics(store)
         self.watch = None if store is None else StoreWatch(store, self.store_analytics, poll_s=store_reload_s)
         self.link = None if store is None or store.visits is None else build_store_link(store)
@@ -74,7 +75,7 @@ class CameraFactory:
 
     def __call__(self, spec: StreamSpec, source: FrameSource) -> TrackedCamera:
         fps = getattr(source, "fps", None) or 25.0
-        tracker = Tracker(TrackerConfig(frame_rate=fps))
+        tracker = Tracker(TrackerConfig(frame_rate=fps, **self.tracker))
         analytics = None
         if self.store_analytics is not None and spec.id in self.store_analytics.store.cameras:
             analytics = self.store_analytics.for_stream(spec.id)

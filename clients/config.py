@@ -32,6 +32,14 @@ The ``streams`` section:
         seed: 7               # the simulated customers (default 7)
         clock: simulated      # frame timestamps: simulated (from start_time) | wall (from when it opens)
 
+The ``tracker`` section (optional) sets ``tracking.TrackerConfig`` fields for every stream's
+tracker (``frame_rate`` comes from the stream). The defaults were tuned on the synthetic
+tracking suites (docs/tracking-tuning.md); the re-id thresholds depend on how far apart the
+served re-id model puts one person's crops, so a deployment sets them for its model:
+
+    tracker:
+      reid_thresh: 0.25       # largest cosine distance that re-identifies a lost track (default 0.45)
+
 The streams may come from a file of their own (``load_app_config(..., streams_file=)``,
 ``python -m clients.run --streams-file``): a YAML mapping with one key, ``streams``,
 which then replaces the app config's list (docker compose mounts the cameras file so).
@@ -97,6 +105,7 @@ class AppConfig:
     raw: dict[str, Any]  # the mapping that was validated (the file's, after overrides)
     streams_path: Path | None = None  # the file the streams came from, when not ``path``
     analytics: StoreConfig | None = None  # None: no ``analytics:`` section (or with_sections=False)
+    tracker: dict[str, Any] = field(default_factory=dict)  # TrackerConfig fields for every stream (validated)
     sinks: SinksConfig = field(default_factory=SinksConfig)  # sinks + retention (defaults when absent)
 
     @property
@@ -113,6 +122,27 @@ class AppConfig:
             raise ConfigError(f"{self.streams_file}: streams: unknown stream id(s) {unknown}; "
                               f"configured: {sorted(known)}")
         return replace(self, streams=[s for s in self.streams if s.id in ids])
+
+
+def parse_tracker(section: Any, fields: Fields) -> dict[str, Any]:
+    """``tracker:`` -> the ``TrackerConfig`` fields it sets, checked by ``TrackerConfig`` itself
+    (each stream's frame rate is the stream's own)."""
+    from dataclasses import fields as dc_fields
+
+    from tracking.config import TrackerConfig
+
+    names = {f.name for f in dc_fields(TrackerConfig)} - {"frame_rate"}
+    section = fields.section(section, "tracker", names)
+    for k, v in section.items():
+        try:
+            TrackerConfig(**{k: v})
+        except (TypeError, ValueError) as e:
+            raise fields.error(f"tracker.{k}", v, str(e).split(": ", 1)[-1].split(", got ")[0]) from None
+    try:
+        TrackerConfig(**section)  # the checks between fields (reid_window_s >= max_lost_s, ...)
+    except ValueError as e:
+        raise fields.error("tracker", section, str(e)) from None
+    return dict(section)
 
 
 def parse_triton(section: Any, fields: Fields) -> TritonSettings:
@@ -322,6 +352,7 @@ def parse_app_config(raw: Mapping[str, Any], path: str | Path = "<app config>", 
         streams_path, streams = None, parse_streams(raw.get("streams"), fields)
     triton = parse_triton(raw.get("triton"), fields)
     return AppConfig(path=path, triton=triton, streams=streams, raw=dict(raw), streams_path=streams_path,
+                     tracker=parse_tracker(raw.get("tracker"), fields),
                      analytics=load_analytics_section(raw, path) if with_sections else None,
                      sinks=load_sinks_section(raw, path))
 

@@ -87,6 +87,38 @@ def test_triton_errors(tmp_path, triton, field, value):
     assert str(p) in str(e.value) and f"{field}:" in str(e.value) and value in str(e.value)
 
 
+@pytest.mark.parametrize("tracker,field,value", [
+    ({"reid_thresh": 3}, "tracker.reid_thresh", "3"),
+    ({"reid_thresh": "tight"}, "tracker.reid_thresh", "'tight'"),
+    ({"fuse_score": "yes"}, "tracker.fuse_score", "'yes'"),
+    ({"frame_rate": 5}, "tracker", "['frame_rate']"),  # the stream's own
+    ({"reid_window_s": 0.1}, "tracker.reid_window_s", "0.1"),  # below max_lost_s
+    ([0.25], "tracker", "[0.25]"),
+])
+def test_tracker_errors(tmp_path, tracker, field, value):
+    p = write(tmp_path, {"tracker": tracker})
+    with pytest.raises(ConfigError) as e:
+        load_app_config(p, with_sections=False)
+    assert str(p) in str(e.value) and f"{field}:" in str(e.value) and value in str(e.value)
+
+
+def test_tracker_settings_reach_every_streams_tracker(tmp_path):
+    from clients.app import build_processor_factory
+    from clients.config import StreamSpec
+
+    cfg = load_app_config(write(tmp_path, {"tracker": {"reid_thresh": 0.25, "reid_margin": 0.1}}), with_sections=False)
+    assert cfg.tracker == {"reid_thresh": 0.25, "reid_margin": 0.1}
+
+    class Source:
+        fps = 4.0
+
+    camera = build_processor_factory(cfg)(StreamSpec(id="cam-x", source="rtsp://x", type="url"), Source())
+    tc = camera.tracker.config
+    assert (tc.reid_thresh, tc.reid_margin, tc.frame_rate) == (0.25, 0.1, 4.0)
+    default = build_processor_factory(load_app_config(write(tmp_path, {}), with_sections=False))
+    assert default(StreamSpec(id="cam-x", source="rtsp://x", type="url"), Source()).tracker.config.reid_thresh == 0.45
+
+
 def test_unreadable_and_invalid_yaml(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_app_config(tmp_path / "missing.yaml")
