@@ -113,7 +113,7 @@ bench: setup $(BENCH_STAMP) $(ULTRA_STAMP) ## all benchmarks; each (re)writes it
 	$(PY) -m benchmarks.reid
 	$(PY) -m benchmarks.clients
 
-bench-visit-windows: models ## store visits on 11 demo windows: records each once through Triton (~2 min), then replays (~1 s)
+bench-visit-windows: models ## store visits on 14 demo windows: records each once through Triton (~2 min), then replays them from their detections (~10 s each)
 	$(PY) -m benchmarks.visit_windows
 
 bench-tracking: setup $(BENCH_STAMP) ## tracker vs peers (motmetrics MOTA/IDF1, update() time)

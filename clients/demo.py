@@ -48,7 +48,7 @@ import numpy as np
 from analytics.config import StoreConfig, VisitSettings, load_store_config
 from analytics.floor import Door, FloorCalibration, FloorPlan
 from clients.app import CameraFactory, build_processor_factory, run_app
-from clients.config import AppConfig, parse_app_config
+from clients.config import AppConfig, load_app_config, parse_app_config
 from clients.demo_visits import Goal, print_visits, score_visits
 from clients.runner import RunSummary
 from core.blas import one_blas_thread
@@ -218,6 +218,12 @@ def accuracy_goals(clips: list[dict], tally: "SummarySink") -> list[Goal]:
                               f"(goal <= 1: {'met' if mae <= 1.0 else 'NOT met'}; measured {[m for m, _ in pairs]}, "
                               f"truth {[g for _, g in pairs]})"))
     return goals
+
+
+def app_tracker_settings() -> dict:
+    """configs/app_config.yaml's ``tracker:`` section (what ``make run`` gives every stream's
+    tracker): the demo's cameras are tracked as the application would track them."""
+    return dict(load_app_config(REPO_ROOT / "configs" / "app_config.yaml", with_sections=False).tracker)
 
 
 def demo_store_config(metrics_interval_s: float, visits: bool = False) -> StoreConfig:
@@ -391,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
         cfg = {
             "triton": {"url": a.triton_url},
+            "tracker": app_tracker_settings(),
             "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": a.start}
                         for c in clips],
             "sinks": {"json": {"output_dir": str(a.out), "rotate": "none", "detections": "all"},  # the seed's files
