@@ -114,8 +114,8 @@ def cache_path(hm: str, seed: int) -> Path:
 
 
 def record(hm: str, seed: int, url: str) -> dict:
-    """Run one window through the demo pipeline (Triton must answer at ``url``) and keep the
-    linker's input and the truth."""
+    """Run one window through the demo pipeline (Triton must answer at ``url``) and keep every
+    frame's detections, the linker's input and the truth."""
     from clients.app import build_processor_factory
     from clients.config import parse_app_config
     from clients.demo import SummarySink, app_tracker_settings, demo_store_config, render_clips, run_pipeline
@@ -174,10 +174,10 @@ def replay(rec: dict, settings=None) -> dict:
 
 def retrack(rec: dict, tracker: Callable[[float], Any] | None = None, store=None) -> dict:
     """The window's recorded detections through fresh trackers (``tracker(fps)``; as
-    configs/app_config.yaml sets them when None), the cameras' analytics and a store linker (``store``: the
-    recorded config when None), in the recorded order; scored as the demo scores its visits,
-    against this run's own tracks, plus the demo's per-camera goals met (``camera_goals``, "met/all").
-For tracker and analytics changes (~10 s a window)."""
+    configs/app_config.yaml sets them when None), the cameras' analytics and a store linker
+    (``store``: the recorded config when None), in the recorded order; scored as the demo scores
+    its visits, against this run's own tracks, plus the demo's per-camera goals met
+    (``camera_goals``, "met/all"). For tracker and analytics changes (~10 s a window)."""
     from analytics.pipeline import StoreAnalytics
     from clients.app import build_store_link
     from clients.camera import TrackedCamera

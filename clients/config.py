@@ -38,7 +38,7 @@ tracking suites (docs/tracking-tuning.md); the re-id thresholds depend on how fa
 served re-id model puts one person's crops, so a deployment sets them for its model:
 
     tracker:
-      reid_thresh: 0.25       # largest cosine distance that re-identifies a lost track (default 0.45)
+      reid_thresh: 0.1        # largest cosine distance that re-identifies a lost track (default 0.45)
 
 The streams may come from a file of their own (``load_app_config(..., streams_file=)``,
 ``python -m clients.run --streams-file``): a YAML mapping with one key, ``streams``,
