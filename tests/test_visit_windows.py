@@ -48,3 +48,33 @@ def test_a_recorded_window_replays_to_the_same_visits():
     assert len(visits) == 6 and visits == [r.to_dict() for r in got["plain"] if isinstance(r, VisitRecord)]
     rec = pickle.loads(pickle.dumps({"store": cfg, "calls": live.linker.calls}))
     assert [r.to_dict() for r in relink(rec) if isinstance(r, VisitRecord)] == visits
+
+
+def test_a_camera_is_recorded_without_its_pixels_in_the_order_it_ran():
+    from benchmarks.visit_windows import _CameraRecorder
+    from core.types import Detections, Frame
+
+    class Camera:
+        stream_id = "cam-a"
+
+        def __init__(self):
+            self.seen = []
+
+        def process(self, frame, dets):
+            self.seen.append(frame.image is not None)
+            return ["records"]
+
+        def flush(self, ts):
+            return ["flushed"]
+
+    events, cam = [], Camera()
+    rec = _CameraRecorder(cam, events)
+    dets = Detections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.zeros(1, np.int32), ("person",),
+                      np.ones((1, 8), np.float32))
+    frame = Frame("cam-a", 3, 12.5, image=np.zeros((4, 4, 3), np.uint8), encoded=b"jpeg", width=4, height=4)
+    assert rec.process(frame, dets) == ["records"] and rec.flush(13.0) == ["flushed"]
+    assert cam.seen == [True]  # the camera itself got the pixels
+    (sid, kept, d), (sid2, none, ts) = pickle.loads(pickle.dumps(events))
+    assert (sid, kept.frame_number, kept.timestamp, kept.image, kept.encoded, kept.width) == ("cam-a", 3, 12.5, None, None, 4)
+    assert d.class_names == ("person",) and d.embeddings.shape == (1, 8)
+    assert (sid2, none, ts) == ("cam-a", None, 13.0)
