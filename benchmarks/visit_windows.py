@@ -267,8 +267,13 @@ def main(argv: list[str] | None = None) -> int:
                            "|---|---:|---:|---:|---:|---:|---:|---:|", *rows])
         append_section("Store visits on many demo windows (python -m benchmarks.visit_windows)", table,
                        f"4 cameras x {SECONDS:g} s at {FPS:g} fps of {DAY}, rendered and run through the served "
-                       "ensemble once per window (recorded), then replayed through the current linker. "
-                       f"{summary}. Oracle: every camera track in its main customer's visit (what the tracks allow).")
+                       "ensemble once per window (recorded), then replayed "
+                       + ("through the current linker from its recorded input (--linker-only)" if a.linker_only else
+                          "from the recorded detections through the current trackers (configs/app_config.yaml "
+                          "tracker:), camera analytics and linker")
+                       + f". {summary}. Oracle: every camera track in its main customer's visit (what the tracks "
+                       "allow). The tracker's reid_thresh was chosen on the first eleven windows (the last three "
+                       "held out): docs/tracking-tuning.md.")
     return 0
 
 
