@@ -42,7 +42,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks._report import append_section
 
@@ -117,19 +117,14 @@ def record(hm: str, seed: int, url: str) -> dict:
     """Run one window through the demo pipeline (Triton must answer at ``url``) and keep every
     frame's detections, the linker's input and the truth."""
     from clients.app import build_processor_factory
-    from clients.config import parse_app_config
-    from clients.demo import SummarySink, app_tracker_settings, demo_store_config, render_clips, run_pipeline
+    from clients.demo import SummarySink, demo_app_config, demo_store_config, render_clips, run_pipeline
     from clients.demo_visits import store_truth, tracklet_truth
 
     start = f"{DAY}T{hm}:00Z"
     with tempfile.TemporaryDirectory(prefix="visit-window-") as tmp:
         clips = render_clips(Path(tmp) / "clips", SECONDS, CAMERAS, FPS, seed, start)
-        cfg = {"triton": {"url": url}, "tracker": app_tracker_settings(),
-               "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": start} for c in clips],
-               "sinks": {"json": {"output_dir": str(Path(tmp) / "out"), "rotate": "none", "detections": "all"},
-                         "influxdb": {"enabled": False}}}
         store = demo_store_config(10.0, visits=True)
-        config = replace(parse_app_config(cfg, "<benchmarks.visit_windows>"), analytics=store)
+        config = demo_app_config(clips, url, Path(tmp) / "out", start, store)
         factory = build_processor_factory(config)
         if factory.link is None:
             raise SystemExit("visit_windows: the store linker did not start (see the log above)")
@@ -172,25 +167,26 @@ def replay(rec: dict, settings=None) -> dict:
     return visit_scores(visits, rec["truth"], rec["ttruth"])
 
 
-def retrack(rec: dict, tracker: Callable[[float], Any] | None = None, store=None) -> dict:
-    """The window's recorded detections through fresh trackers (``tracker(fps)``; as
-    configs/app_config.yaml sets them when None), the cameras' analytics and a store linker
-    (``store``: the recorded config when None), in the recorded order; scored as the demo scores
-    its visits, against this run's own tracks, plus the demo's per-camera goals met
-    (``camera_goals``, "met/all"). For tracker and analytics changes (~10 s a window)."""
-    from analytics.pipeline import StoreAnalytics
-    from clients.app import build_store_link
-    from clients.camera import TrackedCamera
+def retrack(rec: dict, tracker: dict | None = None, store=None) -> dict:
+    """The window's recorded detections through the application's cameras (``CameraFactory``:
+    a fresh tracker each, with ``tracker`` as its ``TrackerConfig`` fields, configs/app_config.yaml's
+    ``tracker:`` when None; the camera analytics; the store linker of ``store``, the recorded
+    config when None), in the recorded order; scored as the demo scores its visits, against this
+    run's own tracks, plus the demo's per-camera goals met (``camera_goals``, "met/all"). For
+    tracker and analytics changes (~3-10 s a window)."""
+    from types import SimpleNamespace
+
+    from clients.app import build_processor_factory
+    from clients.config import StreamSpec, parse_app_config
     from clients.demo import SummarySink, accuracy_goals, app_tracker_settings
     from clients.demo_visits import tracklet_truth
     from simulator.score import visit_scores
-    from tracking import Tracker, TrackerConfig
 
-    store = store or rec["store"]
-    settings = app_tracker_settings()
-    make = tracker or (lambda fps: Tracker(TrackerConfig(frame_rate=fps, **settings)))
-    analytics, link = StoreAnalytics(store), build_store_link(store)
-    cams = {sid: TrackedCamera(sid, make(fps), analytics.for_stream(sid), link=link)
+    settings = app_tracker_settings() if tracker is None else tracker
+    config = replace(parse_app_config({"tracker": settings}, "<benchmarks.visit_windows>"),
+                     analytics=store or rec["store"])
+    factory = build_processor_factory(config)
+    cams = {sid: factory(StreamSpec(id=sid, source=sid, type="file"), SimpleNamespace(fps=fps))
             for sid, fps in rec["streams"].items()}
     tally = SummarySink(keep_boxes=True)
     for sid, frame, x in rec["events"]:

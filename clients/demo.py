@@ -226,6 +226,20 @@ def app_tracker_settings() -> dict:
     return dict(load_app_config(REPO_ROOT / "configs" / "app_config.yaml", with_sections=False).tracker)
 
 
+def demo_app_config(clips: list[dict], triton_url: str, out_dir: Path, start: str, store: StoreConfig) -> AppConfig:
+    """The app config the demo runs: ``clips`` (``render_clips``) as file streams from ``start``,
+    configs/app_config.yaml's tracker settings, the seed's files in ``out_dir`` with every
+    detection, no InfluxDB, ``store`` as the analytics."""
+    cfg = {
+        "triton": {"url": triton_url},
+        "tracker": app_tracker_settings(),
+        "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": start} for c in clips],
+        "sinks": {"json": {"output_dir": str(out_dir), "rotate": "none", "detections": "all"},  # the seed's files
+                  "influxdb": {"enabled": False}},
+    }
+    return replace(parse_app_config(cfg, "<clients.demo>"), analytics=store)
+
+
 def demo_store_config(metrics_interval_s: float, visits: bool = False) -> StoreConfig:
     """configs/store.yaml with a shorter metrics interval, so a short clip has queue samples;
     ``visits``: linking store visits (``with_visits``)."""
@@ -395,21 +409,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rendered {len(clips)} camera clip(s) of {a.seconds:g} s in {time.monotonic() - t:.1f} s: "
               + ", ".join(str(c["path"]) for c in clips), flush=True)
         a.out.mkdir(parents=True, exist_ok=True)
-        cfg = {
-            "triton": {"url": a.triton_url},
-            "tracker": app_tracker_settings(),
-            "streams": [{"id": c["stream_id"], "source": str(c["path"]), "start_time": a.start}
-                        for c in clips],
-            "sinks": {"json": {"output_dir": str(a.out), "rotate": "none", "detections": "all"},  # the seed's files
-                      "influxdb": {"enabled": False}},
-        }
         store_cfg = demo_store_config(a.metrics_interval)
         if a.visits:
             store_cfg, filled = with_visits(store_cfg)
             if filled:
                 print(f"store visits: configs/store.yaml has no {', '.join(filled)}: taken from the simulator's "
                       "floor plan (simulator/world.py)", flush=True)
-        config = replace(parse_app_config(cfg, "<clients.demo>"), analytics=store_cfg)
+        config = demo_app_config(clips, a.triton_url, a.out, a.start, store_cfg)
         factory = build_processor_factory(config)
         finals: list = []
         if factory.link is not None:
