@@ -19,21 +19,10 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
   assignment (each head's cheapest choice when no two want one visit, else scipy's
   ``linear_sum_assignment``) of heads to open visits, each head also free to open a new
   visit. A head that could continue the visit of a final head in the same batch waits for the
-  next assignment, which has that visit. Pairs that cannot beat the head's own new visit
-  whatever the floor says are left out before the floor terms are computed (exact: such a
-  pair is in no optimal assignment).
+  next assignment, which has that visit.
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
-  "someone else": appearance (cosine of h's mean embedding and v's, Gaussian models from
-  ``VisitSettings.appearance``); floor distance from where v was last seen (or where its last
-  heading leads, up to 1.5 s) to where h began (half-normal, sigma = position slack + 1.2 m/s
-  x gap, against uniform over 15 m); heading (v's last direction vs h's first, von Mises
-  fading with the gap, against uniform); and the time gap (exponential, 10 s, against uniform
-  over ``timeout_s``). Links are impossible when the walk would need more than
-  ``max_speed_mps``, when v is still on camera (a tracklet without its end), or when h began
-  more than ``overlap_s`` before v's last sighting unless both tracks walked together over the
-  overlap (sigma a third of the slack there): on two cameras, views that overlap (mean distance
-  within the slack); on one camera, its tracker following one person on two tracks (within
-  ``SAME_CAMERA_M``, and looks that do not say "someone else").
+  "someone else" from appearance, floor distance, heading and time unseen, or impossible
+  (``visits.link_costs``); a visit with a track still on camera is no candidate.
 - Opening a visit costs 0 for a head that enters through a door (begins outside the door
   line, or near it walking in) and ``NEW_VISIT_COST`` elsewhere: a customer met first in an
   aisle is someone already inside, whose earlier tracks were missed.
@@ -56,39 +45,21 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.special import i0e
 
 from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from visits import gallery as G
 from visits.gallery import FULL_WEIGHT, Gallery, OpenVisit
+from visits.link_costs import MOVING_MPS, LinkCosts
 
 log = logging.getLogger("visits.linker")
 
 NEW_VISIT_COST = 8.0  # -log odds that a track met away from a door is a new customer
-APPEARANCE_CLIP = 12.0  # one embedding comparison moves the log odds at most this much
-WALK_MPS = 1.2  # typical walking speed: the spread of where someone unseen for a while can be
-REACH_M = 15.0  # "someone else": a start point anywhere within this of the last sighting
-GAP_SCALE_S = 10.0  # typical time unseen between two cameras
-PREDICT_S = 1.5  # a last heading is followed this long into a gap
-MOVING_MPS = 0.3  # slower is standing: no heading
-HEADING_KAPPA = 3.0  # von Mises concentration of the turn between leaving one view and entering the next
-HEADING_GAP_S = 5.0  # ... fading with the time unseen (people turn in blind spots)
-HEADING_CUT_S = 40.0  # unseen longer, the heading's kappa is under 0.001: not computed
-SAME_TRACK_BONUS = 3.0  # a camera track id seen again: the tracker's own association (appearance and motion
-# on one view) is evidence, ~20:1, added to the linker's own; in crowds of look-alikes a tracker re-identifies
-# the wrong person often enough that it must not overrule what the floor and the other cameras say
 DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a head decided up to this much later only
 # has more evidence (its track's end, other cameras' finals); 2 -> 4 s saved ~10 % of the linker's time in the
 # 200-people frame loop, and the 24 h day scored visit IDF1 0.964 against 0.965
-SAME_CAMERA_M = 0.75  # one camera's two tracks at once are one person only if their paths are this close (mean)
-SAME_CAMERA_LLR = -2.0  # ... and their looks do not say "someone else" by more than this (log odds, ~7:1)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
-_STREET = G.NF  # _head_row's last column: the head began beyond a door line
-_HEADING_GAPS = np.linspace(0.0, HEADING_CUT_S, 801)  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S)
-_HEADING_LOG_I0E = np.log(i0e(HEADING_KAPPA * np.exp(-_HEADING_GAPS / HEADING_GAP_S)))
 
 
 class VisitLinker:
@@ -121,11 +92,7 @@ class VisitLinker:
             self.heatmap = FloorHeatmap(store.floor, self.store_id)
         self.doors = list(store.floor.doors.values()) if store.floor is not None else []
         self._door_geo = [_door_geometry(d) for d in self.doors]
-        self._llr_poly = _llr_polynomial(self.s.appearance)
-        # the least the floor terms of a link cost can add: the person exactly where expected, as
-        # sure as two views seeing them at once (sigma slack / 3), walking on in the same direction
-        self._space_floor = min(0.0, math.log(self.s.position_slack_m / 3.0)
-                                - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M) + math.log(i0e(HEADING_KAPPA)))
+        self.costs = LinkCosts(self.s)
         self.stats = Counter()  # links, new_at_door, new_inside, closed_door, closed_timeout, closed_end
         uncal = sorted(c for c, cam in store.cameras.items() if cam.floor is None)
         self._warned_emb = False
@@ -288,137 +255,12 @@ class VisitLinker:
             self.track_visit[h.key[:2]] = v.vid
 
     def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray, new: np.ndarray) -> None:
-        """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
-        impossible or where it cannot beat head i's own new visit (``new[i]``): such a pair is in
-        no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
-        (A decision is a few heads against up to hundreds of visits, each term a handful of whole-
-        matrix operations: the per-row numbers come precomputed, the heads' from ``_head_row``,
-        the visits' from ``Gallery.feat``.)"""
-        s, gal = self.s, self.gallery
-        out[:] = np.inf
+        """out[i, j] = the cost of head i continuing the visit in the gallery's row rows[j]
+        (``visits.link_costs``), inf where impossible or where it cannot beat ``new[i]``."""
         H = np.array([self._head_row(h) for h in heads])
-        V = gal.feat[rows]
-        gap = H[:, None, G.T] - V[None, :, G.T]
-        # h began before v's last sighting by more than overlap_s: possible only where both tracks saw
-        # the person at once, at one place (judged on the floor below, for the pairs that get there)
-        late = gap >= -s.overlap_s
-        ok = gap <= s.timeout_s
-        # someone who came in from the street (began beyond a door line) starts a visit: the only one
-        # they may continue is one that just went out through a door (an exit and return within
-        # door_close_s, or a track broken at the door); a customer coming back later is a new visit
-        if self.doors:
-            street = H[:, _STREET] > 0.0
-            if street.any():
-                ok &= ~(street[:, None] & (V[None, :, G.LEFT] == 0.0))
-        # the time gap (exponential against uniform over the timeout)
-        g = np.maximum(gap, 0.0)
-        cost = g * (1.0 / GAP_SCALE_S)
-        cost -= math.log(s.timeout_s / GAP_SCALE_S)
-        # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
-        rel = H[:, G.REL, None] * V[None, :, G.REL]
-        unlike = None  # pairs whose looks say "someone else" (unweighted log odds under SAME_CAMERA_LLR)
-        if gal.unit is not None and rel.any():
-            dim = gal.unit.shape[1]
-            a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
-            # float32 (plenty for a log odds clipped at 12) through BLAS, on one thread in the clients
-            # (core/blas.py; the tracker's appearance product is the same kind): ~2x einsum's speed
-            c = a @ gal.unit[rows].T
-            qa, qb, qc = self._llr_poly
-            llr = (qa * c + qb) * c + qc
-            np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
-            unlike = (llr < SAME_CAMERA_LLR) & (rel > 0.0)
-            llr *= rel
-            cost -= llr
-        # the camera's tracker kept the track id across a gap the analytics split it at (unseen
-        # longer than lost_after_s): the tracker's own association is evidence for "same person"
-        same = []
-        for i, h in enumerate(heads):
-            r = gal.row.get(self.track_visit.get(h.key[:2], -1))
-            if r is not None:
-                j = int(np.searchsorted(rows, r))
-                if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
-                    same.append((i, j))
-        # only visits some head could still prefer to a new visit go on to the floor terms: those
-        # add at least ``_space_floor`` (a sure place and heading), so past that nothing changes
-        on_pair = (H[:, G.ON, None] > 0) & (V[None, :, G.ON] > 0)
-        keep = (ok & (late | on_pair) & (cost + self._space_floor < new[:, None])).any(axis=0)
-        for _, j in same:
-            keep[j] = True
-        cols = np.nonzero(keep)[0]
-        if not len(cols):
-            return
-        if len(cols) < len(rows):
-            V, gap, g, ok, cost, late = V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols], late[:, cols]
-            unlike = unlike[:, cols] if unlike is not None else None
-        # space-time, where both ends are on the floor
-        h_on, v_on = H[:, G.ON] > 0, V[:, G.ON] > 0
-        if h_on.any() and v_on.any():
-            both = None if h_on.all() and v_on.all() else h_on[:, None] & v_on[None, :]  # None: all
-            dx = H[:, None, G.X] - V[None, :, G.X]
-            dy = H[:, None, G.Y] - V[None, :, G.Y]
-            d = np.hypot(dx, dy)
-            # h began before v's last track ended: views that overlap (or a tracker handing a person
-            # over to a new track). Then both saw the person at once: the two paths must agree over
-            # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
-            # than overlap_s; two people side by side part within seconds)
-            # (only where the head began within reach of where v's track ended: cheap to tell)
-            concurrent = None
-            if gap.min() < 0.0:
-                concurrent = (gap < 0.0) & (d <= s.position_slack_m - s.max_speed_mps * gap)
-                if both is not None:
-                    concurrent &= both
-                concurrent &= ok & (cost + self._space_floor < new[:, None])  # (pairs that can still matter)
-                if unlike is not None:  # one camera seeing one person twice at once sees one look
-                    concurrent &= ~(unlike & (H[:, G.CAM, None] == V[None, :, G.CAM]) & (gap < -s.overlap_s))
-                if concurrent.any():
-                    vrows = rows[cols]
-                    for i, j in zip(*np.nonzero(concurrent)):
-                        dd = _path_distance(heads[i], gal.visit[vrows[j]].last)
-                        # one camera's two tracks on one person (its tracker following them twice for a
-                        # while): at one spot, closer than two people side by side (0.8 m in a queue)
-                        same_cam = H[i, G.CAM] == V[j, G.CAM] and gap[i, j] < -s.overlap_s
-                        late[i, j] = dd <= (SAME_CAMERA_M if same_cam else s.position_slack_m)
-                        d[i, j] = dd
-                else:
-                    concurrent = None
-            reachable = d <= s.max_speed_mps * g + 2.0 * s.position_slack_m
-            ok &= reachable if both is None else reachable | ~both
-            # where v's last track was heading: someone walking on is near where that leads after
-            # a short gap, and walks on in about the same direction (two people crossing at a
-            # camera edge, one leaving as the other arrives, head opposite ways)
-            ahead = np.minimum(g, PREDICT_S)
-            d_pred = np.hypot(dx - V[None, :, G.VX] * ahead, dy - V[None, :, G.VY] * ahead)
-            # seen at once by two views, one person is at one place: tighter than any walk (people
-            # queueing side by side are 0.8 m apart)
-            sig = s.position_slack_m + WALK_MPS * g
-            if concurrent is None:
-                np.minimum(d, d_pred, out=d)
-            else:
-                d = np.where(concurrent, d, np.minimum(d, d_pred))
-                sig[concurrent] = s.position_slack_m / 3.0
-            # -(log half-normal(d; sig) - log uniform over REACH_M)
-            d /= sig
-            st = np.log(sig)
-            st += 0.5 * d * d - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
-            # heading, for the visits seen recently enough that it still tells something (past
-            # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
-            h_moving = H[:, G.SPEED] > MOVING_MPS
-            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (V[:, G.SPEED] > MOVING_MPS))[0]
-            if len(near) and h_moving.any():
-                cos = H[:, G.DIR_X, None] * V[None, near, G.DIR_X] + H[:, G.DIR_Y, None] * V[None, near, G.DIR_Y]
-                gn = g[:, near]
-                # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with
-                # kappa fading with the gap: its log i0e read from a table of the gap
-                term = (cos - 1.0) * (HEADING_KAPPA * np.exp(gn * (-1.0 / HEADING_GAP_S)))
-                term -= np.interp(gn, _HEADING_GAPS, _HEADING_LOG_I0E)
-                if not h_moving.all():
-                    term *= h_moving[:, None]  # a head standing: no term
-                st[:, near] -= term
-            cost += st if both is None else np.where(both, st, 0.0)
-        for i, j in same:
-            k = int(np.searchsorted(cols, j))
-            cost[i, k] -= SAME_TRACK_BONUS
-        out[:, cols] = np.where(ok & late, cost, np.inf)
+        # the camera's tracker kept the track id across a gap the analytics split it at
+        same = [self.gallery.row.get(self.track_visit.get(h.key[:2], -1)) for h in heads]
+        self.costs.fill(self.gallery, heads, H, rows, out, new, same)
 
     def _head_row(self, h: Tracklet) -> tuple:
         """A head's numbers in ``Gallery.feat``'s columns (its beginning where the visit's are its
@@ -582,21 +424,3 @@ def _door_geometry(d) -> tuple[float, ...]:
     if nx * ix + ny * iy < 0:
         nx, ny = -nx, -ny
     return ax, ay, dx, dy, max(dx * dx + dy * dy, 1e-12), nx, ny, ix, iy
-
-
-def _path_distance(a: Tracklet, b: Tracklet) -> float:
-    """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
-    t0, t1 = max(a.start, b.start), min(a.end, b.end)
-    ts = t0 + 0.5 * np.arange(int(max(t1 - t0, 0.0) / 0.5) + 1)  # (not arange(t0, t1 + 1e-9): epoch seconds absorb 1e-9)
-    pa, pb = a.path, b.path
-    dx = np.interp(ts, pa[:, 0], pa[:, 1]) - np.interp(ts, pb[:, 0], pb[:, 1])
-    dy = np.interp(ts, pa[:, 0], pa[:, 2]) - np.interp(ts, pb[:, 0], pb[:, 2])
-    return float(np.hypot(dx, dy).mean())
-
-
-def _llr_polynomial(am) -> tuple[float, float, float]:
-    """(a, b, c) with a x^2 + b x + c = log N(x; same) - log N(x; different): the appearance log
-    likelihood ratio of a cosine x under the two Gaussians of ``VisitSettings.appearance``."""
-    p1, p2 = 1.0 / am.same_sd ** 2, 1.0 / am.diff_sd ** 2
-    return (0.5 * (p2 - p1), am.same_mean * p1 - am.diff_mean * p2,
-            0.5 * (am.diff_mean ** 2 * p2 - am.same_mean ** 2 * p1) + math.log(am.diff_sd / am.same_sd))
