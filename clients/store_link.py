@@ -92,7 +92,7 @@ class StoreLink:
     def feed(self, camera_id: str, records: Iterable[Any], t: float) -> list[Any]:
         """One frame's records of ``camera_id`` at time ``t``: the non-tracklet records, then the
         linker's output released by this frame."""
-        out = self._take(records, t)
+        out = records if type(records) is list and not records else self._take(records, t)  # (most frames: none)
         if camera_id in self.done:  # fed after its finish: running again
             self.register(camera_id)
         if t > self.last_t.get(camera_id, -math.inf):

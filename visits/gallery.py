@@ -40,7 +40,7 @@ class OpenVisit:
     unit: np.ndarray | None = None  # float32[D]: the normalised mean embedding, once every tracklet is final
     emb_w: float = 0.0  # the weight behind it (sum of crop qualities, each tracklet capped)
     tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
-    look_sum: np.ndarray | None = None  # float32[D]: the final tracklets' looks, weighted, summed
+    look_sum: np.ndarray | None = None  # float32[D]: the final tracklets' looks, weighted, summed (from the second)
     look_w: float = 0.0
     looks: list = field(default_factory=list)  # the final tracklets with a look
 
@@ -64,12 +64,16 @@ class OpenVisit:
 
     def _add_look(self, tl: Tracklet) -> None:
         """A final tracklet's look joins the visit's running sum, weighted by its crop quality (a
-        long track is not worth many short ones: capped)."""
+        long track is not worth many short ones: capped). The sum starts with the second look: a
+        visit of one look (most) uses that unit vector as it is."""
         if tl.embedding is None or not tl.embedding_weight > 0:
             return
         w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)
-        e = tl.embedding * np.float32(w)
-        self.look_sum = e if self.look_sum is None else self.look_sum + e
+        if self.looks:
+            if self.look_sum is None:
+                first = self.looks[0]
+                self.look_sum = first.embedding * np.float32(self.look_w)
+            self.look_sum += tl.embedding * np.float32(w)
         self.look_w += w
         self.looks.append(tl)
 
@@ -91,7 +95,10 @@ NF = 12
 
 class Gallery:
     """The open visits as arrays, one row each, kept in step with their ``put``s: each decision
-    reads its candidates' last tracks and looks by row instead of rebuilding them from objects."""
+    reads its candidates' last tracks and looks by row instead of rebuilding them from objects.
+    ``sync`` only notes the visit; its row is written when a decision next asks for the
+    candidates, all rows changed since together (a few array writes per decision instead of a
+    few per tracklet)."""
 
     def __init__(self, capacity: int = 64) -> None:
         self.visit: list[OpenVisit | None] = [None] * capacity
@@ -101,6 +108,7 @@ class Gallery:
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
+        self._dirty: dict[int, OpenVisit] = {}  # rows whose visit changed since the last ``candidates``
 
     def sync(self, v: OpenVisit) -> None:
         r = self.row.get(v.vid)
@@ -109,32 +117,47 @@ class Gallery:
                 self._grow()
             r = self.row[v.vid] = self.free.pop()
             self.visit[r] = v
-        ready = not v.open and v.last is not None
-        self.ready[r] = ready
-        if not ready:  # not a candidate: no decision reads the row until it is
-            return
-        t, x, y, vx, vy, on = v.tail
-        speed = math.hypot(vx, vy)
-        ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
-        rel = math.sqrt(min(v.emb_w / FULL_WEIGHT, 1.0)) if v.unit is not None else 0.0  # 0: no look, no term
-        self.feat[r] = (t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id),
-                        v.left_at is not None)
-        if v.unit is not None:
-            if self.unit is None:
-                self.unit = np.zeros((len(self.visit), len(v.unit)), np.float32)
-            self.unit[r] = v.unit
+        self._dirty[r] = v
 
     def drop(self, v: OpenVisit) -> None:
         r = self.row.pop(v.vid, None)
         if r is not None:
             self.visit[r], self.ready[r] = None, False
+            self._dirty.pop(r, None)
             self.free.append(r)
 
     def candidates(self) -> np.ndarray:
+        """Rows of the visits whose every tracklet is final (their rows up to date)."""
+        if self._dirty:
+            self._write()
         return np.nonzero(self.ready)[0]
 
     def code(self, camera_id: str) -> int:
         return self.codes.setdefault(camera_id, len(self.codes))
+
+    def _write(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        rows, feats, looks, look_rows = [], [], [], []
+        for r, v in dirty.items():
+            if v.open or v.last is None:  # not a candidate: no decision reads the row until it is
+                self.ready[r] = False
+                continue
+            t, x, y, vx, vy, on = v.tail
+            speed = math.hypot(vx, vy)
+            ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
+            rel = math.sqrt(min(v.emb_w / FULL_WEIGHT, 1.0)) if v.unit is not None else 0.0  # 0: no look, no term
+            rows.append(r)
+            feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
+            if v.unit is not None:
+                look_rows.append(r)
+                looks.append(v.unit)
+        if rows:
+            self.ready[rows] = True
+            self.feat[rows] = feats
+        if looks:
+            if self.unit is None:
+                self.unit = np.zeros((len(self.visit), len(looks[0])), np.float32)
+            self.unit[look_rows] = looks
 
     def _grow(self) -> None:
         old = len(self.visit)
