@@ -76,11 +76,12 @@ class LinkCosts:
         no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
         (A decision is a few heads against up to hundreds of visits, each term a handful of whole-
         matrix operations: the per-row numbers come precomputed, the heads' in ``H``, the visits'
-        in ``Gallery.feat``.)"""
+        in ``Gallery.feat``. At 200 people a decision is ~100 such operations on ~12 x 100 pairs,
+        each costing more to call than to compute: in-place, and none that can be left out.)"""
         s, gal = self.s, gallery
         out[:] = np.inf
         V = gal.feat[rows]
-        gap = H[:, None, G.T] - V[None, :, G.T]
+        gap = H[:, G.T, None] - V[:, G.T]
         # h began before v's last sighting by more than overlap_s: possible only where both tracks saw
         # the person at once, at one place (judged on the floor below, for the pairs that get there)
         late = gap >= -s.overlap_s
@@ -90,14 +91,14 @@ class LinkCosts:
         # door_close_s, or a track broken at the door); a customer coming back later is a new visit
         street = H[:, STREET] > 0.0
         if street.any():
-            ok &= ~(street[:, None] & (V[None, :, G.LEFT] == 0.0))
+            ok &= ~(street[:, None] & (V[:, G.LEFT] == 0.0))
         # the time gap (exponential against uniform over the timeout)
         g = np.maximum(gap, 0.0)
         cost = g * (1.0 / GAP_SCALE_S)
         cost -= math.log(s.timeout_s / GAP_SCALE_S)
         # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
-        rel = H[:, G.REL, None] * V[None, :, G.REL]
-        unlike = None  # pairs whose looks say "someone else" (unweighted log odds under SAME_CAMERA_LLR)
+        rel = H[:, G.REL, None] * V[:, G.REL]
+        llr = None  # the looks' log odds, unweighted
         if gal.unit is not None and rel.any():
             dim = gal.unit.shape[1]
             a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
@@ -105,11 +106,13 @@ class LinkCosts:
             # (core/blas.py; the tracker's appearance product is the same kind): ~2x einsum's speed
             c = a @ gal.unit[rows].T
             qa, qb, qc = self._llr_poly
-            llr = (qa * c + qb) * c + qc
-            np.clip(llr, -APPEARANCE_CLIP, APPEARANCE_CLIP, out=llr)
-            unlike = (llr < SAME_CAMERA_LLR) & (rel > 0.0)
-            llr *= rel
-            cost -= llr
+            llr = c * qa
+            llr += qb
+            llr *= c
+            llr += qc
+            np.minimum(llr, APPEARANCE_CLIP, out=llr)
+            np.maximum(llr, -APPEARANCE_CLIP, out=llr)
+            cost -= llr * rel
         # the camera's tracker kept the track id across a gap the analytics split it at (unseen
         # longer than lost_after_s): the tracker's own association is evidence for "same person"
         same = []
@@ -118,25 +121,31 @@ class LinkCosts:
                 j = int(np.searchsorted(rows, r))
                 if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
                     same.append((i, j))
-        # only visits some head could still prefer to a new visit go on to the floor terms: those
-        # add at least ``_space_floor`` (a sure place and heading), so past that nothing changes
-        on_pair = (H[:, G.ON, None] > 0) & (V[None, :, G.ON] > 0)
-        keep = (ok & (late | on_pair) & (cost + self._space_floor < new[:, None])).any(axis=0)
+        # only pairs a head could still prefer to its new visit go on to the floor terms: those add
+        # at least ``_space_floor`` (a sure place and heading), so past that nothing changes
+        cand = cost < (new - self._space_floor)[:, None]
+        cand &= ok
+        keep = cand.any(axis=0)
         for _, j in same:
             keep[j] = True
         cols = np.nonzero(keep)[0]
         if not len(cols):
             return
         if len(cols) < len(rows):
-            V, gap, g, ok, cost, late = V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols], late[:, cols]
-            unlike = unlike[:, cols] if unlike is not None else None
+            V, gap, g, ok, cost, late, cand = (V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols],
+                                               late[:, cols], cand[:, cols])
+            if llr is not None:
+                llr, rel = llr[:, cols], rel[:, cols]
         # space-time, where both ends are on the floor (squared distances: every test and term below
         # needs only those, and np.hypot is ~4x a square and a sum)
-        h_on, v_on = H[:, G.ON] > 0, V[:, G.ON] > 0
-        if h_on.any() and v_on.any():
-            both = None if h_on.all() and v_on.all() else h_on[:, None] & v_on[None, :]  # None: all
-            dx = H[:, None, G.X] - V[None, :, G.X]
-            dy = H[:, None, G.Y] - V[None, :, G.Y]
+        both = None  # None: every pair on the floor
+        if not (H[:, G.ON].all() and V[:, G.ON].all()):
+            both = (H[:, G.ON, None] > 0) & (V[:, G.ON] > 0)
+            if not both.any():
+                both = False
+        if both is not False:
+            dx = H[:, G.X, None] - V[:, G.X]
+            dy = H[:, G.Y, None] - V[:, G.Y]
             d2 = dx * dx
             d2 += dy * dy
             # h began before v's last track ended: views that overlap (or a tracker handing a person
@@ -146,13 +155,18 @@ class LinkCosts:
             # (only where the head began within reach of where v's track ended: cheap to tell)
             concurrent = None
             if gap.min() < 0.0:
-                reach = s.position_slack_m - s.max_speed_mps * gap  # (> 0 where gap < 0)
-                concurrent = (gap < 0.0) & (d2 <= reach * reach)
+                reach = gap * -s.max_speed_mps
+                reach += s.position_slack_m
+                reach *= reach
+                concurrent = d2 <= reach
+                concurrent &= cand  # (pairs that can still matter)
+                concurrent &= gap < 0.0
                 if both is not None:
                     concurrent &= both
-                concurrent &= ok & (cost + self._space_floor < new[:, None])  # (pairs that can still matter)
-                if unlike is not None:  # one camera seeing one person twice at once sees one look
-                    concurrent &= ~(unlike & (H[:, G.CAM, None] == V[None, :, G.CAM]) & (gap < -s.overlap_s))
+                if llr is not None:  # one camera seeing one person twice at once sees one look
+                    twice = (H[:, G.CAM, None] == V[:, G.CAM]) & (gap < -s.overlap_s)
+                    if twice.any():
+                        concurrent &= ~(twice & (llr < SAME_CAMERA_LLR) & (rel > 0.0))
                 if concurrent.any():
                     vrows = rows[cols]
                     for i, j in zip(*np.nonzero(concurrent)):
@@ -164,56 +178,69 @@ class LinkCosts:
                         d2[i, j] = dd * dd
                 else:
                     concurrent = None
-            reach = s.max_speed_mps * g + 2.0 * s.position_slack_m
-            reachable = d2 <= reach * reach
-            ok &= reachable if both is None else reachable | ~both
+            reach = g * s.max_speed_mps
+            reach += 2.0 * s.position_slack_m
+            reach *= reach
+            if both is None:
+                ok &= d2 <= reach
+            else:
+                ok &= (d2 <= reach) | ~both
             # where v's last track was heading: someone walking on is near where that leads after
             # a short gap, and walks on in about the same direction (two people crossing at a
             # camera edge, one leaving as the other arrives, head opposite ways)
             ahead = np.minimum(g, PREDICT_S)
-            px = dx - V[None, :, G.VX] * ahead
-            py = dy - V[None, :, G.VY] * ahead
-            px *= px
-            py *= py
-            px += py
+            dx -= V[:, G.VX] * ahead
+            dy -= V[:, G.VY] * ahead
+            dx *= dx
+            dy *= dy
+            dx += dy
             # seen at once by two views, one person is at one place: tighter than any walk (people
             # queueing side by side are 0.8 m apart)
-            sig = s.position_slack_m + WALK_MPS * g
+            sig = g * WALK_MPS
+            sig += s.position_slack_m
             if concurrent is None:
-                np.minimum(d2, px, out=d2)
+                np.minimum(d2, dx, out=d2)
             else:
-                d2 = np.where(concurrent, d2, np.minimum(d2, px))
+                d2 = np.where(concurrent, d2, np.minimum(d2, dx))
                 sig[concurrent] = s.position_slack_m / 3.0
             # -(log half-normal(d; sig) - log uniform over REACH_M)
             st = np.log(sig)
+            st -= math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
             sig *= sig
             d2 /= sig
             d2 *= 0.5
             st += d2
-            st -= math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
             # heading, for the visits seen recently enough that it still tells something (past
             # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
             h_moving = H[:, G.SPEED] > MOVING_MPS
-            near = np.nonzero((g.min(axis=0) < HEADING_CUT_S) & (V[:, G.SPEED] > MOVING_MPS))[0]
-            if len(near) and h_moving.any():
-                cos = H[:, G.DIR_X, None] * V[None, near, G.DIR_X]
-                cos += H[:, G.DIR_Y, None] * V[None, near, G.DIR_Y]
-                cos -= 1.0
-                gn = g[:, near]
-                # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with
-                # kappa fading with the gap: its log i0e read from a table of the gap
-                term = np.exp(gn * (-1.0 / HEADING_GAP_S))
-                term *= HEADING_KAPPA
-                term *= cos
-                term -= _heading_log_i0e(gn)
-                if not h_moving.all():
-                    term *= h_moving[:, None]  # a head standing: no term
-                st[:, near] -= term
-            cost += st if both is None else np.where(both, st, 0.0)
+            if h_moving.any():
+                near = (g.min(axis=0) < HEADING_CUT_S) & (V[:, G.SPEED] > MOVING_MPS)
+                every = near.all()
+                near = slice(None) if every else np.nonzero(near)[0]
+                if every or len(near):
+                    cos = H[:, G.DIR_X, None] * V[near, G.DIR_X]
+                    cos += H[:, G.DIR_Y, None] * V[near, G.DIR_Y]
+                    cos -= 1.0
+                    gn = g[:, near]
+                    # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with
+                    # kappa fading with the gap: its log i0e read from a table of the gap
+                    term = gn * (-1.0 / HEADING_GAP_S)
+                    np.exp(term, out=term)
+                    term *= HEADING_KAPPA
+                    term *= cos
+                    term -= _heading_log_i0e(gn)
+                    if not h_moving.all():
+                        term *= h_moving[:, None]  # a head standing: no term
+                    st[:, near] -= term
+            if both is None:
+                cost += st
+            else:
+                cost += np.where(both, st, 0.0)
         for i, j in same:
             k = int(np.searchsorted(cols, j))
             cost[i, k] -= SAME_TRACK_BONUS
-        out[:, cols] = np.where(ok & late, cost, np.inf)
+        ok &= late
+        out[:, cols] = np.where(ok, cost, np.inf)
 
 
 def _heading_log_i0e(gap: np.ndarray) -> np.ndarray:
