@@ -337,3 +337,22 @@ def test_a_look_that_cannot_be_compared_is_dropped_not_fatal(bad, message, caplo
     (v,) = visits_of(out)  # one customer: the floor carries b, the looks of a and c agree
     assert v.tracklets == (a.label, b.label, c.label)
     assert sum(isinstance(r, CameraJourneyRecord) for r in out) == 3
+
+
+def test_the_heading_table_read_by_index_is_np_interp_on_it():
+    """``_heading_log_i0e`` reads its even table by index arithmetic: the values np.interp gives on
+    the same table (between entries, on them, at 0 and past HEADING_CUT_S), and close to the exact
+    log i0e(kappa(gap)) it tabulates."""
+    from scipy.special import i0e
+
+    from visits import link_costs as lc
+
+    grid = np.linspace(0.0, lc.HEADING_CUT_S, lc._HEADING_STEPS + 1)
+    gaps = np.concatenate([np.random.default_rng(3).uniform(0.0, 1.5 * lc.HEADING_CUT_S, (7, 50)).ravel(),
+                           grid[::37], [0.0, lc.HEADING_CUT_S, 10 * lc.HEADING_CUT_S]])
+    got = lc._heading_log_i0e(gaps.copy())
+    assert np.allclose(got, np.interp(gaps, grid, lc._HEADING_LOG_I0E), rtol=0, atol=1e-12)
+    exact = np.log(i0e(lc.HEADING_KAPPA * np.exp(-np.minimum(gaps, lc.HEADING_CUT_S) / lc.HEADING_GAP_S)))
+    assert np.abs(got - exact).max() < 1e-4
+    shape = np.ones((3, 4)) * 7.3  # any shape, as the decision's matrices
+    assert lc._heading_log_i0e(shape).shape == (3, 4)
