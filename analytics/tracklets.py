@@ -65,6 +65,13 @@ class Tracklet:
         live config edit, or a new tracker, may reuse a track id: the start tells them apart)."""
         return self.camera_id, int(self.track_id), round(self.start, 3)
 
+    @_once
+    def look_norm2(self) -> float:
+        """The squared length of ``embedding``: what tells the linker a look can be compared (finite,
+        not all zeros); nan without one, or when it is not one vector."""
+        e = self.embedding
+        return float(np.dot(e, e)) if e is not None and e.ndim == 1 else math.nan
+
     @property
     def label(self) -> str:
         return f"{self.camera_id}:{int(self.track_id)}"
@@ -293,9 +300,10 @@ class TrackletBuilder:
                 emb = v / np.float32(n)
         tl = Tracklet(self.camera_id, int(track_id), float(self.table.first_t[row]), float(end), final,
                       p, self.floor is not None, emb, w, tuple(zone_visits), journey)
-        # what the linker reads first (the key; a head's beginning, a final's last sighting) is worked
-        # out now, while the path is in cache: read later, cold, it cost the linker ~5x as much
-        tl.key, tl.finish if final else tl.begin  # noqa: B018 (cached on the tracklet)
+        # what the linker reads first (the key; a head's beginning, a final's last sighting; the look's
+        # length) is worked out now, while the path and the look are in cache: read later, cold, it
+        # cost the linker ~5x as much
+        tl.key, tl.finish if final else tl.begin, tl.look_norm2  # noqa: B018 (cached on the tracklet)
         return tl
 
     def finals(self, detailed) -> list[Tracklet]:

@@ -149,7 +149,9 @@ class TrackedCamera:
         if self._flushed:
             out, self._flushed = self._flushed + out, []
         if self.link is not None:
-            return self.link.feed(self.stream_id, out, frame.timestamp)
+            if out or frame.timestamp >= self.link.due:  # (most frames: nothing for the store, no step due)
+                return self.link.feed(self.stream_id, out, frame.timestamp)
+            return out
         return without_tracklets(out)
 
     def flush(self, timestamp: float) -> list[Any]:

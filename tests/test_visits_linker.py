@@ -1,6 +1,7 @@
 """The store-level linker on hand-made tracklets with known answers (visits/linker.py)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -356,3 +357,40 @@ def test_the_heading_table_read_by_index_is_np_interp_on_it():
     assert np.abs(got - exact).max() < 1e-4
     shape = np.ones((3, 4)) * 7.3  # any shape, as the decision's matrices
     assert lc._heading_log_i0e(shape).shape == (3, 4)
+
+
+def test_a_visits_look_is_its_tracklets_looks_weighted_summed_normalised():
+    """The gallery's look row of a visit: one look as it came; several summed by crop quality (each
+    capped: a long track is not worth many short ones) and normalised, whether they arrive in one
+    decision's writes or across several; looks that cancel out give no appearance term."""
+    from visits.gallery import FULL_WEIGHT, REL, Gallery, OpenVisit
+
+    def final(emb, weight, t0):
+        return dataclasses.replace(tracklet("cam-a", t0, t0 + 5, (1, 1), (2, 2), emb), embedding_weight=weight)
+
+    g = Gallery(capacity=2)  # grows on the third visit
+    one, many, cancel = OpenVisit(1), OpenVisit(2), OpenVisit(3)
+    a, b, c = ident(1), ident(2), ident(3)
+    one.put(final(a.astype(np.float32), 1.0, 0.0))
+    many.put(final(a.astype(np.float32), 1.0, 0.0))
+    many.put(final(b.astype(np.float32), 100.0, 10.0))  # capped at 4 x FULL_WEIGHT
+    cancel.put(final(c.astype(np.float32), 2.0, 0.0))
+    cancel.put(final(-c.astype(np.float32), 2.0, 10.0))
+    for v in (one, many, cancel):
+        g.sync(v)
+    rows = g.candidates()
+    assert len(rows) == 3
+    r1, r2, r3 = (g.row[v] for v in (1, 2, 3))
+    assert np.array_equal(g.unit[r1], one.looks[0].embedding)
+    want = a + 4.0 * FULL_WEIGHT * b
+    assert np.allclose(g.unit[r2], want / np.linalg.norm(want), atol=1e-6)
+    assert g.feat[r1, REL] == pytest.approx(np.sqrt(1.0 / FULL_WEIGHT)) and g.feat[r2, REL] == 1.0
+    assert g.feat[r3, REL] == 0.0  # no look left: no appearance term
+    many.put(final(c.astype(np.float32), 1.0, 20.0))  # a later decision: the third look joins
+    g.sync(many)
+    g.candidates()
+    want = want + c
+    assert np.allclose(g.unit[r2], want / np.linalg.norm(want), atol=1e-6)
+    g.sync(cancel)  # written again without a new look: still none
+    g.candidates()
+    assert g.feat[r3, REL] == 0.0

@@ -2,7 +2,7 @@
 closed yet, and the ``Gallery``, the same visits as arrays (one row each) that a link decision
 reads without touching the objects.
 
-    v = OpenVisit(vid); v.put(tracklet)     # a head, then its final; the look follows
+    v = OpenVisit(vid); v.put(tracklet)     # a head, then its final (its look joins the visit's)
     gallery.sync(v)                         # after every put; gallery.drop(v) when it closes
     rows = gallery.candidates()             # visits whose every tracklet is final
 
@@ -10,8 +10,10 @@ Shapes: ``Gallery.feat`` float64[C, NF], one row per visit, columns named below:
 final tracklet's ``Tracklet.finish`` (t, x, y, vx, vy, on floor), its speed and unit heading,
 the square root of the look's reliability (a pair's appearance weighs the product of theirs),
 the camera's code, and whether it went out through a door. A decision gathers its candidates
-with one index. ``Gallery.unit`` float32[C, D] once a look arrives; ``ready`` bool[C]. Rows
-are reused; C doubles when full.
+with one index. ``Gallery.unit`` float32[C, D] once a look arrives: each visit's look, its final
+tracklets' looks weighted by ``look_weight``, summed, normalised (made when the row is written,
+for all rows changed since the last decision together); ``ready`` bool[C]. Rows are reused; C
+doubles when full.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully truste
 @dataclass
 class OpenVisit:
     """A visit not closed yet: its camera tracklets by key, which of them are still on camera,
-    where and when it was last seen, and its look once every tracklet is final."""
+    where and when it was last seen, and the final tracklets whose looks make its look."""
 
     vid: int
     tracklets: dict[tuple[str, int, float], Tracklet] = field(default_factory=dict)
@@ -37,12 +39,9 @@ class OpenVisit:
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
     last_seen: float = -math.inf
-    unit: np.ndarray | None = None  # float32[D]: the normalised mean embedding, once every tracklet is final
-    emb_w: float = 0.0  # the weight behind it (sum of crop qualities, each tracklet capped)
     tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
-    look_sum: np.ndarray | None = None  # float32[D]: the final tracklets' looks, weighted, summed (from the second)
-    look_w: float = 0.0
-    looks: list = field(default_factory=list)  # the final tracklets with a look
+    looks: list = field(default_factory=list)  # the final tracklets with a look, in arrival order
+    look_w: float = 0.0  # the weight behind the look: their crop qualities, each capped
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
@@ -52,40 +51,20 @@ class OpenVisit:
         self.last_seen = max(self.last_seen, tl.end)
         if tl.final:
             self.open.discard(k)
-            if before is None or not before.final:
-                self._add_look(tl)
+            if (before is None or not before.final) and tl.embedding is not None and tl.embedding_weight > 0:
+                self.looks.append(tl)
+                self.look_w += look_weight(tl)
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
                 self.tail = tl.finish
-            if not self.open:
-                self._look()
         else:
             self.open.add(k)
 
-    def _add_look(self, tl: Tracklet) -> None:
-        """A final tracklet's look joins the visit's running sum, weighted by its crop quality (a
-        long track is not worth many short ones: capped). The sum starts with the second look: a
-        visit of one look (most) uses that unit vector as it is."""
-        if tl.embedding is None or not tl.embedding_weight > 0:
-            return
-        w = min(tl.embedding_weight, 4.0 * FULL_WEIGHT)
-        if self.looks:
-            if self.look_sum is None:
-                first = self.looks[0]
-                self.look_sum = first.embedding * np.float32(self.look_w)
-            self.look_sum += tl.embedding * np.float32(w)
-        self.look_w += w
-        self.looks.append(tl)
 
-    def _look(self) -> None:
-        """The visit's look, made when its last open tracklet turns final: the only time it becomes a
-        candidate (a visit with a track still on camera is none), so a head costs no vector work."""
-        if len(self.looks) == 1:  # already a unit vector
-            self.unit, self.emb_w = self.looks[0].embedding, self.look_w
-            return
-        n = math.sqrt(float(np.dot(self.look_sum, self.look_sum))) if self.look_sum is not None else 0.0
-        self.unit = self.look_sum * np.float32(1.0 / n) if n > 0 else None
-        self.emb_w = self.look_w if n > 0 else 0.0
+def look_weight(tl: Tracklet) -> float:
+    """What a final tracklet's look weighs in its visit's: its crop quality, capped (a long track
+    is not worth many short ones)."""
+    return min(tl.embedding_weight, 4.0 * FULL_WEIGHT)
 
 
 # Gallery.feat columns
@@ -109,6 +88,8 @@ class Gallery:
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
         self._dirty: dict[int, OpenVisit] = {}  # rows whose visit changed since the last ``candidates``
+        self._n_looks: dict[int, int] = {}  # rows -> how many looks their ``unit`` row sums
+        self._no_look: set[int] = set()  # rows whose looks cancel out (no appearance term)
 
     def sync(self, v: OpenVisit) -> None:
         r = self.row.get(v.vid)
@@ -124,6 +105,8 @@ class Gallery:
         if r is not None:
             self.visit[r], self.ready[r] = None, False
             self._dirty.pop(r, None)
+            self._n_looks.pop(r, None)
+            self._no_look.discard(r)
             self.free.append(r)
 
     def candidates(self) -> np.ndarray:
@@ -137,7 +120,7 @@ class Gallery:
 
     def _write(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        rows, feats, looks, look_rows = [], [], [], []
+        rows, feats, single_rows, single, multi_rows, multi = [], [], [], [], [], []
         for r, v in dirty.items():
             if v.open or v.last is None:  # not a candidate: no decision reads the row until it is
                 self.ready[r] = False
@@ -145,19 +128,48 @@ class Gallery:
             t, x, y, vx, vy, on = v.tail
             speed = math.hypot(vx, vy)
             ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
-            rel = math.sqrt(min(v.emb_w / FULL_WEIGHT, 1.0)) if v.unit is not None else 0.0  # 0: no look, no term
+            n = len(v.looks)
+            if n and self._n_looks.get(r) != n:  # a look the row does not have yet
+                self._n_looks[r] = n
+                self._no_look.discard(r)
+                if n == 1:  # already a unit vector: as it is
+                    single_rows.append(r)
+                    single.append(v.looks[0].embedding)
+                else:
+                    multi_rows.append(r)
+                    multi.append(v.looks)
+            rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if n else 0.0  # 0: no look, no term
             rows.append(r)
             feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
-            if v.unit is not None:
-                look_rows.append(r)
-                looks.append(v.unit)
         if rows:
             self.ready[rows] = True
             self.feat[rows] = feats
-        if looks:
+        if single or multi:
             if self.unit is None:
-                self.unit = np.zeros((len(self.visit), len(looks[0])), np.float32)
-            self.unit[look_rows] = looks
+                self.unit = np.zeros((len(self.visit), len(single[0]) if single else len(multi[0][0].embedding)), np.float32)
+            if single:
+                self.unit[single_rows] = single
+            if multi:
+                self._sum_looks(multi_rows, multi)
+        if self._no_look:
+            self.feat[[r for r in rows if r in self._no_look], REL] = 0.0
+
+    def _sum_looks(self, rows: list[int], looks: list[list[Tracklet]]) -> None:
+        """The looks of visits with several, each the normalised sum of its tracklets' looks weighted
+        by ``look_weight``, all at once (a decision's worth: a few array operations instead of a
+        few per tracklet on vectors long out of cache)."""
+        flat = [tl for ls in looks for tl in ls]
+        e = np.array([tl.embedding for tl in flat])
+        e *= np.array([look_weight(tl) for tl in flat], np.float32)[:, None]
+        sums = np.add.reduceat(e, np.cumsum([0] + [len(ls) for ls in looks[:-1]]), axis=0)  # in order, row by row
+        scale = np.empty(len(rows), np.float32)
+        for i, r in enumerate(rows):
+            n = math.sqrt(float(np.dot(sums[i], sums[i])))
+            scale[i] = 1.0 / n if n > 0 else 0.0
+            if not n > 0:  # looks that cancel out: no look
+                self._no_look.add(r)
+        sums *= scale[:, None]
+        self.unit[rows] = sums
 
     def _grow(self) -> None:
         old = len(self.visit)

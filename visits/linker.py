@@ -56,9 +56,11 @@ from visits.link_costs import MOVING_MPS, LinkCosts
 log = logging.getLogger("visits.linker")
 
 NEW_VISIT_COST = 8.0  # -log odds that a track met away from a door is a new customer
-DECIDE_EVERY_S = 4.0  # heads due are decided together this often: a head decided up to this much later only
-# has more evidence (its track's end, other cameras' finals); 2 -> 4 s saved ~10 % of the linker's time in the
-# 200-people frame loop, and the 24 h day scored visit IDF1 0.964 against 0.965
+DECIDE_EVERY_S = 8.0  # heads due are decided together this often: a head decided up to this much later only
+# has more evidence (its track's end, other cameras' finals). Fewer decisions with more heads each cost less
+# (each decision's work is mostly a fixed number of array operations): 2 -> 4 s saved ~10 % of the linker's
+# time in the 200-people frame loop (24 h day visit IDF1 0.965 -> 0.964), 4 -> 8 s a few % more (with
+# clients.store_link.TICK_S 2: 14 recorded demo windows 0.915 -> 0.918, 10 of them >= 0.9 either way)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
 
 
@@ -113,11 +115,12 @@ class VisitLinker:
 
     def footprint(self) -> dict:
         """What the linker holds now: open visits, their tracklets, pending heads, and the bytes of
-        their arrays (paths, embeddings) -- bounded by the customers in the store, not by the run."""
+        their arrays (paths, embeddings) and of the gallery's (which grows to the most visits open at
+        once and stays) -- bounded by the customers in the store, not by the run."""
         tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
-        nbytes += sum((v.unit.nbytes if v.unit is not None else 0) + (v.look_sum.nbytes if v.look_sum is not None else 0)
-                      for v in self.visits.values())
+        g = self.gallery
+        nbytes += g.feat.nbytes + (g.unit.nbytes if g.unit is not None else 0)
         return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
                 "array_bytes": int(nbytes)}
 
@@ -164,8 +167,7 @@ class VisitLinker:
         """The tracklet, without its look when that cannot be compared with the others: not a finite
         vector, all zeros, or of another length than the first look this linker took (a re-id model of
         another output size; the comparison would fail every decision it took part in)."""
-        e = tl.embedding
-        sq = float(np.dot(e, e)) if e.ndim == 1 else math.nan
+        e, sq = tl.embedding, tl.look_norm2
         usable = math.isfinite(sq) and sq > 0.0
         if self._dim is None and usable:
             self._dim = len(e)
