@@ -19,7 +19,8 @@ Store visits (``clients.store_link``): when the store links visits across camera
 camera's analytics emit ``Tracklet`` objects (and take the detections' re-id ``embeddings``);
 ``link`` (the store's ``StoreLink``, shared by its cameras) takes them, so no tracklet reaches
 a sink, and hands back the store-level records (visits, camera journeys, store KPIs) with the
-frame's. The analytics a swap replaces are flushed into the link like any frame's records;
+frame's (a frame with no records before the link's next step, ``StoreLink.due``, is not fed:
+most frames). The analytics a swap replaces are flushed into the link like any frame's records;
 ``flush`` finishes the camera in the link (the last camera of the store flushes the linker).
 Without a link, tracklets are dropped and final ones leave their camera journey.
 

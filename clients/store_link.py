@@ -45,10 +45,11 @@ from analytics.tracklets import Tracklet
 log = logging.getLogger("clients.store_link")
 
 DEFAULT_MAX_LAG_S = 30.0
-TICK_S = 2.0  # tracklets go to the linker, and it takes its own step (decisions due, closing visits, KPI
+TICK_S = 4.0  # tracklets go to the linker, and it takes its own step (decisions due, closing visits, KPI
 # windows), this often: each step runs code the cameras' analytics have pushed out of the CPU's caches since
-# the last, so fewer, larger steps cost less (0.5 -> 2 s: the same score on 14
-# recorded demo windows)
+# the last, so fewer, larger steps cost less (200 people: 0.5 -> 2 s ~1 us/frame, 2 -> 4 s ~2 more). What the
+# linker decides does not depend on it: tracklets reach it in time order up to the cameras' common time,
+# whenever that is (0.5 -> 2 s: the same score on 14 recorded demo windows)
 
 
 def without_tracklets(records: list[Any]) -> list[Any]:

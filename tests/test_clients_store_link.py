@@ -193,6 +193,59 @@ def check_shoppers():
     assert link.stats()["cameras_done"] == ["cam-a", "cam-b"]
 
 
+
+class FeedEveryFrame:
+    """A camera's view of a link that wants every frame (``due`` never comes): the camera then
+    feeds frames without records too."""
+
+    due = -float("inf")
+
+    def __init__(self, link: StoreLink) -> None:
+        self.link, self.fed = link, 0
+
+    def register(self, camera_id):
+        self.link.register(camera_id)
+
+    def feed(self, *args):
+        self.fed += 1
+        return self.link.feed(*args)
+
+    def finish(self, *args):
+        return self.link.finish(*args)
+
+
+def test_frames_without_records_before_the_next_step_are_not_fed():
+    """A camera leaves out of its link the frames with no records before the link's ``due`` (most
+    frames): the same visits and records as when it feeds every frame, in far fewer calls."""
+    p1, p2 = shopper_paths()
+    a, b = look(1), look(2)
+    people = {"cam-a": [(1, a, p1), (2, b, p2)], "cam-b": [(7, a, p1)]}
+    got, calls = [], []
+    for every in (False, True):
+        link = StoreLink(VisitLinker(store()))
+        fed = [0]
+        feed = link.feed
+
+        def counted(*args, feed=feed, fed=fed):
+            fed[0] += 1
+            return feed(*args)
+
+        link.feed = counted
+        view = FeedEveryFrame(link) if every else link
+        cfg = store()
+        multi = StoreAnalytics(cfg)
+        cams = {c: TrackedCamera(c, IdTracker(), multi.for_stream(c), link=view) for c in ("cam-a", "cam-b")}
+        out, flushed = run_store(cams, people, 40.0)
+        recs = [r for rs in (*out.values(), *flushed.values()) for r in rs]
+        got.append(sorted((r.tracklets, r.start_time, r.end_time, r.closed_by) for r in recs
+                          if isinstance(r, VisitRecord)))
+        got[-1].append(sorted(repr(r) for r in recs if not isinstance(r, (VisitRecord, StoreKpiRecord))))
+        calls.append(fed[0])
+    assert got[0] == got[1] and len(got[0]) == 3  # two visits, then every other record
+    frames = 2 * int(40.0 * FPS)
+    assert calls[1] == frames and calls[0] < frames / 2, calls
+
+
 def test_tracklets_wait_for_the_slowest_camera():
     linker = VisitLinker(store())
     link = StoreLink(linker, max_lag_s=10.0)

@@ -157,18 +157,20 @@ class Gallery:
     def _sum_looks(self, rows: list[int], looks: list[list[Tracklet]]) -> None:
         """The looks of visits with several, each the normalised sum of its tracklets' looks weighted
         by ``look_weight``, all at once (a decision's worth: a few array operations instead of a
-        few per tracklet on vectors long out of cache)."""
+        few per tracklet on vectors long out of cache): one product of a weight matrix (row i: visit
+        i's weights in its looks' columns) with the looks."""
         flat = [tl for ls in looks for tl in ls]
         e = np.array([tl.embedding for tl in flat])
-        e *= np.array([look_weight(tl) for tl in flat], np.float32)[:, None]
-        sums = np.add.reduceat(e, np.cumsum([0] + [len(ls) for ls in looks[:-1]]), axis=0)  # in order, row by row
-        scale = np.empty(len(rows), np.float32)
-        for i, r in enumerate(rows):
-            n = math.sqrt(float(np.dot(sums[i], sums[i])))
-            scale[i] = 1.0 / n if n > 0 else 0.0
-            if not n > 0:  # looks that cancel out: no look
-                self._no_look.add(r)
-        sums *= scale[:, None]
+        w = np.zeros((len(rows), len(flat)), np.float32)
+        w[np.repeat(np.arange(len(rows)), [len(ls) for ls in looks]), np.arange(len(flat))] = \
+            [look_weight(tl) for tl in flat]
+        sums = w @ e
+        n = np.sqrt(np.einsum("ij,ij->i", sums, sums))
+        cancel = ~(n > 0)  # looks that cancel out: no look
+        if cancel.any():
+            self._no_look.update(r for r, c in zip(rows, cancel.tolist()) if c)
+            n[cancel] = np.inf
+        sums /= n[:, None]
         self.unit[rows] = sums
 
     def _grow(self) -> None:
