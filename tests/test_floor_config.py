@@ -253,6 +253,9 @@ def test_bad_visits_fields(raw):
     raw = yaml.safe_load(STORE.read_text())
     raw["visits"]["timeout"] = 3
     assert "visits.timeout" in _err(raw)
+    raw = yaml.safe_load(STORE.read_text())
+    raw["visits"]["decide_every_s"] = 0  # decisions must come round
+    assert "visits.decide_every_s" in _err(raw)
 
 
 def test_bad_store_id(raw):

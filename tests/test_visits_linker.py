@@ -394,3 +394,22 @@ def test_a_visits_look_is_its_tracklets_looks_weighted_summed_normalised():
     g.sync(cancel)  # written again without a new look: still none
     g.candidates()
     assert g.feat[r3, REL] == 0.0
+
+
+@pytest.mark.parametrize("every", [2.0, 8.0])
+def test_heads_are_decided_at_the_configured_pace(every):
+    """``decide_every_s``: a head due is linked at the first decision time at or after it is due,
+    the decisions that often (the clients' pace trades accuracy for cost: VisitSettings)."""
+    linker = VisitLinker(store(decide_every_s=every))
+    head = tracklet("cam-a", 10.0, 40.0, (10, 10), (12, 12), ident(5), final=False)
+    t, decided = 0.0, None
+    while decided is None and t < 60.0:  # decisions at 0, every, 2 every, ...
+        if t == 16.0:
+            linker.process([head], t)  # due at 10 + 6 + 6 = 22
+        else:
+            linker.advance(t)
+        if head.key in linker.visit_of:
+            decided = t
+        t += 0.5
+    first = every * np.ceil(22.0 / every)  # the first decision time at or after 22
+    assert decided == pytest.approx(first)

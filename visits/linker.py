@@ -15,7 +15,7 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
 - A tracklet's *head* arrives once its track has lasted ``head_after_s`` (a shorter track
   arrives final); its link waits ``decision_delay_s`` more, so a track that just ended on
   another camera, or is just ending where two views overlap, has reported its end by then.
-  Heads are decided every ``DECIDE_EVERY_S``, all those due together: a minimum-cost
+  Heads are decided every ``decide_every_s``, all those due together: a minimum-cost
   assignment (each head's cheapest choice when no two want one visit, else scipy's
   ``linear_sum_assignment``) of heads to open visits, each head also free to open a new
   visit. A head that could continue the visit of a final head in the same batch waits for the
@@ -56,11 +56,6 @@ from visits.link_costs import MOVING_MPS, LinkCosts
 log = logging.getLogger("visits.linker")
 
 NEW_VISIT_COST = 8.0  # -log odds that a track met away from a door is a new customer
-DECIDE_EVERY_S = 8.0  # heads due are decided together this often: a head decided up to this much later only
-# has more evidence (its track's end, other cameras' finals). Fewer decisions with more heads each cost less
-# (each decision's work is mostly a fixed number of array operations): 2 -> 4 s saved ~10 % of the linker's
-# time in the 200-people frame loop (24 h day visit IDF1 0.965 -> 0.964), 4 -> 8 s a few % more (with
-# clients.store_link.TICK_S 2: 14 recorded demo windows 0.915 -> 0.918, 10 of them >= 0.9 either way)
 _IMPOSSIBLE = 1e9  # the solver's stand-in for inf (it wants finite costs)
 
 
@@ -191,7 +186,7 @@ class VisitLinker:
         self._next_advance = self.now + 0.5
         now = self.now
         if now >= self._next_decision:
-            self._next_decision = now + DECIDE_EVERY_S
+            self._next_decision = now + self.s.decide_every_s
             due = [(tl.start, k) for k, (at, tl) in self.pending.items() if at <= now]
             if due:
                 due.sort()
