@@ -7,7 +7,7 @@ APT_PKGS := libb64-0d influxdb
 HOURS ?= 24
 
 .PHONY: help setup lint test test-stress models download-models triton-up triton-down demo demo-store run bench-visit-windows \
-        sample-data score perf bench bench-tracking bench-peers-ultralytics influx-setup clean-data clean-all gpu-check
+        sample-data score perf bench bench-visits bench-tracking bench-peers-ultralytics influx-setup clean-data clean-all gpu-check
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -109,9 +109,13 @@ bench: setup $(BENCH_STAMP) $(ULTRA_STAMP) ## all benchmarks; each (re)writes it
 	$(PY) -m benchmarks.pace
 	$(PY) -m benchmarks.cpu_runtime
 	$(PY) -m benchmarks.analytics
+	$(PY) -m benchmarks.visits
 	$(PY) -m benchmarks.sinks
 	$(PY) -m benchmarks.reid
 	$(PY) -m benchmarks.clients
+
+bench-visits: setup ## what linking store visits costs per frame at 10, 50, 200 people (~4 min; goal: the linker <= 5 % of the analytics)
+	$(PY) -m benchmarks.visits
 
 bench-visit-windows: models ## store visits on 14 demo windows: records each once through Triton (~2 min), then replays them from their detections (~10 s each)
 	$(PY) -m benchmarks.visit_windows
