@@ -146,7 +146,8 @@ class Gallery:
             self.feat[rows] = feats
         if single or multi:
             if self.unit is None:
-                self.unit = np.zeros((len(self.visit), len(single[0]) if single else len(multi[0][0].embedding)), np.float32)
+                dim = len(single[0]) if single else len(multi[0][0].embedding)
+                self.unit = np.zeros((len(self.visit), dim), np.float32)
             if single:
                 self.unit[single_rows] = single
             if multi:
