@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import logging
 import sys
 import time
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
     one_blas_thread()  # as the stream clients run (core/blas.py)
+    logging.getLogger("visits.linker").setLevel(logging.ERROR)  # "no doors on the floor plan": by design here
     rows = [run(n, a.frames) for n in a.sizes]
     table = ["| people/frame | analytics µs/frame | + tracklets µs/frame | + linker µs/frame | linker | "
              "in the linker's calls µs/frame | tracklets + linker | visits closed |",
