@@ -194,14 +194,16 @@ def check_shoppers():
 
 
 
-class FeedEveryFrame:
-    """A camera's view of a link that wants every frame (``due`` never comes): the camera then
-    feeds frames without records too."""
+class CountedLink:
+    """A camera's view of its link, counting the frames it feeds; ``every``: the link's next step
+    never comes (``due`` -inf), so the camera feeds frames without records too."""
 
-    due = -float("inf")
+    def __init__(self, link: StoreLink, every: bool) -> None:
+        self.link, self.every, self.fed = link, every, 0
 
-    def __init__(self, link: StoreLink) -> None:
-        self.link, self.fed = link, 0
+    @property
+    def due(self) -> float:
+        return -float("inf") if self.every else self.link.due
 
     def register(self, camera_id):
         self.link.register(camera_id)
@@ -222,25 +224,15 @@ def test_frames_without_records_before_the_next_step_are_not_fed():
     people = {"cam-a": [(1, a, p1), (2, b, p2)], "cam-b": [(7, a, p1)]}
     got, calls = [], []
     for every in (False, True):
-        link = StoreLink(VisitLinker(store()))
-        fed = [0]
-        feed = link.feed
-
-        def counted(*args, feed=feed, fed=fed):
-            fed[0] += 1
-            return feed(*args)
-
-        link.feed = counted
-        view = FeedEveryFrame(link) if every else link
-        cfg = store()
-        multi = StoreAnalytics(cfg)
+        view = CountedLink(StoreLink(VisitLinker(store())), every)
+        multi = StoreAnalytics(store())
         cams = {c: TrackedCamera(c, IdTracker(), multi.for_stream(c), link=view) for c in ("cam-a", "cam-b")}
         out, flushed = run_store(cams, people, 40.0)
         recs = [r for rs in (*out.values(), *flushed.values()) for r in rs]
         got.append(sorted((r.tracklets, r.start_time, r.end_time, r.closed_by) for r in recs
                           if isinstance(r, VisitRecord)))
         got[-1].append(sorted(repr(r) for r in recs if not isinstance(r, (VisitRecord, StoreKpiRecord))))
-        calls.append(fed[0])
+        calls.append(view.fed)
     assert got[0] == got[1] and len(got[0]) == 3  # two visits, then every other record
     frames = 2 * int(40.0 * FPS)
     assert calls[1] == frames and calls[0] < frames / 2, calls
