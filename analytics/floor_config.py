@@ -60,8 +60,8 @@ class VisitSettings:
     decision_delay_s: float = 6.0  # ... and its link is decided this long after: the head time plus this
     # must cover the camera's lost_after_s and how long two views may both see one person, so the
     # track it continues has ended and reported by then
-    decide_every_s: float = 8.0  # heads due are decided together this often (at the linker's steps: in the
-    # clients every clients.store_link.TICK_S of camera time, so a multiple of that): fewer decisions with more
+    decide_every_s: float = 8.0  # heads due are decided together this often (at the linker's steps, which the
+    # clients' clients.store_link.StoreLink takes at this pace, ``VisitLinker.step_s``): fewer decisions with more
     # heads each cost less, and a head decided later has more evidence, but on the 24 h sample day 4 s scored
     # visit IDF1 0.964, 6 s 0.962, 8 s 0.959 (200-people benchmark: 4 -> 8 s ~1.5 us/frame less)
     max_speed_mps: float = 2.5  # no one walks faster between two sightings

@@ -45,11 +45,12 @@ from analytics.tracklets import Tracklet
 log = logging.getLogger("clients.store_link")
 
 DEFAULT_MAX_LAG_S = 30.0
-TICK_S = 4.0  # tracklets go to the linker, and it takes its own step (decisions due, closing visits, KPI
-# windows), this often: each step runs code the cameras' analytics have pushed out of the CPU's caches since
-# the last, so fewer, larger steps cost less (200 people: 0.5 -> 2 s ~1 us/frame, 2 -> 4 s ~2 more). What the
-# linker decides does not depend on it: tracklets reach it in time order up to the cameras' common time,
-# whenever that is (0.5 -> 2 s: the same score on 14 recorded demo windows)
+TICK_S = 4.0  # how often tracklets go to a linker that names no pace of its own (``step_s``), and it takes its
+# step (decisions due, closing visits, KPI windows). Each step runs code the cameras' analytics have pushed out
+# of the CPU's caches since the last, so fewer, larger steps cost less; ``VisitLinker`` steps at its decision
+# pace (``VisitSettings.decide_every_s``, 8 s: 200 people, 4 -> 8 s ~3 us/frame less). What the linker decides
+# does not depend on it: tracklets reach it in time order up to the cameras' common time, whenever that is
+# (0.5 -> 2 s: the same score on 14 recorded demo windows; 4 -> 8 s: the same visits on the benchmark)
 
 
 def without_tracklets(records: list[Any]) -> list[Any]:
@@ -69,12 +70,15 @@ def without_tracklets(records: list[Any]) -> list[Any]:
 
 class StoreLink:
     """See the module docstring. ``linker``: a ``VisitLinker``-like object (``process(records,
-    now)``, ``advance(now)``, ``flush(now)``)."""
+    now)``, ``advance(now)``, ``flush(now)``). ``step_s``: how often the linker takes its step; default
+    the linker's own ``step_s`` where it has one, else ``TICK_S``."""
 
-    def __init__(self, linker: Any, max_lag_s: float = DEFAULT_MAX_LAG_S, store_id: str | None = None) -> None:
+    def __init__(self, linker: Any, max_lag_s: float = DEFAULT_MAX_LAG_S, store_id: str | None = None,
+                 step_s: float | None = None) -> None:
         self.linker = linker
         self.store_id = store_id or getattr(linker, "store_id", "store")
         self.max_lag_s = float(max_lag_s)
+        self.step_s = float(step_s or getattr(linker, "step_s", None) or TICK_S)
         self.last_t: dict[str, float] = {}  # running cameras -> their last frame time (-inf: none yet)
         self.done: dict[str, float] = {}  # finished cameras -> their flush time
         self.newest = -math.inf
@@ -98,7 +102,7 @@ class StoreLink:
         linker's output released by this frame. A frame with no records before ``due`` may be left
         out (the clients do: most frames have none, and a call into code the frame's analytics has
         pushed out of the CPU's caches costs ~4 us against ~0.7 warm); the camera's time then lags
-        here by at most ``TICK_S``, which only holds the other cameras' tracklets back that long."""
+        here by at most ``step_s``, which only holds the other cameras' tracklets back that long."""
         out = records if type(records) is list and not records else self._take(records, t)  # (most frames: none)
         if camera_id in self.done:  # fed after its finish: running again
             self.register(camera_id)
@@ -170,7 +174,7 @@ class StoreLink:
             if now > self.released:
                 self.released = now
             if now >= self.due:
-                self.due = now + TICK_S
+                self.due = now + self.step_s
                 out += self._call("advance", now) or []
         return out
 

@@ -3,6 +3,7 @@ cameras of one store share one linker; tracklets never reach a sink; the linker 
 after the store's last camera."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -238,9 +239,22 @@ def test_frames_without_records_before_the_next_step_are_not_fed():
     assert calls[1] == frames and calls[0] < frames / 2, calls
 
 
+def test_the_link_steps_at_the_linkers_decision_pace():
+    for every in (2.0, 8.0):
+        link = StoreLink(VisitLinker(dataclasses.replace(store(), visits=VisitSettings(decide_every_s=every))))
+        link.register("cam-a")
+        steps = []
+        for i in range(int(40 * FPS)):
+            before = link.due
+            link.feed("cam-a", [], T0 + i / FPS)
+            if link.due != before:
+                steps.append(T0 + i / FPS)
+        assert np.allclose(np.diff(steps), every, atol=1.0 / FPS), (every, steps)
+
+
 def test_tracklets_wait_for_the_slowest_camera():
     linker = VisitLinker(store())
-    link = StoreLink(linker, max_lag_s=10.0)
+    link = StoreLink(linker, max_lag_s=10.0, step_s=1.0)  # a step every second: the watermark holds tracklets
     link.register("cam-a")
     link.register("cam-b")
     tl = Tracklet("cam-a", 1, T0, T0 + 2, False, np.array([[T0, 4, 19.9], [T0 + 2, 5, 17]], np.float32), True,

@@ -83,12 +83,13 @@ class Gallery:
         self.visit: list[OpenVisit | None] = [None] * capacity
         self.feat = np.zeros((capacity, NF))
         self.unit: np.ndarray | None = None  # float32[C, D] once a look arrives
+        self.sums: np.ndarray | None = None  # float32[C, D]: each row's looks weighted, summed (not normalised)
         self.ready = np.zeros(capacity, bool)  # a candidate: every tracklet final
         self.free = list(range(capacity - 1, -1, -1))
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
         self._dirty: dict[int, OpenVisit] = {}  # rows whose visit changed since the last ``candidates``
-        self._n_looks: dict[int, int] = {}  # rows -> how many looks their ``unit`` row sums
+        self._n_looks: dict[int, int] = {}  # rows -> how many looks their ``sums`` row holds
         self._no_look: set[int] = set()  # rows whose looks cancel out (no appearance term)
 
     def sync(self, v: OpenVisit) -> None:
@@ -120,7 +121,7 @@ class Gallery:
 
     def _write(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        rows, feats, single_rows, single, multi_rows, multi = [], [], [], [], [], []
+        rows, feats, single_rows, single, multi_rows, multi, fresh = [], [], [], [], [], [], []
         for r, v in dirty.items():
             if v.open or v.last is None:  # not a candidate: no decision reads the row until it is
                 self.ready[r] = False
@@ -129,15 +130,17 @@ class Gallery:
             speed = math.hypot(vx, vy)
             ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
             n = len(v.looks)
-            if n and self._n_looks.get(r) != n:  # a look the row does not have yet
+            had = self._n_looks.get(r, 0)
+            if n != had:  # looks the row does not have yet
                 self._n_looks[r] = n
                 self._no_look.discard(r)
                 if n == 1:  # already a unit vector: as it is
                     single_rows.append(r)
-                    single.append(v.looks[0].embedding)
+                    single.append(v.looks[0])
                 else:
                     multi_rows.append(r)
-                    multi.append(v.looks)
+                    multi.append(v.looks[had:])
+                    fresh.append(had == 0)
             rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if n else 0.0  # 0: no look, no term
             rows.append(r)
             feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
@@ -146,26 +149,35 @@ class Gallery:
             self.feat[rows] = feats
         if single or multi:
             if self.unit is None:
-                dim = len(single[0]) if single else len(multi[0][0].embedding)
+                dim = len(single[0].embedding) if single else len(multi[0][0].embedding)
                 self.unit = np.zeros((len(self.visit), dim), np.float32)
+                self.sums = np.zeros_like(self.unit)
             if single:
-                self.unit[single_rows] = single
+                e = np.array([tl.embedding for tl in single])
+                self.unit[single_rows] = e
+                e *= np.array([look_weight(tl) for tl in single], np.float32)[:, None]
+                self.sums[single_rows] = e
             if multi:
-                self._sum_looks(multi_rows, multi)
+                self._add_looks(multi_rows, multi, fresh)
         if self._no_look:
             self.feat[[r for r in rows if r in self._no_look], REL] = 0.0
 
-    def _sum_looks(self, rows: list[int], looks: list[list[Tracklet]]) -> None:
-        """The looks of visits with several, each the normalised sum of its tracklets' looks weighted
-        by ``look_weight``, all at once (a decision's worth: a few array operations instead of a
-        few per tracklet on vectors long out of cache): one product of a weight matrix (row i: visit
-        i's weights in its looks' columns) with the looks."""
+    def _add_looks(self, rows: list[int], looks: list[list[Tracklet]], fresh: list[bool]) -> None:
+        """Visits with several looks: each one's new looks weighted by ``look_weight`` and added to its
+        row of ``sums`` (from zero where ``fresh``), which is normalised into ``unit``. All at once (a
+        decision's worth: a few array operations instead of a few per tracklet on vectors long out of
+        cache), and only the new looks: a visit's older ones are in its sum already. One product of a
+        weight matrix (row i: visit i's weights in its new looks' columns) with the new looks."""
         flat = [tl for ls in looks for tl in ls]
         e = np.array([tl.embedding for tl in flat])
         w = np.zeros((len(rows), len(flat)), np.float32)
         w[np.repeat(np.arange(len(rows)), [len(ls) for ls in looks]), np.arange(len(flat))] = \
             [look_weight(tl) for tl in flat]
-        sums = w @ e
+        sums = self.sums[rows]
+        if any(fresh):
+            sums[fresh] = 0.0
+        sums += w @ e
+        self.sums[rows] = sums
         n = np.sqrt(np.einsum("ij,ij->i", sums, sums))
         cancel = ~(n > 0)  # looks that cancel out: no look
         if cancel.any():
@@ -180,5 +192,6 @@ class Gallery:
         self.feat = np.concatenate([self.feat, np.zeros_like(self.feat)])
         if self.unit is not None:
             self.unit = np.concatenate([self.unit, np.zeros_like(self.unit)])
+            self.sums = np.concatenate([self.sums, np.zeros_like(self.sums)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
         self.free = list(range(2 * old - 1, old - 1, -1))

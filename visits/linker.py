@@ -103,6 +103,12 @@ class VisitLinker:
                         "close after %.0f s unseen", self.store_id, self.s.timeout_s)
 
     @property
+    def step_s(self) -> float:
+        """How often the linker wants its step (``advance``) at most: its decision pace; a caller that
+        batches (``clients.store_link.StoreLink``) steps it this often."""
+        return self.s.decide_every_s
+
+    @property
     def mode(self) -> str:
         cal = all(c.floor is not None for c in self.store.cameras.values())
         return ("appearance + floor space-time" if cal else "appearance + time (some cameras uncalibrated)") + \
@@ -115,7 +121,7 @@ class VisitLinker:
         tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
         g = self.gallery
-        nbytes += g.feat.nbytes + (g.unit.nbytes if g.unit is not None else 0)
+        nbytes += g.feat.nbytes + (g.unit.nbytes + g.sums.nbytes if g.unit is not None else 0)
         return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
                 "array_bytes": int(nbytes)}
 
