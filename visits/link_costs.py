@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from scipy.special import i0e
 
@@ -62,185 +63,219 @@ class LinkCosts:
     """The link cost model of one linker's settings (its constants worked out once)."""
 
     def __init__(self, settings: VisitSettings) -> None:
+        compile_kernels()
         self.s = settings
         self._llr_poly = _llr_polynomial(settings.appearance)
+        self._llr32 = np.array([*self._llr_poly, APPEARANCE_CLIP], np.float32)  # the cosines are float32
         # the least the floor terms of a link cost can add: the person exactly where expected, as
         # sure as two views seeing them at once (sigma slack / 3), walking on in the same direction
         self._space_floor = min(0.0, math.log(settings.position_slack_m / 3.0)
                                 - math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M) + math.log(i0e(HEADING_KAPPA)))
+        s = settings
+        self._params = np.array([s.overlap_s, s.timeout_s, s.max_speed_mps, s.position_slack_m, self._space_floor,
+                                 math.log(s.timeout_s / GAP_SCALE_S), math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M),
+                                 SAME_CAMERA_M, SAME_CAMERA_LLR])  # ``_pair_costs``'s p
 
     def fill(self, gallery: G.Gallery, heads: list[Tracklet], H: np.ndarray, rows: np.ndarray, out: np.ndarray,
              new: np.ndarray, same_rows: list[int | None]) -> None:
         """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
         impossible or where it cannot beat head i's own new visit (``new[i]``): such a pair is in
         no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
-        (A decision is a few heads against up to hundreds of visits, each term a handful of whole-
-        matrix operations: the per-row numbers come precomputed, the heads' in ``H``, the visits'
-        in ``Gallery.feat``. At 200 people a decision is ~100 such operations on ~12 x 100 pairs,
-        each costing more to call than to compute: in-place, and none that can be left out.)"""
-        s, gal = self.s, gallery
-        out[:] = np.inf
+        (A decision is a few dozen heads against up to hundreds of visits: the looks' cosines are one
+        BLAS product, every other term one compiled pass over the pairs, ``_pair_costs``; as ~100
+        whole-matrix NumPy operations, each costing more to call than to compute, it took ~4x.)"""
+        gal = gallery
+        n, m = len(heads), len(rows)
         V = gal.feat[rows]
-        gap = H[:, G.T, None] - V[:, G.T]
-        # h began before v's last sighting by more than overlap_s: possible only where both tracks saw
-        # the person at once, at one place (judged on the floor below, for the pairs that get there)
-        late = gap >= -s.overlap_s
-        ok = gap <= s.timeout_s
-        # someone who came in from the street (began beyond a door line) starts a visit: the only one
-        # they may continue is one that just went out through a door (an exit and return within
-        # door_close_s, or a track broken at the door); a customer coming back later is a new visit
-        street = H[:, STREET] > 0.0
-        if street.any():
-            ok &= ~(street[:, None] & (V[:, G.LEFT] == 0.0))
-        # the time gap (exponential against uniform over the timeout)
-        g = np.maximum(gap, 0.0)
-        cost = g * (1.0 / GAP_SCALE_S)
-        cost -= math.log(s.timeout_s / GAP_SCALE_S)
-        # appearance: every candidate at once (a head or visit without a look weighs 0: no term)
-        rel = H[:, G.REL, None] * V[:, G.REL]
-        llr = None  # the looks' log odds, unweighted
-        if gal.unit is not None and rel.any():
+        cos = _NO_COSINES  # no looks to compare: no appearance term
+        if gal.unit is not None and H[:, G.REL].any() and V[:, G.REL].any():
             dim = gal.unit.shape[1]
-            a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads])
+            a = np.array([h.embedding if h.embedding is not None else np.zeros(dim, np.float32) for h in heads],
+                         np.float32)
             # float32 (plenty for a log odds clipped at 12) through BLAS, on one thread in the clients
             # (core/blas.py; the tracker's appearance product is the same kind): ~2x einsum's speed
-            c = a @ gal.unit[rows].T
-            qa, qb, qc = self._llr_poly
-            llr = c * qa
-            llr += qb
-            llr *= c
-            llr += qc
-            np.minimum(llr, APPEARANCE_CLIP, out=llr)
-            np.maximum(llr, -APPEARANCE_CLIP, out=llr)
-            cost -= llr * rel
-        # the camera's tracker kept the track id across a gap the analytics split it at (unseen
-        # longer than lost_after_s): the tracker's own association is evidence for "same person"
-        same = []
+            cos = a @ gal.unit[rows].T
+        # the camera's tracker kept the track id across a gap the analytics split it at: its column
+        same = np.full(n, -1, np.intp)
         for i, r in enumerate(same_rows):
             if r is not None:
                 j = int(np.searchsorted(rows, r))
-                if j < len(rows) and rows[j] == r and gap[i, j] >= 0.0:
-                    same.append((i, j))
-        # only pairs a head could still prefer to its new visit go on to the floor terms: those add
-        # at least ``_space_floor`` (a sure place and heading), so past that nothing changes
-        cand = cost < (new - self._space_floor)[:, None]
-        cand &= ok
-        keep = cand.any(axis=0)
-        for _, j in same:
-            keep[j] = True
-        cols = np.nonzero(keep)[0]
-        if not len(cols):
-            return
-        if len(cols) < len(rows):
-            V, gap, g, ok, cost, late, cand = (V[cols], gap[:, cols], g[:, cols], ok[:, cols], cost[:, cols],
-                                               late[:, cols], cand[:, cols])
-            if llr is not None:
-                llr, rel = llr[:, cols], rel[:, cols]
-        # space-time, where both ends are on the floor (squared distances: every test and term below
-        # needs only those, and np.hypot is ~4x a square and a sum)
-        both = None  # None: every pair on the floor
-        if not (H[:, G.ON].all() and V[:, G.ON].all()):
-            both = (H[:, G.ON, None] > 0) & (V[:, G.ON] > 0)
-            if not both.any():
-                both = False
-        if both is not False:
-            dx = H[:, G.X, None] - V[:, G.X]
-            dy = H[:, G.Y, None] - V[:, G.Y]
-            d2 = dx * dx
-            d2 += dy * dy
-            # h began before v's last track ended: views that overlap (or a tracker handing a person
-            # over to a new track). Then both saw the person at once: the two paths must agree over
-            # the overlap, compared every 0.5 s (one camera cannot see one person twice for longer
-            # than overlap_s; two people side by side part within seconds)
-            # (only where the head began within reach of where v's track ended: cheap to tell)
-            concurrent = None
-            if gap.min() < 0.0:
-                reach = gap * -s.max_speed_mps
-                reach += s.position_slack_m
-                reach *= reach
-                concurrent = d2 <= reach
-                concurrent &= cand  # (pairs that can still matter)
-                concurrent &= gap < 0.0
-                if both is not None:
-                    concurrent &= both
-                if llr is not None:  # one camera seeing one person twice at once sees one look
-                    twice = (H[:, G.CAM, None] == V[:, G.CAM]) & (gap < -s.overlap_s)
-                    if twice.any():
-                        concurrent &= ~(twice & (llr < SAME_CAMERA_LLR) & (rel > 0.0))
-                if concurrent.any():
-                    vrows = rows[cols]
-                    for i, j in zip(*np.nonzero(concurrent)):
-                        dd = _path_distance(heads[i], gal.visit[vrows[j]].last)
+                if j < m and rows[j] == r:
+                    same[i] = j
+        p = self._params
+        new = np.ascontiguousarray(new, np.float64)
+        if _pair_costs(H, V, cos, new, same, p, self._llr32, _NO_DISTANCES, out):
+            # pairs where both views saw the person at once: their paths must agree over the overlap
+            # (a few per decision at most: the distances from the tracklets' paths, then a pass with them)
+            dist = np.full((n, m), np.nan)
+            for i, j in zip(*np.nonzero(np.isnan(out))):
+                dist[i, j] = _path_distance(heads[i], gal.visit[rows[j]].last)
+            _pair_costs(H, V, cos, new, same, p, self._llr32, dist, out)
+
+
+_NO_COSINES = np.zeros((0, 0), np.float32)
+_NO_DISTANCES = np.zeros((0, 0))
+
+
+def _pair_costs(H, V, cos, new, same, p, llr32, dist, out) -> bool:
+    """``LinkCosts.fill``'s pass over the pairs (compiled below): the terms in the module docstring,
+    one pair at a time. ``cos`` float32[n, m] the looks' cosines ([0, 0]: no appearance term);
+    ``same`` int[n] the column of head i's camera track's visit (-1: none); ``p`` float64[9]
+    (``LinkCosts._params``); ``llr32`` float32[4] the appearance polynomial and clip (float32, as
+    the cosines); ``dist`` float64[n, m] the path distances of pairs seen at once ([0, 0]: none
+    known yet). Returns True when a pair seen at once has no distance yet (left NaN in ``out``)."""
+    overlap, timeout, max_speed, slack, space_floor, log_time, log_reach, same_cam_m, same_cam_llr = (
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+    qa, qb, qc, clip = llr32[0], llr32[1], llr32[2], llr32[3]
+    n, m = H.shape[0], V.shape[0]
+    looks = cos.shape[0] > 0
+    known = dist.shape[0] > 0
+    missing = False
+    # pass 1: time and appearance; a visit no head could prefer to its new visit is left out whole
+    # (the floor terms add at least ``space_floor``)
+    base = np.empty((n, m))
+    keep = np.zeros(m, np.bool_)
+    for i in range(n):
+        ht, street, hrel = H[i, G.T], H[i, STREET] > 0.0, H[i, G.REL]
+        bound = new[i] - space_floor
+        sj = same[i]
+        for j in range(m):
+            gap = ht - V[j, G.T]
+            g = max(gap, 0.0)
+            c = g * (1.0 / GAP_SCALE_S)
+            c -= log_time
+            if looks:
+                x = cos[i, j]
+                llr = x * qa
+                llr += qb
+                llr *= x
+                llr += qc
+                llr = min(max(llr, -clip), clip)
+                c -= llr * (hrel * V[j, G.REL])
+            base[i, j] = c
+            ok = gap <= timeout and not (street and V[j, G.LEFT] == 0.0)
+            if (ok and c < bound) or (j == sj and gap >= 0.0):
+                keep[j] = True
+    moving = False
+    for i in range(n):
+        if H[i, G.SPEED] > MOVING_MPS:
+            moving = True
+    for j in range(m):
+        if not keep[j]:
+            if not known:
+                for i in range(n):
+                    out[i, j] = np.inf
+            continue
+        vt, vx, vy, vvx, vvy, von = V[j, G.T], V[j, G.X], V[j, G.Y], V[j, G.VX], V[j, G.VY], V[j, G.ON] > 0
+        # the heading term for visits seen recently enough that it still tells something (past
+        # HEADING_CUT_S by every head its term is under 0.002 whatever the angle: left out)
+        near = False
+        if V[j, G.SPEED] > MOVING_MPS:
+            for i in range(n):
+                if max(H[i, G.T] - vt, 0.0) < HEADING_CUT_S:
+                    near = True
+        for i in range(n):
+            if known and not np.isnan(out[i, j]):  # done in the pass before, which lacked only dist
+                continue
+            gap = H[i, G.T] - vt
+            g = max(gap, 0.0)
+            c = base[i, j]
+            # h began before v's last sighting by more than overlap_s: possible only where both tracks
+            # saw the person at once, at one place (below)
+            late = gap >= -overlap
+            # someone who came in from the street (began beyond a door line) starts a visit: the only one
+            # they may continue is one that just went out through a door (an exit and return within
+            # door_close_s, or a track broken at the door); a customer coming back later is a new visit
+            ok = gap <= timeout and not (H[i, STREET] > 0.0 and V[j, G.LEFT] == 0.0)
+            if von and H[i, G.ON] > 0:
+                # space-time (squared distances: every test and term needs only those)
+                dx = H[i, G.X] - vx
+                dy = H[i, G.Y] - vy
+                d2 = dx * dx + dy * dy
+                # h began before v's last track ended: views that overlap (or a tracker handing a person
+                # over to a new track). Then both saw the person at once: the two paths must agree over
+                # the overlap (one camera cannot see one person twice for longer than overlap_s; two
+                # people side by side part within seconds); only where h began within reach of where
+                # v's track ended, and for pairs that can still matter
+                at_once = False
+                if gap < 0.0:
+                    r = gap * -max_speed + slack
+                    at_once = d2 <= r * r and c < new[i] - space_floor and ok
+                    twice = H[i, G.CAM] == V[j, G.CAM] and gap < -overlap
+                    if at_once and looks and twice:
+                        # one camera seeing one person twice at once sees one look
+                        x = cos[i, j]
+                        llr = x * qa
+                        llr += qb
+                        llr *= x
+                        llr += qc
+                        llr = min(max(llr, -clip), clip)
+                        if llr < same_cam_llr and H[i, G.REL] * V[j, G.REL] > 0.0:
+                            at_once = False
+                    if at_once:
+                        if not known or np.isnan(dist[i, j]):
+                            missing = True
+                            out[i, j] = np.nan
+                            continue
+                        dd = dist[i, j]
                         # one camera's two tracks on one person (its tracker following them twice for a
                         # while): at one spot, closer than two people side by side (0.8 m in a queue)
-                        same_cam = H[i, G.CAM] == V[j, G.CAM] and gap[i, j] < -s.overlap_s
-                        late[i, j] = dd <= (SAME_CAMERA_M if same_cam else s.position_slack_m)
-                        d2[i, j] = dd * dd
+                        late = dd <= (same_cam_m if twice else slack)
+                        d2 = dd * dd
+                reach = g * max_speed + 2.0 * slack
+                ok = ok and d2 <= reach * reach
+                # where v's last track was heading: someone walking on is near where that leads after a
+                # short gap, and walks on in about the same direction (two people crossing at a camera
+                # edge, one leaving as the other arrives, head opposite ways)
+                ahead = min(g, PREDICT_S)
+                ex = dx - vvx * ahead
+                ey = dy - vvy * ahead
+                e2 = ex * ex + ey * ey
+                # seen at once by two views, one person is at one place: tighter than any walk
+                if at_once:
+                    sig = slack / 3.0
                 else:
-                    concurrent = None
-            reach = g * s.max_speed_mps
-            reach += 2.0 * s.position_slack_m
-            reach *= reach
-            if both is None:
-                ok &= d2 <= reach
-            else:
-                ok &= (d2 <= reach) | ~both
-            # where v's last track was heading: someone walking on is near where that leads after
-            # a short gap, and walks on in about the same direction (two people crossing at a
-            # camera edge, one leaving as the other arrives, head opposite ways)
-            ahead = np.minimum(g, PREDICT_S)
-            dx -= V[:, G.VX] * ahead
-            dy -= V[:, G.VY] * ahead
-            dx *= dx
-            dy *= dy
-            dx += dy
-            # seen at once by two views, one person is at one place: tighter than any walk (people
-            # queueing side by side are 0.8 m apart)
-            sig = g * WALK_MPS
-            sig += s.position_slack_m
-            if concurrent is None:
-                np.minimum(d2, dx, out=d2)
-            else:
-                d2 = np.where(concurrent, d2, np.minimum(d2, dx))
-                sig[concurrent] = s.position_slack_m / 3.0
-            # -(log half-normal(d; sig) - log uniform over REACH_M)
-            st = np.log(sig)
-            st -= math.log(2.0 / math.sqrt(2.0 * math.pi) * REACH_M)
-            sig *= sig
-            d2 /= sig
-            d2 *= 0.5
-            st += d2
-            # heading, for the visits seen recently enough that it still tells something (past
-            # HEADING_CUT_S its term is under 0.002 whatever the angle: left out)
-            h_moving = H[:, G.SPEED] > MOVING_MPS
-            if h_moving.any():
-                near = (g.min(axis=0) < HEADING_CUT_S) & (V[:, G.SPEED] > MOVING_MPS)
-                every = near.all()
-                near = slice(None) if every else np.nonzero(near)[0]
-                if every or len(near):
-                    cos = H[:, G.DIR_X, None] * V[near, G.DIR_X]
-                    cos += H[:, G.DIR_Y, None] * V[near, G.DIR_Y]
-                    cos -= 1.0
-                    gn = g[:, near]
-                    # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with
-                    # kappa fading with the gap: its log i0e read from a table of the gap
-                    term = gn * (-1.0 / HEADING_GAP_S)
-                    np.exp(term, out=term)
-                    term *= HEADING_KAPPA
-                    term *= cos
-                    term -= _heading_log_i0e(gn)
-                    if not h_moving.all():
-                        term *= h_moving[:, None]  # a head standing: no term
-                    st[:, near] -= term
-            if both is None:
-                cost += st
-            else:
-                cost += np.where(both, st, 0.0)
-        for i, j in same:
-            k = int(np.searchsorted(cols, j))
-            cost[i, k] -= SAME_TRACK_BONUS
-        ok &= late
-        out[:, cols] = np.where(ok, cost, np.inf)
+                    sig = g * WALK_MPS + slack
+                    d2 = min(d2, e2)
+                # -(log half-normal(d; sig) - log uniform over REACH_M)
+                st = math.log(sig) - log_reach + d2 / (sig * sig) * 0.5
+                if moving and near and H[i, G.SPEED] > MOVING_MPS:
+                    # von Mises against uniform: kappa cos - log I0(kappa), I0 = i0e * e^kappa, with kappa
+                    # fading with the gap: its log i0e read from a table of the gap
+                    turn = H[i, G.DIR_X] * V[j, G.DIR_X] + H[i, G.DIR_Y] * V[j, G.DIR_Y] - 1.0
+                    x = min(g * (_HEADING_STEPS / HEADING_CUT_S), float(_HEADING_STEPS))
+                    k = int(x)
+                    st -= math.exp(g * (-1.0 / HEADING_GAP_S)) * HEADING_KAPPA * turn - (
+                        (x - k) * _HEADING_SLOPE[k] + _HEADING_LOG_I0E[k])
+                c += st
+            if same[i] == j and gap >= 0.0:
+                c -= SAME_TRACK_BONUS
+            out[i, j] = c if ok and late else np.inf
+    return missing
+
+
+try:  # compiled once and cached next to this file (or in numba's user cache directory)
+    _pair_costs = numba.njit(cache=True)(_pair_costs)
+except RuntimeError:  # no writable cache directory: compiled at each start instead (a few seconds)
+    _pair_costs = numba.njit(_pair_costs)
+_compiled = False
+
+
+def compile_kernels() -> None:
+    """Compile the kernels for the argument types ``LinkCosts.fill`` passes (or load them from numba's
+    cache: ~0.1 s), once per process: a linker does it when it is made, so the first decision of a live
+    run does not wait for the compiler (a few seconds, the first time after an install)."""
+    global _compiled
+    if _compiled:
+        return
+    H, V = np.zeros((1, G.NF + 1)), np.zeros((1, G.NF))
+    out = np.zeros((1, 3))[:, :1]  # a view, as the decision's cost matrix gives
+    p, llr = np.zeros(9), np.zeros(4, np.float32)
+    _pair_costs(H, V, np.zeros((1, 1), np.float32), np.zeros(1), np.full(1, -1, np.intp), p, llr, np.zeros((1, 1)), out)
+    _pair_costs(H, V, _NO_COSINES, np.zeros(1), np.full(1, -1, np.intp), p, llr, _NO_DISTANCES, out)
+    path = np.zeros((2, 3))
+    _paths_distance(path, path, 0.0, 1.0)
+    _compiled = True
 
 
 def _heading_log_i0e(gap: np.ndarray) -> np.ndarray:
@@ -257,12 +292,17 @@ def _heading_log_i0e(gap: np.ndarray) -> np.ndarray:
 
 def _path_distance(a: Tracklet, b: Tracklet) -> float:
     """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
-    t0, t1 = max(a.start, b.start), min(a.end, b.end)
-    ts = t0 + 0.5 * np.arange(int(max(t1 - t0, 0.0) / 0.5) + 1)  # (not arange(t0, t1 + 1e-9): epoch seconds absorb 1e-9)
-    pa, pb = a.path, b.path
+    return _paths_distance(a.path, b.path, max(a.start, b.start), min(a.end, b.end))
+
+
+@numba.njit(cache=True)
+def _paths_distance(pa: np.ndarray, pb: np.ndarray, t0: float, t1: float) -> float:
+    # (np.interp's rule: linear between samples, the end samples beyond them)
+    k = int(max(t1 - t0, 0.0) / 0.5) + 1  # (not arange(t0, t1 + 1e-9): epoch seconds absorb 1e-9)
+    ts = t0 + 0.5 * np.arange(k)
     dx = np.interp(ts, pa[:, 0], pa[:, 1]) - np.interp(ts, pb[:, 0], pb[:, 1])
     dy = np.interp(ts, pa[:, 0], pa[:, 2]) - np.interp(ts, pb[:, 0], pb[:, 2])
-    return float(np.hypot(dx, dy).mean())
+    return np.hypot(dx, dy).mean()
 
 
 def _llr_polynomial(am) -> tuple[float, float, float]:

@@ -19,7 +19,7 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
   assignment (each head's cheapest choice when no two want one visit, else scipy's
   ``linear_sum_assignment``) of heads to open visits, each head also free to open a new
   visit. A head that could continue the visit of a final head in the same batch waits for the
-  next assignment, which has that visit.
+  next decision step, whose assignment has that visit.
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
   "someone else" from appearance, floor distance, heading and time unseen, or impossible
   (``visits.link_costs``); a visit with a track still on camera is no candidate.
@@ -206,26 +206,48 @@ class VisitLinker:
         if self.pending:
             heads = sorted(self.pending.values(), key=lambda p: p[1].start)
             self.pending.clear()
-            self._decide_in_order([tl for _, tl in heads])
+            self._decide_in_order([tl for _, tl in heads], wait=False)
         out = self._close(now, final=True)
         if math.isfinite(now):
             out += self._reports(now, force=True)
         return out
 
     # ------------------------------------------------------------------ linking
-    def _decide_in_order(self, heads: list[Tracklet]) -> None:
+    def _decide_in_order(self, heads: list[Tracklet], wait: bool = True) -> None:
         """Heads due (by start) decided together, except that a head that could continue the visit of
-        a final one among them waits for the next assignment, which has that visit as a candidate
-        (it began after the final one ended, or on another camera: views that overlap)."""
-        i, ends = 0, []  # the final heads of the batch being gathered: (end, camera)
-        for j, h in enumerate(heads):
-            if any(h.start >= end - self.s.overlap_s or cam != h.camera_id for end, cam in ends):
-                self._decide(heads[i:j])
-                i, ends = j, []
+        a final one among them (it began after the final one ended, or on another camera: views that
+        overlap; within walking reach of where it ended) is left for an assignment that has that visit
+        as a candidate: the next decision step (``wait``: it stays pending), else (the end of a run)
+        one right after."""
+        now, later, finals = [], [], []
+        for h in heads:
+            if finals and self._could_continue(h, finals):
+                later.append(h)
+                continue
+            now.append(h)
             if h.final:
-                ends.append((h.end, h.camera_id))
-        if i < len(heads):
-            self._decide(heads[i:])
+                finals.append(h)
+        if now:
+            self._decide(now)
+        if later:
+            if wait:
+                for h in later:
+                    self.pending[h.key] = (self.now, h)
+            else:
+                self._decide_in_order(later, wait=False)
+
+    def _could_continue(self, h: Tracklet, finals: list[Tracklet]) -> bool:
+        s = self.s
+        for f in finals:
+            if h.start < f.end - s.overlap_s and f.camera_id == h.camera_id:
+                continue
+            if not (h.on_floor and f.on_floor):
+                return True
+            _, x, y, _, _, _ = f.finish
+            _, hx, hy, _, _, _ = h.begin
+            if math.hypot(hx - x, hy - y) <= abs(h.start - f.end) * s.max_speed_mps + 2.0 * s.position_slack_m:
+                return True
+        return False
 
     def _decide(self, heads: list[Tracklet]) -> None:
         rows = self.gallery.candidates()
