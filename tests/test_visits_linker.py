@@ -279,6 +279,30 @@ def test_a_short_track_and_its_continuation_due_together_still_link():
     assert len(v) == 1 and len(v[0].tracklets) == 2
 
 
+def test_a_head_that_could_continue_a_final_head_of_its_batch_waits_one_decision_step():
+    """One assignment a decision step: a head of the batch that could continue the visit a final head
+    of it opens (it began after that track ended, within walking reach) waits for the next step and
+    links; one that could not (another camera, too far to walk there in the gap) is decided now."""
+    a = ident(60)
+    short = tracklet("cam-a", 6, 9, (10, 10), (12, 10), noisy(a, 61))  # under head_after_s: arrives final only
+    near = tracklet("cam-a", 10, 60, (12.5, 10), (20, 10), noisy(a, 62), final=False)
+    far = tracklet("cam-b", 10, 60, (35, 3), (30, 5), ident(63), final=False)  # 24 m off in 1 s
+    linker = VisitLinker(store(head_after_s=6.0, decision_delay_s=6.0, decide_every_s=8.0))
+    decided = {}
+    for t in np.arange(0.0, 40.0, 0.5):  # decision steps at 0, 8, 16, 24, 32
+        if t == 9.5:
+            linker.process([short], t)  # due at 18
+        elif t == 16.5:
+            linker.process([near, far], t)  # due at 22: all three in the step at 24
+        else:
+            linker.advance(float(t))
+        for tl in (short, near, far):
+            if tl.key in linker.visit_of and tl.key not in decided:
+                decided[tl.key] = float(t)
+    assert decided == {short.key: 24.0, far.key: 24.0, near.key: 32.0}
+    assert linker.visit_of[near.key] == linker.visit_of[short.key] != linker.visit_of[far.key]
+
+
 def test_pairs_left_out_before_the_floor_terms_change_no_decision():
     """The bound that skips the floor terms is exact: with it (new-visit costs given) and without
     it (new-visit costs inf, every pair scored) the assignment of heads to visits is the same."""

@@ -10,10 +10,10 @@ Shapes: ``Gallery.feat`` float64[C, NF], one row per visit, columns named below:
 final tracklet's ``Tracklet.finish`` (t, x, y, vx, vy, on floor), its speed and unit heading,
 the square root of the look's reliability (a pair's appearance weighs the product of theirs),
 the camera's code, and whether it went out through a door. A decision gathers its candidates
-with one index. ``Gallery.unit`` float32[C, D] once a look arrives: each visit's look, its final
-tracklets' looks weighted by ``look_weight``, summed, normalised (made when the row is written,
-for all rows changed since the last decision together); ``ready`` bool[C]. Rows are reused; C
-doubles when full.
+with one index. ``Gallery.sums`` float32[C, D] once a look arrives: each visit's final tracklets'
+looks weighted by ``look_weight`` and summed (a new look is added when the row is written, for
+all rows changed since the last decision together), and ``Gallery.unit`` the same normalised:
+the visit's look; ``ready`` bool[C]. Rows are reused; C doubles when full.
 """
 from __future__ import annotations
 

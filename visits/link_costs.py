@@ -1,6 +1,7 @@
 """What one link costs: head h continuing open visit v, as minus the log likelihood ratio
 "same person" vs "someone else" (``visits.linker`` decides with these; docs/visits.md has the
-table). Every pair of a decision at once, as whole-matrix operations:
+table). Every pair of a decision at once: the looks' cosines in one BLAS product, the rest in one
+pass over the pairs compiled with numba (``_pair_costs``; ``compile_kernels`` when a linker is made):
 
     costs = LinkCosts(settings)                             # VisitSettings
     costs.fill(gallery, heads, H, rows, out, new, same_rows)  # out[i, j]: head i vs gallery row rows[j]
@@ -24,7 +25,7 @@ on two cameras within the slack (views that overlap), on one camera within ``SAM
 with looks that do not say "someone else" (its tracker following one person twice). Pairs
 that cannot beat the head's own new visit whatever the floor says are left inf before the
 floor terms are computed (exact: such a pair is in no optimal assignment).
-May import: numpy, scipy.special, analytics.config, analytics.tracklets, visits.gallery.
+May import: numpy, numba, scipy.special, analytics.config, analytics.tracklets, visits.gallery.
 """
 from __future__ import annotations
 

@@ -18,8 +18,10 @@ How a link is decided (online, one store, one process; docs/visits.md has the ta
   Heads are decided every ``decide_every_s``, all those due together: a minimum-cost
   assignment (each head's cheapest choice when no two want one visit, else scipy's
   ``linear_sum_assignment``) of heads to open visits, each head also free to open a new
-  visit. A head that could continue the visit of a final head in the same batch waits for the
-  next decision step, whose assignment has that visit.
+  visit. A head that could continue the visit of a final head in the same batch (it began after
+  that one ended, or on another camera, within walking reach of where it ended) waits for the
+  next decision step, whose assignment has that visit (one assignment a step; at the end of a
+  run, one right after).
 - The cost of head h continuing visit v is minus the log likelihood ratio "same person" vs
   "someone else" from appearance, floor distance, heading and time unseen, or impossible
   (``visits.link_costs``); a visit with a track still on camera is no candidate.
@@ -237,6 +239,9 @@ class VisitLinker:
                 self._decide_in_order(later, wait=False)
 
     def _could_continue(self, h: Tracklet, finals: list[Tracklet]) -> bool:
+        """Whether head h could continue a visit that one of ``finals`` ends: on its camera h began
+        after it ended, on another any time (views that overlap), and within walking reach of where it
+        ended (the link cost's own limit, or anywhere off the floor)."""
         s = self.s
         for f in finals:
             if h.start < f.end - s.overlap_s and f.camera_id == h.camera_id:
