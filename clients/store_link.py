@@ -83,8 +83,9 @@ class StoreLink:
         self.done: dict[str, float] = {}  # finished cameras -> their flush time
         self.newest = -math.inf
         self.released = -math.inf  # tracklets up to this time went to the linker
-        self._heap: list[tuple[float, int, Tracklet]] = []
+        self._heap: list[tuple[float, int, list[Tracklet]]] = []  # (time, arrival, a frame's tracklets)
         self._seq = 0
+        self._waiting = 0
         self.due = -math.inf  # a frame without records before this time need not be fed (see ``feed``)
         self.flushes = 0
         self.errors = 0
@@ -146,12 +147,13 @@ class StoreLink:
         tls = [r for r in out if type(r) is Tracklet]  # noqa: E721 (exact type: a cheap test, every record of every frame)
         if not tls:
             return out
-        for r in tls:
-            heapq.heappush(self._heap, (t, self._seq, r))
-            self._seq += 1
-            if self.on_tracklet is not None:
+        heapq.heappush(self._heap, (t, self._seq, tls))  # one entry a frame: its tracklets stay in their order
+        self._seq += 1
+        if self.on_tracklet is not None:
+            for r in tls:
                 self.on_tracklet(r)
         self.tracklets += len(tls)
+        self._waiting += len(tls)
         return [r for r in out if type(r) is not Tracklet]  # noqa: E721
 
     def _watermark(self) -> float:
@@ -162,8 +164,9 @@ class StoreLink:
         out: list[Any] = []
         heap, batch, t = self._heap, [], -math.inf
         while heap and heap[0][0] <= upto:
-            t, _, tl = heapq.heappop(heap)
-            batch.append(tl)
+            t, _, tls = heapq.heappop(heap)
+            batch += tls
+        self._waiting -= len(batch)
         if batch:  # one call for all released (the linker's work per call is mostly per tracklet)
             got = self._call("process", batch, t)
             if got is None:  # the linker failed: the camera journeys still go out
@@ -191,5 +194,5 @@ class StoreLink:
 
     def stats(self) -> dict:
         return {"store_id": self.store_id, "cameras_running": sorted(self.last_t), "cameras_done": sorted(self.done),
-                "tracklets": self.tracklets, "waiting": len(self._heap), "errors": self.errors,
+                "tracklets": self.tracklets, "waiting": self._waiting, "errors": self.errors,
                 "flushes": self.flushes, "mode": getattr(self.linker, "mode", None)}

@@ -190,7 +190,7 @@ def check_shoppers():
     # flush order: the first camera's flush closes no visit; the last one's flushes the linker once
     assert not any(isinstance(r, VisitRecord) and r.closed_by == "end" for r in flushed["cam-a"])
     assert walked in flushed["cam-b"] and any(isinstance(r, StoreKpiRecord) for r in flushed["cam-b"])
-    assert link.flushes == 1 and not link.linker.visits and not link._heap
+    assert link.flushes == 1 and not link.linker.visits and link.stats()["waiting"] == 0
     assert link.stats()["cameras_done"] == ["cam-a", "cam-b"]
 
 
@@ -261,15 +261,15 @@ def test_tracklets_wait_for_the_slowest_camera():
                   look(3).astype(np.float32), 1.0)
     link.feed("cam-b", [], T0)
     link.feed("cam-a", [tl], T0 + 2)
-    assert link._heap and not linker.pending  # cam-b is still at T0
+    assert link.stats()["waiting"] == 1 and not linker.pending  # cam-b is still at T0
     link.feed("cam-a", [], T0 + 5)
-    assert link._heap
+    assert link.stats()["waiting"] == 1
     link.feed("cam-b", [], T0 + 2)  # cam-b has passed the tracklet's time
-    assert not link._heap and tl.key in linker.pending
+    assert link.stats()["waiting"] == 0 and tl.key in linker.pending
     tl2 = Tracklet("cam-a", 2, T0 + 5, T0 + 7, False, tl.path, True, None, 0.0)
     link.feed("cam-a", [tl2], T0 + 7)
     link.feed("cam-a", [], T0 + 17.5)  # cam-b stalled: released once 10 s older than the newest frame
-    assert not link._heap and tl2.key in linker.pending
+    assert link.stats()["waiting"] == 0 and tl2.key in linker.pending
 
 
 class BrokenLinker:

@@ -68,20 +68,26 @@ class FloorHeatmap:
         if not paths:
             return
         p = np.concatenate(paths)
-        which = np.repeat(np.arange(len(paths)), [len(q) for q in paths])
-        keep = np.isfinite(p[:, 0])
-        p, which = p[keep], which[keep]
-        if len(p) == 0:
-            return
-        back = np.diff(p[:, 0]) < 0.0
-        if (back & (which[1:] == which[:-1])).any():  # paths come in time order; one that is not is sorted
+        t = p[:, 0]
+        last = np.cumsum([len(q) for q in paths]) - 1  # each path's last sample
+        # a sample weighs its step to the path's next sample (capped); a path's last one weighs step_s
+        step = np.diff(t)
+        step[last[:-1]] = 0.0  # (from one path's last sample to the next path's first: no step)
+        if step.min(initial=0.0) < 0.0 or not np.isfinite(t).all():
+            # a path not in time order, or samples without a time (rare): sorted, those left out
+            which = np.repeat(np.arange(len(paths)), [len(q) for q in paths])
+            keep = np.isfinite(t)
+            p, which = p[keep], which[keep]
+            if len(p) == 0:
+                return
             order = np.lexsort((p[:, 0], which))  # each path in time order, paths apart
             p, which = p[order], which[order]
-        t = p[:, 0]
-        # a sample weighs its step to the path's next sample (capped); a path's last one weighs step_s
-        w = np.full(len(t), self.step_s)
-        np.clip(np.diff(t), 0.0, self.max_step_s, out=w[:-1])
-        w[:-1][which[1:] != which[:-1]] = self.step_s
+            t = p[:, 0]
+            last = np.append(np.nonzero(which[1:] != which[:-1])[0], len(t) - 1)
+            step = np.diff(t)
+        w = np.empty(len(t))
+        np.clip(step, 0.0, self.max_step_s, out=w[:-1])
+        w[last] = self.step_s
         t_max = float(t.max())
         if self._t_ref is None:
             self._t_ref = t_max

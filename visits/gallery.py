@@ -27,7 +27,7 @@ from analytics.tracklets import Tracklet
 FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
 
 
-@dataclass
+@dataclass(slots=True)  # (attributes in the object: a visit is read cold, once a tracklet of it arrives)
 class OpenVisit:
     """A visit not closed yet: its camera tracklets by key, which of them are still on camera,
     where and when it was last seen, and the final tracklets whose looks make its look."""
