@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from analytics.tracklets import Tracklet
@@ -121,7 +122,7 @@ class Gallery:
 
     def _write(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        rows, feats, single_rows, single, multi_rows, multi, fresh = [], [], [], [], [], [], []
+        rows, feats, look_rows, fresh, total, looks, owner = [], [], [], [], [], [], []
         for r, v in dirty.items():
             if v.open or v.last is None:  # not a candidate: no decision reads the row until it is
                 self.ready[r] = False
@@ -134,57 +135,28 @@ class Gallery:
             if n != had:  # looks the row does not have yet
                 self._n_looks[r] = n
                 self._no_look.discard(r)
-                if n == 1:  # already a unit vector: as it is
-                    single_rows.append(r)
-                    single.append(v.looks[0])
-                else:
-                    multi_rows.append(r)
-                    multi.append(v.looks[had:])
-                    fresh.append(had == 0)
+                owner += [len(look_rows)] * (n - had)
+                look_rows.append(r)
+                fresh.append(had == 0)
+                total.append(n)
+                looks += v.looks[had:]
             rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if n else 0.0  # 0: no look, no term
             rows.append(r)
             feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
         if rows:
             self.ready[rows] = True
             self.feat[rows] = feats
-        if single or multi:
+        if looks:
+            e = np.array([tl.embedding for tl in looks], np.float32)
             if self.unit is None:
-                dim = len(single[0].embedding) if single else len(multi[0][0].embedding)
-                self.unit = np.zeros((len(self.visit), dim), np.float32)
+                self.unit = np.zeros((len(self.visit), e.shape[1]), np.float32)
                 self.sums = np.zeros_like(self.unit)
-            if single:
-                e = np.array([tl.embedding for tl in single])
-                self.unit[single_rows] = e
-                e *= np.array([look_weight(tl) for tl in single], np.float32)[:, None]
-                self.sums[single_rows] = e
-            if multi:
-                self._add_looks(multi_rows, multi, fresh)
+            cancel = _add_looks(self.sums, self.unit, np.array(look_rows), np.array(fresh), np.array(total), e,
+                                np.array([look_weight(tl) for tl in looks], np.float32), np.array(owner))
+            if cancel.any():
+                self._no_look.update(r for r, c in zip(look_rows, cancel.tolist()) if c)
         if self._no_look:
             self.feat[[r for r in rows if r in self._no_look], REL] = 0.0
-
-    def _add_looks(self, rows: list[int], looks: list[list[Tracklet]], fresh: list[bool]) -> None:
-        """Visits with several looks: each one's new looks weighted by ``look_weight`` and added to its
-        row of ``sums`` (from zero where ``fresh``), which is normalised into ``unit``. All at once (a
-        decision's worth: a few array operations instead of a few per tracklet on vectors long out of
-        cache), and only the new looks: a visit's older ones are in its sum already. One product of a
-        weight matrix (row i: visit i's weights in its new looks' columns) with the new looks."""
-        flat = [tl for ls in looks for tl in ls]
-        e = np.array([tl.embedding for tl in flat])
-        w = np.zeros((len(rows), len(flat)), np.float32)
-        w[np.repeat(np.arange(len(rows)), [len(ls) for ls in looks]), np.arange(len(flat))] = \
-            [look_weight(tl) for tl in flat]
-        sums = self.sums[rows]
-        if any(fresh):
-            sums[fresh] = 0.0
-        sums += w @ e
-        self.sums[rows] = sums
-        n = np.sqrt(np.einsum("ij,ij->i", sums, sums))
-        cancel = ~(n > 0)  # looks that cancel out: no look
-        if cancel.any():
-            self._no_look.update(r for r, c in zip(rows, cancel.tolist()) if c)
-            n[cancel] = np.inf
-        sums /= n[:, None]
-        self.unit[rows] = sums
 
     def _grow(self) -> None:
         old = len(self.visit)
@@ -195,3 +167,42 @@ class Gallery:
             self.sums = np.concatenate([self.sums, np.zeros_like(self.sums)])
         self.ready = np.concatenate([self.ready, np.zeros(old, bool)])
         self.free = list(range(2 * old - 1, old - 1, -1))
+
+
+@numba.njit(cache=True)
+def _add_looks(sums, unit, rows, fresh, total, e, w, owner):  # pragma: no cover (compiled)
+    """The looks of the visits in gallery rows ``rows`` (int[k]) that took new ones: each new look
+    e[l] (float32[L, D]), weighted w[l], added to ``sums`` row rows[owner[l]] (from zero where
+    ``fresh``), and ``unit`` the row's sum normalised; a visit's only look (``total`` 1) is copied as
+    it is (already a unit vector). All of a decision's at once: one call where NumPy took a dozen
+    on vectors long out of cache. Returns bool[k]: rows whose looks cancel out (no look: ``unit``
+    zeros)."""
+    k, dim = len(rows), e.shape[1]
+    for i in range(k):
+        if fresh[i]:
+            sums[rows[i], :] = 0.0
+    first = np.full(k, -1)
+    for lk in range(len(e)):
+        i = owner[lk]
+        if first[i] < 0:
+            first[i] = lk
+        r = rows[i]
+        for d in range(dim):
+            sums[r, d] += w[lk] * e[lk, d]
+    cancel = np.zeros(k, np.bool_)
+    for i in range(k):
+        r = rows[i]
+        if total[i] == 1:
+            unit[r, :] = e[first[i], :]
+            continue
+        sq = 0.0
+        for d in range(dim):
+            sq += float(sums[r, d]) * float(sums[r, d])
+        if not sq > 0.0:
+            cancel[i] = True
+            unit[r, :] = 0.0
+            continue
+        inv = 1.0 / math.sqrt(sq)
+        for d in range(dim):
+            unit[r, d] = sums[r, d] * inv
+    return cancel

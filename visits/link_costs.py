@@ -276,6 +276,8 @@ def compile_kernels() -> None:
     _pair_costs(H, V, _NO_COSINES, np.zeros(1), np.full(1, -1, np.intp), p, llr, _NO_DISTANCES, out)
     path = np.zeros((2, 3))
     _paths_distance(path, path, 0.0, 1.0)
+    i1, look = np.zeros(1, np.intp), np.zeros((1, 4), np.float32)
+    G._add_looks(look.copy(), look.copy(), i1, np.ones(1, bool), i1 + 1, look, np.ones(1, np.float32), i1)
     _compiled = True
 
 
