@@ -221,14 +221,15 @@ class VisitLinker:
         overlap; within walking reach of where it ended) is left for an assignment that has that visit
         as a candidate: the next decision step (``wait``: it stays pending), else (the end of a run)
         one right after."""
-        now, later, finals = [], [], []
+        now, later, ends = [], [], []  # ends: (end, camera, x, y, on floor) of the final heads decided now
         for h in heads:
-            if finals and self._could_continue(h, finals):
+            if ends and self._could_continue(h, ends):
                 later.append(h)
                 continue
             now.append(h)
             if h.final:
-                finals.append(h)
+                _, x, y, _, _, on = h.finish
+                ends.append((h.end, h.camera_id, x, y, on))
         if now:
             self._decide(now)
         if later:
@@ -238,19 +239,19 @@ class VisitLinker:
             else:
                 self._decide_in_order(later, wait=False)
 
-    def _could_continue(self, h: Tracklet, finals: list[Tracklet]) -> bool:
-        """Whether head h could continue a visit that one of ``finals`` ends: on its camera h began
-        after it ended, on another any time (views that overlap), and within walking reach of where it
-        ended (the link cost's own limit, or anywhere off the floor)."""
+    def _could_continue(self, h: Tracklet, ends: list[tuple]) -> bool:
+        """Whether head h could continue a visit that one of the final heads ``ends`` (end, camera, x, y,
+        on floor) ends: on its camera h began after it ended, on another any time (views that overlap),
+        and within walking reach of where it ended (the link cost's own limit, or anywhere off the
+        floor)."""
         s = self.s
-        for f in finals:
-            if h.start < f.end - s.overlap_s and f.camera_id == h.camera_id:
+        start, cam, (_, hx, hy, _, _, on) = h.start, h.camera_id, h.begin
+        for end, fcam, x, y, fon in ends:
+            if fcam == cam and start < end - s.overlap_s:
                 continue
-            if not (h.on_floor and f.on_floor):
+            if not (on and fon):
                 return True
-            _, x, y, _, _, _ = f.finish
-            _, hx, hy, _, _, _ = h.begin
-            if math.hypot(hx - x, hy - y) <= abs(h.start - f.end) * s.max_speed_mps + 2.0 * s.position_slack_m:
+            if math.hypot(hx - x, hy - y) <= abs(start - end) * s.max_speed_mps + 2.0 * s.position_slack_m:
                 return True
         return False
 
