@@ -21,7 +21,9 @@ Records: ``DetectionRecord`` per track (every frame, or every ``detections_every
 ``heatmap_interval_s`` (and at flush), ``AlertRecord`` when a rule raises or clears. With
 ``tracklets=True`` (``StoreAnalytics`` sets it for a store with ``visits:``) a journey comes as
 ``analytics.tracklets.Tracklet`` objects instead (a head while the track runs, a final that
-carries the ``JourneyRecord``), for the store's linker (``visits.linker``).
+carries the ``JourneyRecord``), for the store's linker (``visits.linker``); they lead the list
+(finals, then heads), so ``clients.store_link.StoreLink`` takes them without reading the rest
+(a frame's detection records, hundreds in a crowd).
 Report instants are aligned to multiples of the interval in stream time.
 """
 from __future__ import annotations
@@ -165,9 +167,13 @@ class CameraAnalytics:
             out += self._report_heatmap(self._next_heatmap)
             self._next_heatmap += self.heatmap_interval_s
         gap = self.last_timestamp is not None and t - self.last_timestamp > self.lost_after_s
+        tls: list[Any] = []  # with tracklets: this frame's, first in the records (the module docstring)
         if t >= self._next_expiry or gap:  # before this frame's ids: a track back after a long gap starts anew
             self._next_expiry = t + min(0.5, self.lost_after_s / 4)
-            out += self._expire(t)
+            if self.tracklets is None:
+                out += self._expire(t)
+            else:
+                tls = self._expire(t)  # final tracklets only
         self.last_timestamp = t
 
         tr = tracks if tracks is not None else Tracks.empty()
@@ -176,7 +182,7 @@ class CameraAnalytics:
             if self.lanes:
                 self.queues.update(t, ids, ids.astype(bool), np.zeros((0, 2)), np.zeros((0, len(self.zones)), bool))
             self.heatmap.update(t, np.zeros((0, 2)))
-            return out + self._maybe_alerts(t)
+            return tls + out + self._maybe_alerts(t)
         xyxy = np.asarray(tr.xyxy, np.float32).reshape(-1, 4)
         class_ids = np.asarray(tr.class_ids).reshape(-1)
         is_person, is_cart, all_person = self._kind_of(class_ids, class_names)
@@ -201,13 +207,13 @@ class CameraAnalytics:
         rows, new, dt = self.table.observe(t, p_ids)
         self.journeys.update(t, rows, new, dt, inside, cart_near)
         if self.tracklets is not None:
-            out += self._tracklet_heads(t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings)
+            tls += self._tracklet_heads(t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings)
         if self.lanes:
             self.queues.update(t, rows, new, p_feet, inside)
         for ln in self.lines:
             ln.update(rows, new, p_feet)
         self.heatmap.update(t, p_feet)
-        return out + self._maybe_alerts(t)
+        return (tls + out if tls else out) + self._maybe_alerts(t)
 
     def _tracklet_heads(self, t, tr, p_ids, rows, new, p_feet, p_box, is_person, all_person, embeddings) -> list[Any]:
         scores = di = None

@@ -147,13 +147,16 @@ class TrackedCamera:
             names = [self.class_names.get(int(c), str(int(c))) for c in np.asarray(tracks.class_ids).tolist()]
             out = detection_records(self.stream_id, frame, np.asarray(tracks.xyxy), np.asarray(tracks.scores),
                                     names, np.asarray(tracks.track_ids))
-        if self._flushed:
-            out, self._flushed = self._flushed + out, []
-        if self.link is not None:
-            if out or frame.timestamp >= self.link.due:  # (most frames: nothing for the store, no step due)
-                return self.link.feed(self.stream_id, out, frame.timestamp)
-            return out
-        return without_tracklets(out)
+        if self.link is None:
+            if self._flushed:
+                out, self._flushed = self._flushed + out, []
+            return without_tracklets(out)
+        pre: list[Any] = []
+        if self._flushed:  # the replaced analytics' last records: fed on their own (each list's tracklets lead it)
+            pre, self._flushed = self.link.feed(self.stream_id, self._flushed, frame.timestamp), []
+        if out or frame.timestamp >= self.link.due:  # (most frames: nothing for the store, no step due)
+            out = self.link.feed(self.stream_id, out, frame.timestamp)
+        return pre + out if pre else out
 
     def flush(self, timestamp: float) -> list[Any]:
         if self._staged is not None:

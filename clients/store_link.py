@@ -6,10 +6,12 @@ camera of the store that runs in this process.
     out = link.feed("cam-a", records, t)          # every frame of a camera: its analytics' records
     out = link.finish("cam-a", records, t)        # a camera's end of stream (its flush records)
 
-``feed`` takes one camera's records of one frame (time ``t``): the ``Tracklet`` objects among
-them go to the linker, everything else passes straight on, and the linker's output due by
-then (``CameraJourneyRecord``, ``VisitRecord``, ``StoreKpiRecord``, ``FloorHeatmapRecord``)
-comes out with it. Tracklets never leave this object.
+``feed`` takes one camera's records of one frame (time ``t``): the ``Tracklet`` objects leading
+them (``analytics.pipeline.CameraAnalytics`` emits its tracklets first, and a caller that joins
+two cameras' or two analytics' lists feeds them one by one) go to the linker, everything else
+passes straight on, and the linker's output due by then (``CameraJourneyRecord``,
+``VisitRecord``, ``StoreKpiRecord``, ``FloorHeatmapRecord``) comes out with it. Tracklets never
+leave this object.
 
 Time order across cameras: the cameras of a store run side by side in one event loop, each
 with its frames in time order, but one may be ahead of another (files read as fast as
@@ -142,11 +144,18 @@ class StoreLink:
     # ------------------------------------------------------------------ inside
     def _take(self, records: Iterable[Any], t: float) -> list[Any]:
         """The records without their tracklets (the list given, untouched, when it has none: most
-        frames), the tracklets queued."""
+        frames), the tracklets queued. The tracklets lead a camera's records (``CameraAnalytics``
+        emits them first): what follows them is not read (a frame's detection records, hundreds in a
+        crowd, cost more to scan than the linker's step)."""
         out = records if type(records) is list else list(records or ())
-        tls = [r for r in out if type(r) is Tracklet]  # noqa: E721 (exact type: a cheap test, every record of every frame)
-        if not tls:
+        k = 0
+        for r in out:
+            if type(r) is not Tracklet:  # noqa: E721 (exact type: a cheap test)
+                break
+            k += 1
+        if not k:
             return out
+        tls, out = out[:k], out[k:]
         heapq.heappush(self._heap, (t, self._seq, tls))  # one entry a frame: its tracklets stay in their order
         self._seq += 1
         if self.on_tracklet is not None:
@@ -154,7 +163,7 @@ class StoreLink:
                 self.on_tracklet(r)
         self.tracklets += len(tls)
         self._waiting += len(tls)
-        return [r for r in out if type(r) is not Tracklet]  # noqa: E721
+        return out
 
     def _watermark(self) -> float:
         slowest = min(self.last_t.values(), default=self.newest)

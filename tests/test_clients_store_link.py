@@ -252,6 +252,38 @@ def test_the_link_steps_at_the_linkers_decision_pace():
         assert np.allclose(np.diff(steps), every, atol=1.0 / FPS), (every, steps)
 
 
+def test_a_cameras_tracklets_lead_its_records_and_all_reach_the_linker():
+    """``CameraAnalytics`` puts a frame's tracklets (finals, then heads) before its other records, and
+    the link reads only those leading ones: every tracklet of a crowded camera reaches the linker and
+    none passes on with the records (detection records every second, metrics, alerts among them)."""
+    import dataclasses as dc
+
+    from analytics.pipeline import CameraAnalytics
+    from benchmarks.analytics import NAMES, bench_camera, synthetic_frames
+
+    bench = bench_camera()
+    cam = dc.replace(bench.camera("bench"), floor=calibration(0.0))
+    an = CameraAnalytics(cam, alert_rules=bench.alerts, metrics_interval_s=5.0, detections_every_s=1.0,
+                         tracklets=True)
+    data = synthetic_frames(30, 900, mean_life_s=10.0)  # 60 s at 15 fps, ids ending every ~10 s
+    rng = np.random.default_rng(0)
+    link = StoreLink(VisitLinker(dc.replace(store(), cameras={"bench": cam})))
+    link.register("bench")
+    made, kinds = 0, set()
+    for t, tr in data:
+        recs = an.update(t, tr, NAMES, rng.normal(size=(len(tr.track_ids), 8)).astype(np.float32))
+        is_tl = [type(r) is Tracklet for r in recs]  # noqa: E721
+        assert is_tl == sorted(is_tl, reverse=True), t  # tracklets first
+        made += sum(is_tl)
+        kinds |= {type(r).__name__ for r in recs}
+        assert not any(type(r) is Tracklet for r in link.feed("bench", recs, t))  # noqa: E721
+    recs = an.flush()
+    made += sum(type(r) is Tracklet for r in recs)  # noqa: E721
+    assert not any(type(r) is Tracklet for r in link.finish("bench", recs, data[-1][0]))  # noqa: E721
+    assert made > 100 and link.tracklets == made
+    assert {"DetectionRecord", "Tracklet"} <= kinds
+
+
 def test_tracklets_wait_for_the_slowest_camera():
     linker = VisitLinker(store())
     link = StoreLink(linker, max_lag_s=10.0, step_s=1.0)  # a step every second: the watermark holds tracklets
