@@ -133,38 +133,46 @@ class VisitLinker:
         out: list[Any] = []
         for r in records:
             if isinstance(r, Tracklet):
-                out += self.add(r)
+                self._add(r, out)
             else:
                 out.append(r)
-        return out + self.advance(now)
+        out += self.advance(now)
+        return out
 
     def add(self, tl: Tracklet) -> list[Any]:
         """One tracklet (a head or a final); returns the camera journey of a final."""
+        out: list[Any] = []
+        self._add(tl, out)
+        return out
+
+    def _add(self, tl: Tracklet, out: list[Any]) -> None:
         if self._started is None:
             self._started = tl.start
-        if tl.embedding is not None:
-            tl = self._checked_look(tl)
+        e = tl.embedding
+        if e is not None:
+            sq = tl.look_norm2
+            if not (0.0 < sq < math.inf and len(e) == self._dim):  # (every tracklet: the common case inline)
+                tl = self._checked_look(tl)
         if tl.embedding is None and not self._warned_emb:
             self._warned_emb = True
             log.warning("%s: %s has no re-id embedding: it links by floor space-time only", self.store_id, tl.label)
-        k = tl.key
-        out: list[Any] = [CameraJourneyRecord(tl.journey)] if tl.final and tl.journey is not None else []
-        if tl.final and self.heatmap is not None and tl.on_floor:
-            self.heatmap.add_path(tl.path)
+        k, final = tl.key, tl.final
+        if final:
+            if tl.journey is not None:
+                out.append(CameraJourneyRecord(tl.journey))
+            if self.heatmap is not None and tl.on_floor:
+                self.heatmap.add_path(tl.path)
         vid = self.visit_of.get(k)
         if vid is not None:
             v = self.visits[vid]
             v.put(tl)
-            if tl.final:
+            if final:
                 v.left_at = tl.end if self._leaves(tl) else None
             self._touched(v)
-            return out
-        if k in self.pending:
-            self.pending[k] = (self.pending[k][0], tl)
-        else:
-            # a track too short for a head arrives final; it waits like a head would
-            self.pending[k] = (tl.start + self.s.head_after_s + self.s.decision_delay_s, tl)
-        return out
+            return
+        was = self.pending.get(k)
+        # a track too short for a head arrives final; it waits like a head would
+        self.pending[k] = (was[0] if was is not None else tl.start + self.s.head_after_s + self.s.decision_delay_s, tl)
 
     def _checked_look(self, tl: Tracklet) -> Tracklet:
         """The tracklet, without its look when that cannot be compared with the others: not a finite
