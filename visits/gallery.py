@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from analytics.tracklets import Tracklet
+from core.jit import jit
 
 FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
 
@@ -169,7 +169,7 @@ class Gallery:
         self.free = list(range(2 * old - 1, old - 1, -1))
 
 
-@numba.njit(cache=True)
+@jit
 def _add_looks(sums, unit, rows, fresh, total, e, w, owner):  # pragma: no cover (compiled)
     """The looks of the visits in gallery rows ``rows`` (int[k]) that took new ones: each new look
     e[l] (float32[L, D]), weighted w[l], added to ``sums`` row rows[owner[l]] (from zero where

@@ -25,18 +25,18 @@ on two cameras within the slack (views that overlap), on one camera within ``SAM
 with looks that do not say "someone else" (its tracker following one person twice). Pairs
 that cannot beat the head's own new visit whatever the floor says are left inf before the
 floor terms are computed (exact: such a pair is in no optimal assignment).
-May import: numpy, numba, scipy.special, analytics.config, analytics.tracklets, visits.gallery.
+May import: numpy, scipy.special, core.jit, analytics.config, analytics.tracklets, visits.gallery.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from scipy.special import i0e
 
 from analytics.config import VisitSettings
 from analytics.tracklets import Tracklet
+from core.jit import jit
 from visits import gallery as G
 
 APPEARANCE_CLIP = 12.0  # one embedding comparison moves the log odds at most this much
@@ -255,10 +255,34 @@ def _pair_costs(H, V, cos, new, same, p, llr32, dist, out) -> bool:
     return missing
 
 
-try:  # compiled once and cached next to this file (or in numba's user cache directory)
-    _pair_costs = numba.njit(cache=True)(_pair_costs)
-except RuntimeError:  # no writable cache directory: compiled at each start instead (a few seconds)
-    _pair_costs = numba.njit(_pair_costs)
+def waits(start, end, final, cam, bx, by, fx, fy, on, overlap, max_speed, slack2):  # pragma: no cover (compiled)
+    """bool[n]: which of a decision's heads (by start; arrays of n: start and end times, final, camera
+    code, where each began (bx, by) and, final, ended (fx, fy), on the floor) could continue the visit
+    of a final head decided before it in the same assignment: on its camera it began after that one
+    ended (less ``overlap``), on another any time (views that overlap), within walking reach of where
+    it ended (``max_speed`` x the gap + ``slack2``, as the link cost's limit; anywhere off the floor).
+    Those wait (``visits.linker``); a head that waits is no final that others wait for."""
+    n = len(start)
+    later = np.zeros(n, np.bool_)
+    ends = np.empty(n, np.intp)  # the final heads decided in this assignment
+    k = 0
+    for i in range(n):
+        for q in range(k):
+            j = ends[q]
+            if cam[j] == cam[i] and start[i] < end[j] - overlap:
+                continue
+            if not (on[i] and on[j]) or \
+                    math.hypot(bx[i] - fx[j], by[i] - fy[j]) <= abs(start[i] - end[j]) * max_speed + slack2:
+                later[i] = True
+                break
+        if not later[i] and final[i]:
+            ends[k] = i
+            k += 1
+    return later
+
+
+waits = jit(waits)
+_pair_costs = jit(_pair_costs)
 _compiled = False
 
 
@@ -276,6 +300,8 @@ def compile_kernels() -> None:
     _pair_costs(H, V, _NO_COSINES, np.zeros(1), np.full(1, -1, np.intp), p, llr, _NO_DISTANCES, out)
     path = np.zeros((2, 3))
     _paths_distance(path, path, 0.0, 1.0)
+    one = np.zeros(1)
+    waits(one, one, one > 0, one, one, one, one, one, one > 0, 1.0, 1.0, 1.0)
     i1, look = np.zeros(1, np.intp), np.zeros((1, 4), np.float32)
     G._add_looks(look.copy(), look.copy(), i1, np.ones(1, bool), i1 + 1, look, np.ones(1, np.float32), i1)
     _compiled = True
@@ -298,7 +324,7 @@ def _path_distance(a: Tracklet, b: Tracklet) -> float:
     return _paths_distance(a.path, b.path, max(a.start, b.start), min(a.end, b.end))
 
 
-@numba.njit(cache=True)
+@jit
 def _paths_distance(pa: np.ndarray, pb: np.ndarray, t0: float, t1: float) -> float:
     # (np.interp's rule: linear between samples, the end samples beyond them)
     k = int(max(t1 - t0, 0.0) / 0.5) + 1  # (not arange(t0, t1 + 1e-9): epoch seconds absorb 1e-9)

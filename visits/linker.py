@@ -53,7 +53,7 @@ from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
 from visits.gallery import FULL_WEIGHT, Gallery, OpenVisit
-from visits.link_costs import MOVING_MPS, LinkCosts
+from visits.link_costs import MOVING_MPS, LinkCosts, waits
 
 log = logging.getLogger("visits.linker")
 
@@ -229,39 +229,25 @@ class VisitLinker:
         overlap; within walking reach of where it ended) is left for an assignment that has that visit
         as a candidate: the next decision step (``wait``: it stays pending), else (the end of a run)
         one right after."""
-        now, later, ends = [], [], []  # ends: (end, camera, x, y, on floor) of the final heads decided now
-        for h in heads:
-            if ends and self._could_continue(h, ends):
-                later.append(h)
-                continue
-            now.append(h)
-            if h.final:
-                _, x, y, _, _, on = h.finish
-                ends.append((h.end, h.camera_id, x, y, on))
+        s, code = self.s, self.gallery.code
+        rows = []
+        for h in heads:  # (start, end, final, camera, where it began, where it ended if final, on the floor)
+            _, bx, by, _, _, on = h.begin
+            _, fx, fy, _, _, _ = h.finish if h.final else h.begin
+            rows.append((h.start, h.end, h.final, code(h.camera_id), bx, by, fx, fy, on))
+        a = np.array(rows, np.float64).T
+        later = waits(a[0], a[1], a[2] > 0, a[3], a[4], a[5], a[6], a[7], a[8] > 0, s.overlap_s, s.max_speed_mps,
+                      2.0 * s.position_slack_m).tolist()
+        now = [h for h, w in zip(heads, later) if not w]
         if now:
             self._decide(now)
-        if later:
+        if len(now) < len(heads):
             if wait:
-                for h in later:
-                    self.pending[h.key] = (self.now, h)
+                for h, w in zip(heads, later):
+                    if w:
+                        self.pending[h.key] = (self.now, h)
             else:
-                self._decide_in_order(later, wait=False)
-
-    def _could_continue(self, h: Tracklet, ends: list[tuple]) -> bool:
-        """Whether head h could continue a visit that one of the final heads ``ends`` (end, camera, x, y,
-        on floor) ends: on its camera h began after it ended, on another any time (views that overlap),
-        and within walking reach of where it ended (the link cost's own limit, or anywhere off the
-        floor)."""
-        s = self.s
-        start, cam, (_, hx, hy, _, _, on) = h.start, h.camera_id, h.begin
-        for end, fcam, x, y, fon in ends:
-            if fcam == cam and start < end - s.overlap_s:
-                continue
-            if not (on and fon):
-                return True
-            if math.hypot(hx - x, hy - y) <= abs(start - end) * s.max_speed_mps + 2.0 * s.position_slack_m:
-                return True
-        return False
+                self._decide_in_order([h for h, w in zip(heads, later) if w], wait=False)
 
     def _decide(self, heads: list[Tracklet]) -> None:
         rows = self.gallery.candidates()
