@@ -203,6 +203,23 @@ def test_one_camera_following_one_person_on_two_tracks_links_them(apart, linked)
     assert together == linked
 
 
+def test_a_linker_at_work_compiles_nothing_after_it_is_made():
+    """The compiled passes are built (or loaded from numba's cache) when a linker is made, for the
+    argument types its decisions pass: the first decision of a live run never waits for the compiler."""
+    from visits import gallery, link_costs
+
+    kernels = (link_costs._pair_costs, link_costs.waits, link_costs._paths_distance, gallery._add_looks)
+    linker = VisitLinker(store())
+    made = [len(k.signatures) for k in kernels]
+    a, b = ident(70), ident(71)
+    tls = [tracklet("cam-a", 0, 30, (4, 27), (20, 8), noisy(a, 72)),
+           tracklet("cam-b", 27, 60, (19.1, 8.4), (30, 8), noisy(a, 73)),  # seen at once with the first
+           tracklet("cam-c", 5, 40, (10, 10), (30, 20), noisy(b, 74)),
+           tracklet("cam-a", 70, 90, (30, 8), (5, 26), noisy(a, 75))]
+    assert len(visits_of(run(linker, tls, 400))) >= 1
+    assert [len(k.signatures) for k in kernels] == made
+
+
 def test_a_track_id_the_camera_kept_across_a_gap_stays_in_its_visit():
     """The camera's analytics split a track unseen for longer than lost_after_s, but its tracker
     kept the id: the second part continues the same visit even with someone else closer."""

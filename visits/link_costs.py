@@ -105,13 +105,15 @@ class LinkCosts:
                     same[i] = j
         p = self._params
         new = np.ascontiguousarray(new, np.float64)
-        if _pair_costs(H, V, cos, new, same, p, self._llr32, _NO_DISTANCES, out):
+        res = np.empty((n, m))  # (one layout for the kernel, whatever ``out`` is a view of)
+        if _pair_costs(H, V, cos, new, same, p, self._llr32, _NO_DISTANCES, res):
             # pairs where both views saw the person at once: their paths must agree over the overlap
             # (a few per decision at most: the distances from the tracklets' paths, then a pass with them)
             dist = np.full((n, m), np.nan)
-            for i, j in zip(*np.nonzero(np.isnan(out))):
+            for i, j in zip(*np.nonzero(np.isnan(res))):
                 dist[i, j] = _path_distance(heads[i], gal.visit[rows[j]].last)
-            _pair_costs(H, V, cos, new, same, p, self._llr32, dist, out)
+            _pair_costs(H, V, cos, new, same, p, self._llr32, dist, res)
+        out[:] = res
 
 
 _NO_COSINES = np.zeros((0, 0), np.float32)
@@ -293,11 +295,10 @@ def compile_kernels() -> None:
     global _compiled
     if _compiled:
         return
-    H, V = np.zeros((1, G.NF + 1)), np.zeros((1, G.NF))
-    out = np.zeros((1, 3))[:, :1]  # a view, as the decision's cost matrix gives
-    p, llr = np.zeros(9), np.zeros(4, np.float32)
-    _pair_costs(H, V, np.zeros((1, 1), np.float32), np.zeros(1), np.full(1, -1, np.intp), p, llr, np.zeros((1, 1)), out)
-    _pair_costs(H, V, _NO_COSINES, np.zeros(1), np.full(1, -1, np.intp), p, llr, _NO_DISTANCES, out)
+    H, V, out = np.zeros((1, G.NF + 1)), np.zeros((1, G.NF)), np.zeros((1, 1))
+    p, llr, new, same = np.zeros(9), np.zeros(4, np.float32), np.zeros(1), np.full(1, -1, np.intp)
+    _pair_costs(H, V, np.zeros((1, 1), np.float32), new, same, p, llr, np.zeros((1, 1)), out)
+    _pair_costs(H, V, _NO_COSINES, new, same, p, llr, _NO_DISTANCES, out)
     path = np.zeros((2, 3))
     _paths_distance(path, path, 0.0, 1.0)
     one = np.zeros(1)
@@ -321,7 +322,7 @@ def _heading_log_i0e(gap: np.ndarray) -> np.ndarray:
 
 def _path_distance(a: Tracklet, b: Tracklet) -> float:
     """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
-    return _paths_distance(a.path, b.path, max(a.start, b.start), min(a.end, b.end))
+    return _paths_distance(a.path, b.path, float(max(a.start, b.start)), float(min(a.end, b.end)))
 
 
 @jit

@@ -235,7 +235,7 @@ class VisitLinker:
             _, bx, by, _, _, on = h.begin
             _, fx, fy, _, _, _ = h.finish if h.final else h.begin
             rows.append((h.start, h.end, h.final, code(h.camera_id), bx, by, fx, fy, on))
-        a = np.array(rows, np.float64).T
+        a = np.ascontiguousarray(np.array(rows, np.float64).T)  # (the layout the kernel was compiled for)
         later = waits(a[0], a[1], a[2] > 0, a[3], a[4], a[5], a[6], a[7], a[8] > 0, s.overlap_s, s.max_speed_mps,
                       2.0 * s.position_slack_m).tolist()
         now = [h for h, w in zip(heads, later) if not w]
