@@ -84,7 +84,8 @@ class LinkCosts:
         no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
         (A decision is a few dozen heads against up to hundreds of visits: the looks' cosines are one
         BLAS product, every other term one compiled pass over the pairs, ``_pair_costs``; as ~100
-        whole-matrix NumPy operations, each costing more to call than to compute, it took ~4x.)"""
+        whole-matrix NumPy operations, each costing more to call than to compute, a decision's costs
+        took ~2x as long at 200 people.)"""
         gal = gallery
         n, m = len(heads), len(rows)
         V = gal.feat[rows]
