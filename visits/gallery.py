@@ -28,33 +28,44 @@ from core.jit import jit
 FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
 
 
+# OpenVisit.parts values: what a visit's record needs of each of its camera tracks (not its path or look)
+START, END, CAMERA, TRACK, FINAL, ZONE_VISITS, JOURNEY = range(7)
+
+
 @dataclass(slots=True)  # (attributes in the object: a visit is read cold, once a tracklet of it arrives)
 class OpenVisit:
-    """A visit not closed yet: its camera tracklets by key, which of them are still on camera,
-    where and when it was last seen, and the final tracklets whose looks make its look."""
+    """A visit not closed yet: its camera tracks by key as compact parts (start, end, camera, track id,
+    final, zone visits, camera journey: what its ``VisitRecord`` needs, so a tracklet's path and look
+    are not kept for the visit's life), which of them are still on camera, where and when it was last
+    seen, and its looks: the final tracklets' (embedding, ``look_weight``) not yet in the gallery's
+    sum (``new_looks``: the gallery takes them) and how many it has had."""
 
     vid: int
-    tracklets: dict[tuple[str, int, float], Tracklet] = field(default_factory=dict)
+    parts: dict[tuple[str, int, float], tuple] = field(default_factory=dict)
     open: set = field(default_factory=set)  # keys of tracklets without their final
     last: Tracklet | None = None  # the final tracklet seen last
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
     last_seen: float = -math.inf
     tail: tuple = ()  # the last final tracklet's ``Tracklet.finish``: the link costs read these
-    looks: list = field(default_factory=list)  # the final tracklets with a look, in arrival order
+    new_looks: list = field(default_factory=list)  # (embedding, weight) of final tracklets, in arrival order
+    n_looks: int = 0  # all the looks it has had (the gallery's sum holds n_looks - len(new_looks))
     look_w: float = 0.0  # the weight behind the look: their crop qualities, each capped
 
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
-        k = tl.key
-        before = self.tracklets.get(k)
-        self.tracklets[k] = tl
-        self.last_seen = max(self.last_seen, tl.end)
-        if tl.final:
+        k, final = tl.key, tl.final
+        before = self.parts.get(k)
+        self.parts[k] = (tl.start, tl.end, tl.camera_id, tl.track_id, final, tl.zone_visits, tl.journey)
+        if tl.end > self.last_seen:
+            self.last_seen = tl.end
+        if final:
             self.open.discard(k)
-            if (before is None or not before.final) and tl.embedding is not None and tl.embedding_weight > 0:
-                self.looks.append(tl)
-                self.look_w += look_weight(tl)
+            if (before is None or not before[FINAL]) and tl.embedding is not None and tl.embedding_weight > 0:
+                w = look_weight(tl)
+                self.new_looks.append((tl.embedding, w))
+                self.n_looks += 1
+                self.look_w += w
             if self.last is None or tl.end >= self.last.end:
                 self.last = tl
                 self.tail = tl.finish
@@ -90,7 +101,6 @@ class Gallery:
         self.row: dict[int, int] = {}
         self.codes: dict[str, int] = {}  # camera id -> code
         self._dirty: dict[int, OpenVisit] = {}  # rows whose visit changed since the last ``candidates``
-        self._n_looks: dict[int, int] = {}  # rows -> how many looks their ``sums`` row holds
         self._no_look: set[int] = set()  # rows whose looks cancel out (no appearance term)
 
     def sync(self, v: OpenVisit) -> None:
@@ -107,7 +117,6 @@ class Gallery:
         if r is not None:
             self.visit[r], self.ready[r] = None, False
             self._dirty.pop(r, None)
-            self._n_looks.pop(r, None)
             self._no_look.discard(r)
             self.free.append(r)
 
@@ -130,29 +139,27 @@ class Gallery:
             t, x, y, vx, vy, on = v.tail
             speed = math.hypot(vx, vy)
             ux, uy = (vx / speed, vy / speed) if speed > 0.0 else (0.0, 0.0)
-            n = len(v.looks)
-            had = self._n_looks.get(r, 0)
-            if n != had:  # looks the row does not have yet
-                self._n_looks[r] = n
+            if v.new_looks:  # looks the row does not have yet: taken (the visit keeps no embedding)
+                new, v.new_looks = v.new_looks, []
                 self._no_look.discard(r)
-                owner += [len(look_rows)] * (n - had)
+                owner += [len(look_rows)] * len(new)
                 look_rows.append(r)
-                fresh.append(had == 0)
-                total.append(n)
-                looks += v.looks[had:]
-            rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if n else 0.0  # 0: no look, no term
+                fresh.append(v.n_looks == len(new))
+                total.append(v.n_looks)
+                looks += new
+            rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if v.n_looks else 0.0  # 0: no look, no term
             rows.append(r)
             feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
         if rows:
             self.ready[rows] = True
             self.feat[rows] = feats
         if looks:
-            e = np.array([tl.embedding for tl in looks], np.float32)
+            e = np.array([emb for emb, _ in looks], np.float32)
             if self.unit is None:
                 self.unit = np.zeros((len(self.visit), e.shape[1]), np.float32)
                 self.sums = np.zeros_like(self.unit)
             cancel = _add_looks(self.sums, self.unit, np.array(look_rows), np.array(fresh), np.array(total), e,
-                                np.array([look_weight(tl) for tl in looks], np.float32), np.array(owner))
+                                np.array([w for _, w in looks], np.float32), np.array(owner))
             if cancel.any():
                 self._no_look.update(r for r, c in zip(look_rows, cancel.tolist()) if c)
         if self._no_look:

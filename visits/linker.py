@@ -52,7 +52,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from visits.gallery import FULL_WEIGHT, Gallery, OpenVisit
+from visits.gallery import CAMERA, END, FULL_WEIGHT, START, TRACK, Gallery, OpenVisit
 from visits.link_costs import MOVING_MPS, LinkCosts, waits
 
 log = logging.getLogger("visits.linker")
@@ -117,15 +117,17 @@ class VisitLinker:
             ("" if not self._warned_emb else "; some tracks without embeddings: space-time only for those")
 
     def footprint(self) -> dict:
-        """What the linker holds now: open visits, their tracklets, pending heads, and the bytes of
-        their arrays (paths, embeddings) and of the gallery's (which grows to the most visits open at
-        once and stays) -- bounded by the customers in the store, not by the run."""
-        tls = [t for v in self.visits.values() for t in v.tracklets.values()] + [t for _, t in self.pending.values()]
+        """What the linker holds now: open visits, their camera tracks, pending heads, and the bytes
+        of the arrays it keeps (each visit's last track's path and look, looks not yet in the gallery,
+        the pending heads', the gallery's, which grows to the most visits open at once and stays) --
+        bounded by the customers in the store, not by the run."""
+        tls = [v.last for v in self.visits.values() if v.last is not None] + [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
+        nbytes += sum(e.nbytes for v in self.visits.values() for e, _ in v.new_looks)
         g = self.gallery
         nbytes += g.feat.nbytes + (g.unit.nbytes + g.sums.nbytes if g.unit is not None else 0)
-        return {"open_visits": len(self.visits), "tracklets": len(tls), "pending": len(self.pending),
-                "array_bytes": int(nbytes)}
+        return {"open_visits": len(self.visits), "tracklets": sum(len(v.parts) for v in self.visits.values()),
+                "pending": len(self.pending), "array_bytes": int(nbytes)}
 
     # ------------------------------------------------------------------ input
     def process(self, records: Iterable[Any], now: float) -> list[Any]:
@@ -375,7 +377,7 @@ class VisitLinker:
             why = ended[vid]
             v = self.visits.pop(vid)
             self.gallery.drop(v)
-            for k in v.tracklets:
+            for k in v.parts:
                 self.visit_of.pop(k, None)
                 if self.track_visit.get(k[:2]) == vid:
                     del self.track_visit[k[:2]]
@@ -387,20 +389,19 @@ class VisitLinker:
         return out
 
     def _record(self, v: OpenVisit, why: str) -> VisitRecord | None:
-        # one pass over the visit's tracklets in time order (every visit that closes comes here:
+        # one pass over the visit's camera tracks in time order (every visit that closes comes here:
         # at 200 people ~2 a second)
-        tls = sorted(v.tracklets.values(), key=_start)
+        parts = sorted(v.parts.values(), key=_start)
         zv: list[tuple[float, str]] = []
         dwell: dict[str, float] = {}
         cams: dict[str, None] = {}
         dur = cart = 0.0
         converted, journeys, end = False, 0, -math.inf
-        for t in tls:
-            cams[t.camera_id] = None
-            if t.end > end:
-                end = t.end
-            zv += t.zone_visits
-            j = t.journey
+        for _, p_end, cam, _, _, zone_visits, j in parts:
+            cams[cam] = None
+            if p_end > end:
+                end = p_end
+            zv += zone_visits
             if j is None:
                 continue
             journeys += 1
@@ -419,9 +420,11 @@ class VisitLinker:
             if not order or order[-1] != z:
                 order.append(z)
         dwell = {z: dwell[z] for z in dict.fromkeys(order) if z in dwell}
-        return VisitRecord(self.next_visit_id(), v.vid, tls[0].camera_id, tls[0].start, end, tuple(order), dwell,
-                           converted, dur > 0 and cart >= 0.5 * dur, tuple(cams), tuple(t.label for t in tls), why,
-                           tuple((t.start, t.end) for t in tls))
+        first = parts[0]
+        return VisitRecord(self.next_visit_id(), v.vid, first[CAMERA], first[START], end, tuple(order), dwell,
+                           converted, dur > 0 and cart >= 0.5 * dur, tuple(cams),
+                           tuple(f"{p[CAMERA]}:{int(p[TRACK])}" for p in parts), why,
+                           tuple((p[START], p[END]) for p in parts))
 
     # ------------------------------------------------------------------ reports
     def _reports(self, now: float, force: bool = False) -> list[Any]:
@@ -453,8 +456,8 @@ class VisitLinker:
                               len(self.visits), tuple(paths.most_common(5)))
 
 
-def _start(t: Tracklet) -> float:
-    return t.start
+def _start(part: tuple) -> float:
+    return part[START]
 
 
 def _door_geometry(d) -> tuple[float, ...]:
