@@ -168,9 +168,11 @@ class TrackedCamera:
             if self.analytics is None:
                 return out
             return without_tracklets(out + list(self.analytics.flush(timestamp) or []))
+        pre = self.link.feed(self.stream_id, out, timestamp) if out else []  # (on their own: their tracklets lead)
+        out = []
         try:
             if self.analytics is not None:
-                out += list(self.analytics.flush(timestamp) or [])
+                out = list(self.analytics.flush(timestamp) or [])
         except Exception:  # noqa: BLE001 (the store's linker must still learn this camera ended)
             log.exception("%s: analytics flush failed", self.stream_id)
-        return self.link.finish(self.stream_id, out, timestamp)
+        return pre + self.link.finish(self.stream_id, out, timestamp)
