@@ -206,9 +206,10 @@ def test_one_camera_following_one_person_on_two_tracks_links_them(apart, linked)
 def test_a_linker_at_work_compiles_nothing_after_it_is_made():
     """The compiled passes are built (or loaded from numba's cache) when a linker is made, for the
     argument types its decisions pass: the first decision of a live run never waits for the compiler."""
-    from visits import gallery, link_costs
+    from visits import floor_heatmap, gallery, link_costs
 
-    kernels = (link_costs._pair_costs, link_costs.waits, link_costs._paths_distance, gallery._add_looks)
+    kernels = (link_costs._pair_costs, link_costs.waits, link_costs._paths_distance, gallery._add_looks,
+               floor_heatmap._accumulate, floor_heatmap._ordered_t_max)
     linker = VisitLinker(store())
     made = [len(k.signatures) for k in kernels]
     a, b = ident(70), ident(71)

@@ -13,8 +13,9 @@ last sample adds ``step_s``, the paths' sampling step) to the cell it falls in; 
 the grid (or not finite) are ignored. The decay is the camera heatmap's (``analytics.heatmap``):
 weights grow as 2^(t / half_life) from a reference time and the grid is rescaled when they
 would overflow, so every sample decays from its own time whatever order paths arrive in.
-Paths wait in a list and are added together (one ``np.bincount``) when the grid is read, or
-once ``batch_rows`` samples wait: a path costs a list append, not a dozen numpy calls. Hotspots and the PNG colouring are the camera heatmap's too.
+Paths wait in a list and are added together (one compiled pass, ``_accumulate``) when the grid
+is read, or once ``batch_rows`` samples wait: a path costs a list append, not a dozen numpy
+calls. Hotspots and the PNG colouring are the camera heatmap's too.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from analytics.floor import FloorPlan
 from analytics.heatmap import overlay
 from analytics.records import FloorHeatmapRecord, Hotspot
 from analytics.tracklets import PATH_STEP_S
+from core.jit import jit
 
 
 class FloorHeatmap:
@@ -53,6 +55,7 @@ class FloorHeatmap:
         self.batch_rows = int(batch_rows)
         self._pending: list[np.ndarray] = []  # paths not in the grid yet
         self._pending_rows = 0
+        compile_kernels()
 
     def add_path(self, path: np.ndarray) -> None:
         """One person's floor path: float[P, 3] rows (t, x, y), t in seconds, x, y in floor metres."""
@@ -68,27 +71,19 @@ class FloorHeatmap:
         if not paths:
             return
         p = np.concatenate(paths)
-        t = p[:, 0]
-        last = np.cumsum([len(q) for q in paths]) - 1  # each path's last sample
-        # a sample weighs its step to the path's next sample (capped); a path's last one weighs step_s
-        step = np.diff(t)
-        step[last[:-1]] = 0.0  # (from one path's last sample to the next path's first: no step)
-        if step.min(initial=0.0) < 0.0 or not np.isfinite(t).all():
+        ends = np.cumsum([len(q) for q in paths])  # each path's rows: up to here
+        t_max = _ordered_t_max(p, ends)
+        if not t_max == t_max:
             # a path not in time order, or samples without a time (rare): sorted, those left out
             which = np.repeat(np.arange(len(paths)), [len(q) for q in paths])
-            keep = np.isfinite(t)
+            keep = np.isfinite(p[:, 0])
             p, which = p[keep], which[keep]
             if len(p) == 0:
                 return
             order = np.lexsort((p[:, 0], which))  # each path in time order, paths apart
             p, which = p[order], which[order]
-            t = p[:, 0]
-            last = np.append(np.nonzero(which[1:] != which[:-1])[0], len(t) - 1)
-            step = np.diff(t)
-        w = np.empty(len(t))
-        np.clip(step, 0.0, self.max_step_s, out=w[:-1])
-        w[last] = self.step_s
-        t_max = float(t.max())
+            ends = np.append(np.nonzero(which[1:] != which[:-1])[0] + 1, len(p))
+            t_max = float(p[:, 0].max())
         if self._t_ref is None:
             self._t_ref = t_max
         expo_max = (t_max - self._t_ref) / self.half_life_s
@@ -96,15 +91,8 @@ class FloorHeatmap:
             self.grid *= 2.0 ** -expo_max
             self._t_ref = t_max
         self._last_t = t_max if self._last_t is None else max(self._last_t, t_max)
-        with np.errstate(invalid="ignore"):
-            cx = np.floor((p[:, 1] - self.origin[0]) / self.cell_m)
-            cy = np.floor((p[:, 2] - self.origin[1]) / self.cell_m)
-        ok = (cx >= 0) & (cx < self.cols) & (cy >= 0) & (cy < self.rows) & (w > 0)  # NaN compares False
-        if not ok.any():
-            return
-        weights = w[ok] * np.exp2((t[ok] - self._t_ref) / self.half_life_s)
-        cells = cy[ok].astype(np.int64) * self.cols + cx[ok].astype(np.int64)
-        self.grid += np.bincount(cells, weights, minlength=self.rows * self.cols).reshape(self.rows, self.cols)
+        _accumulate(self.grid, p, ends, self.step_s, self.max_step_s, self.origin[0], self.origin[1], self.cell_m,
+                    self._t_ref, self.half_life_s)
 
     def values(self, t: float | None = None) -> np.ndarray:
         """float[rows, cols]: decayed person-seconds per cell as of ``t`` (default: the newest sample)."""
@@ -141,6 +129,53 @@ class FloorHeatmap:
         self._pending, self._pending_rows = [], 0
         self.grid[:] = 0
         self._t_ref = self._last_t = None
+
+
+_compiled = False
+
+
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) the passes below once per process, when a heatmap is
+    made: a live run's first report does not wait for the compiler."""
+    global _compiled
+    if not _compiled:
+        p, ends = np.zeros((1, 3)), np.ones(1, np.int64)
+        _accumulate(np.zeros((1, 1)), p, ends, 1.0, 1.0, 0.0, 0.0, 1.0, _ordered_t_max(p, ends), 1.0)
+        _compiled = True
+
+
+@jit
+def _ordered_t_max(p, ends):  # pragma: no cover (compiled)
+    """The latest time in ``p`` (float64[P, 3] rows (t, x, y), paths ending at rows ``ends``), NaN
+    when a path goes back in time or has a time that is not finite."""
+    t_max, start = -math.inf, 0
+    for end in ends:
+        for i in range(start, end):
+            t = p[i, 0]
+            if not (math.isfinite(t) and (i == start or t >= p[i - 1, 0])):
+                return math.nan
+            if t > t_max:
+                t_max = t
+        start = end
+    return t_max
+
+
+@jit
+def _accumulate(grid, p, ends, step_s, max_step_s, x0, y0, cell, t_ref, half_life):  # pragma: no cover (compiled)
+    """Adds paths in time order (``p``, ``ends`` as ``_ordered_t_max``) to ``grid`` (float64[rows, cols]):
+    each sample its step to the path's next sample (at most ``max_step_s``; a path's last: ``step_s``),
+    decayed as 2^((t - t_ref) / half_life), in its cell; samples off the grid (or NaN) left out. One
+    pass where NumPy took a dozen over every sample."""
+    rows, cols = grid.shape
+    start = 0
+    for end in ends:
+        for i in range(start, end):
+            w = min(p[i + 1, 0] - p[i, 0], max_step_s) if i + 1 < end else step_s
+            cx = np.floor((p[i, 1] - x0) / cell)
+            cy = np.floor((p[i, 2] - y0) / cell)
+            if w > 0.0 and 0.0 <= cx < cols and 0.0 <= cy < rows:  # (NaN compares False)
+                grid[int(cy), int(cx)] += w * 2.0 ** ((p[i, 0] - t_ref) / half_life)
+        start = end
 
 
 def floor_canvas(record: FloorHeatmapRecord, plan: FloorPlan) -> tuple[np.ndarray, tuple[int, int, int, int]]:
