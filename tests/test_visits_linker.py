@@ -332,7 +332,8 @@ def test_pairs_left_out_before_the_floor_terms_change_no_decision():
     for k in range(30):  # 30 people met and gone at random places and times: open visits
         t0 = float(rng.uniform(0, 100))
         p0, p1 = rng.uniform([1, 1], [39, 24]), rng.uniform([1, 1], [39, 24])
-        linker._decide([tracklet(CAMS[k % 3], t0, t0 + 20, tuple(p0), tuple(p1), noisy(looks[k], 200 + k))])
+        tl = tracklet(CAMS[k % 3], t0, t0 + 20, tuple(p0), tuple(p1), noisy(looks[k], 200 + k))
+        linker._decide([tl], linker._head_rows([tl]))
     heads = []
     for k in range(12):  # some of them again, some never seen, anywhere
         t0 = 130.0 + float(rng.uniform(0, 5))
@@ -344,8 +345,9 @@ def test_pairs_left_out_before_the_floor_terms_change_no_decision():
     new = np.array([linker._new_cost(h) for h in heads])
     pruned = np.full((n, m), np.inf)
     full = np.full((n, m), np.inf)
-    linker._link_costs(heads, rows, pruned, new)
-    linker._link_costs(heads, rows, full, np.full(n, np.inf))
+    H = linker._head_rows(heads)
+    linker._link_costs(heads, H, rows, pruned, new)
+    linker._link_costs(heads, H, rows, full, np.full(n, np.inf))
     assert np.isfinite(full).sum() > np.isfinite(pruned).sum() > 0  # some pairs were skipped, not all
     kept = np.isfinite(pruned)
     assert np.allclose(pruned[kept], full[kept])

@@ -36,14 +36,16 @@ START, END, CAMERA, TRACK, FINAL, ZONE_VISITS, JOURNEY = range(7)
 class OpenVisit:
     """A visit not closed yet: its camera tracks by key as compact parts (start, end, camera, track id,
     final, zone visits, camera journey: what its ``VisitRecord`` needs, so a tracklet's path and look
-    are not kept for the visit's life), which of them are still on camera, where and when it was last
-    seen, and its looks: the final tracklets' (embedding, ``look_weight``) not yet in the gallery's
-    sum (``new_looks``: the gallery takes them) and how many it has had."""
+    are not kept for the visit's life), how many of them are still on camera, where and when it was
+    last seen (the last final track's part, path and ``Tracklet.finish``), and its looks: the final
+    tracklets' (embedding, ``look_weight``) not yet in the gallery's sum (``new_looks``: the gallery
+    takes them) and how many it has had. (No Tracklet is kept: a visit is a few objects, not dozens.)"""
 
     vid: int
     parts: dict[tuple[str, int, float], tuple] = field(default_factory=dict)
-    open: set = field(default_factory=set)  # keys of tracklets without their final
-    last: Tracklet | None = None  # the final tracklet seen last
+    open: int = 0  # tracks without their final tracklet yet
+    last: tuple | None = None  # the part of the final tracklet seen last (its path: ``last_path``)
+    last_path: np.ndarray | None = None
     left_at: float | None = None  # its last tracklet went out through a door at this time
 
     last_seen: float = -math.inf
@@ -60,17 +62,19 @@ class OpenVisit:
         if tl.end > self.last_seen:
             self.last_seen = tl.end
         if final:
-            self.open.discard(k)
+            if before is not None and not before[FINAL]:
+                self.open -= 1
             if (before is None or not before[FINAL]) and tl.embedding is not None and tl.embedding_weight > 0:
                 w = look_weight(tl)
                 self.new_looks.append((tl.embedding, w))
                 self.n_looks += 1
                 self.look_w += w
-            if self.last is None or tl.end >= self.last.end:
-                self.last = tl
+            if self.last is None or tl.end >= self.last[END]:
+                self.last = self.parts[k]
+                self.last_path = tl.path
                 self.tail = tl.finish
-        else:
-            self.open.add(k)
+        elif before is None:
+            self.open += 1
 
 
 def look_weight(tl: Tracklet) -> float:
@@ -149,7 +153,7 @@ class Gallery:
                 looks += new
             rel = math.sqrt(min(v.look_w / FULL_WEIGHT, 1.0)) if v.n_looks else 0.0  # 0: no look, no term
             rows.append(r)
-            feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last.camera_id), v.left_at is not None))
+            feats.append((t, x, y, vx, vy, on, speed, ux, uy, rel, self.code(v.last[CAMERA]), v.left_at is not None))
         if rows:
             self.ready[rows] = True
             self.feat[rows] = feats

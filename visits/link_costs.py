@@ -112,7 +112,10 @@ class LinkCosts:
             # (a few per decision at most: the distances from the tracklets' paths, then a pass with them)
             dist = np.full((n, m), np.nan)
             for i, j in zip(*np.nonzero(np.isnan(res))):
-                dist[i, j] = _path_distance(heads[i], gal.visit[rows[j]].last)
+                v = gal.visit[rows[j]]
+                h = heads[i]
+                dist[i, j] = _paths_distance(h.path, v.last_path, float(max(h.start, v.last[G.START])),
+                                             float(min(h.end, v.last[G.END])))
             _pair_costs(H, V, cos, new, same, p, self._llr32, dist, res)
         out[:] = res
 
@@ -321,13 +324,10 @@ def _heading_log_i0e(gap: np.ndarray) -> np.ndarray:
     return x
 
 
-def _path_distance(a: Tracklet, b: Tracklet) -> float:
-    """Mean floor distance between two tracklets over the time both saw their person (every 0.5 s)."""
-    return _paths_distance(a.path, b.path, float(max(a.start, b.start)), float(min(a.end, b.end)))
-
-
 @jit
 def _paths_distance(pa: np.ndarray, pb: np.ndarray, t0: float, t1: float) -> float:
+    """Mean floor distance between two paths (float64[P, 3] rows (t, x, y)) from ``t0`` to ``t1``
+    (the time both saw their person), every 0.5 s."""
     # (np.interp's rule: linear between samples, the end samples beyond them)
     k = int(max(t1 - t0, 0.0) / 0.5) + 1  # (not arange(t0, t1 + 1e-9): epoch seconds absorb 1e-9)
     ts = t0 + 0.5 * np.arange(k)

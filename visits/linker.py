@@ -52,7 +52,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from visits.gallery import CAMERA, END, FULL_WEIGHT, START, TRACK, Gallery, OpenVisit
+from visits.gallery import CAM, CAMERA, END, FULL_WEIGHT, JOURNEY, ON, START, TRACK, ZONE_VISITS, Gallery, OpenVisit, T, X, Y
 from visits.link_costs import MOVING_MPS, LinkCosts, waits
 
 log = logging.getLogger("visits.linker")
@@ -118,11 +118,12 @@ class VisitLinker:
 
     def footprint(self) -> dict:
         """What the linker holds now: open visits, their camera tracks, pending heads, and the bytes
-        of the arrays it keeps (each visit's last track's path and look, looks not yet in the gallery,
+        of the arrays it keeps (each visit's last track's path, looks not yet in the gallery,
         the pending heads', the gallery's, which grows to the most visits open at once and stays) --
         bounded by the customers in the store, not by the run."""
-        tls = [v.last for v in self.visits.values() if v.last is not None] + [t for _, t in self.pending.values()]
+        tls = [t for _, t in self.pending.values()]
         nbytes = sum(t.path.nbytes + (t.embedding.nbytes if t.embedding is not None else 0) for t in tls)
+        nbytes += sum(v.last_path.nbytes for v in self.visits.values() if v.last_path is not None)
         nbytes += sum(e.nbytes for v in self.visits.values() for e, _ in v.new_looks)
         g = self.gallery
         nbytes += g.feat.nbytes + (g.unit.nbytes + g.sums.nbytes if g.unit is not None else 0)
@@ -231,34 +232,38 @@ class VisitLinker:
         overlap; within walking reach of where it ended) is left for an assignment that has that visit
         as a candidate: the next decision step (``wait``: it stays pending), else (the end of a run)
         one right after."""
-        s, code = self.s, self.gallery.code
-        rows = []
-        for h in heads:  # (start, end, final, camera, where it began, where it ended if final, on the floor)
-            _, bx, by, _, _, on = h.begin
-            _, fx, fy, _, _, _ = h.finish if h.final else h.begin
-            rows.append((h.start, h.end, h.final, code(h.camera_id), bx, by, fx, fy, on))
-        a = np.ascontiguousarray(np.array(rows, np.float64).T)  # (the layout the kernel was compiled for)
-        later = waits(a[0], a[1], a[2] > 0, a[3], a[4], a[5], a[6], a[7], a[8] > 0, s.overlap_s, s.max_speed_mps,
-                      2.0 * s.position_slack_m).tolist()
+        s = self.s
+        H = self._head_rows(heads)
+        ends = [h.finish if h.final else h.begin for h in heads]  # where each ended if final, else began
+        t_end = np.array([h.end for h in heads])
+        final = np.array([h.final for h in heads])
+        fx = np.array([e[1] for e in ends])
+        fy = np.array([e[2] for e in ends])
+        later = waits(H[:, T].copy(), t_end, final, H[:, CAM].copy(), H[:, X].copy(), H[:, Y].copy(), fx, fy,
+                      H[:, ON] > 0, s.overlap_s, s.max_speed_mps, 2.0 * s.position_slack_m).tolist()
+        if not any(later):
+            self._decide(heads, H)
+            return
+        keep = np.logical_not(later)
         now = [h for h, w in zip(heads, later) if not w]
         if now:
-            self._decide(now)
-        if len(now) < len(heads):
-            if wait:
-                for h, w in zip(heads, later):
-                    if w:
-                        self.pending[h.key] = (self.now, h)
-            else:
-                self._decide_in_order([h for h, w in zip(heads, later) if w], wait=False)
+            self._decide(now, H[keep])
+        if wait:
+            for h, w in zip(heads, later):
+                if w:
+                    self.pending[h.key] = (self.now, h)
+        else:
+            self._decide_in_order([h for h, w in zip(heads, later) if w], wait=False)
 
-    def _decide(self, heads: list[Tracklet]) -> None:
+    def _decide(self, heads: list[Tracklet], H: np.ndarray) -> None:
+        """Heads linked together (``H``: their ``_head_row``s): each to an open visit or a new one."""
         rows = self.gallery.candidates()
         n, m = len(heads), len(rows)
         cost = np.full((n, m + n), np.inf)
         for i, h in enumerate(heads):
             cost[i, m + i] = self._new_cost(h)
         if m:
-            self._link_costs(heads, rows, cost[:, :m], cost[np.arange(n), m + np.arange(n)])
+            self._link_costs(heads, H, rows, cost[:, :m], cost[np.arange(n), m + np.arange(n)])
         best = cost.argmin(axis=1).tolist()
         if len(set(best)) < n:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
@@ -281,13 +286,17 @@ class VisitLinker:
             self.visit_of[h.key] = v.vid
             self.track_visit[h.key[:2]] = v.vid
 
-    def _link_costs(self, heads: list[Tracklet], rows: np.ndarray, out: np.ndarray, new: np.ndarray) -> None:
+    def _link_costs(self, heads: list[Tracklet], H: np.ndarray, rows: np.ndarray, out: np.ndarray,
+                    new: np.ndarray) -> None:
         """out[i, j] = the cost of head i continuing the visit in the gallery's row rows[j]
         (``visits.link_costs``), inf where impossible or where it cannot beat ``new[i]``."""
-        H = np.array([self._head_row(h) for h in heads])
         # the camera's tracker kept the track id across a gap the analytics split it at
         same = [self.gallery.row.get(self.track_visit.get(h.key[:2], -1)) for h in heads]
         self.costs.fill(self.gallery, heads, H, rows, out, new, same)
+
+    def _head_rows(self, heads: list[Tracklet]) -> np.ndarray:
+        """float64[n, NF + 1]: the heads' ``_head_row``s (the layout the kernels were compiled for)."""
+        return np.array([self._head_row(h) for h in heads], np.float64)
 
     def _head_row(self, h: Tracklet) -> tuple:
         """A head's numbers in ``Gallery.feat``'s columns (its beginning where the visit's are its
@@ -389,22 +398,23 @@ class VisitLinker:
         return out
 
     def _record(self, v: OpenVisit, why: str) -> VisitRecord | None:
-        # one pass over the visit's camera tracks in time order (every visit that closes comes here:
-        # at 200 people ~2 a second)
+        # every visit that closes comes here (at 200 people ~2 a second): few calls, no generators
         parts = sorted(v.parts.values(), key=_start)
+        journeys = [p[JOURNEY] for p in parts if p[JOURNEY] is not None]
+        if not journeys:
+            return None
         zv: list[tuple[float, str]] = []
+        for p in parts:
+            zv += p[ZONE_VISITS]
+        zv.sort()
+        order: list[str] = []
+        for _, z in zv:
+            if not order or order[-1] != z:
+                order.append(z)
         dwell: dict[str, float] = {}
-        cams: dict[str, None] = {}
         dur = cart = 0.0
-        converted, journeys, end = False, 0, -math.inf
-        for _, p_end, cam, _, _, zone_visits, j in parts:
-            cams[cam] = None
-            if p_end > end:
-                end = p_end
-            zv += zone_visits
-            if j is None:
-                continue
-            journeys += 1
+        converted = False
+        for j in journeys:  # (in time order: the sums come out the same every run)
             for z, d in j.zone_dwell_times.items():
                 dwell[z] = dwell.get(z, 0.0) + d
             d = j.end_time - j.start_time
@@ -412,19 +422,13 @@ class VisitLinker:
             if j.cart_detected:
                 cart += d
             converted = converted or j.converted
-        if not journeys:
-            return None
-        zv.sort()
-        order: list[str] = []
-        for _, z in zv:
-            if not order or order[-1] != z:
-                order.append(z)
-        dwell = {z: dwell[z] for z in dict.fromkeys(order) if z in dwell}
+        dwell = {z: dwell[z] for z in order if z in dwell}  # (a zone entered again keeps its first place)
         first = parts[0]
-        return VisitRecord(self.next_visit_id(), v.vid, first[CAMERA], first[START], end, tuple(order), dwell,
-                           converted, dur > 0 and cart >= 0.5 * dur, tuple(cams),
-                           tuple(f"{p[CAMERA]}:{int(p[TRACK])}" for p in parts), why,
-                           tuple((p[START], p[END]) for p in parts))
+        return VisitRecord(self.next_visit_id(), v.vid, first[CAMERA], first[START], max([p[END] for p in parts]),
+                           tuple(order), dwell, converted, dur > 0 and cart >= 0.5 * dur,
+                           tuple(dict.fromkeys([p[CAMERA] for p in parts])),
+                           tuple([f"{p[CAMERA]}:{int(p[TRACK])}" for p in parts]), why,
+                           tuple([(p[START], p[END]) for p in parts]))
 
     # ------------------------------------------------------------------ reports
     def _reports(self, now: float, force: bool = False) -> list[Any]:
