@@ -28,18 +28,19 @@ from core.jit import jit
 FULL_WEIGHT = 2.0  # embedding weight (sum of crop qualities) for a fully trusted mean
 
 
-# OpenVisit.parts values: what a visit's record needs of each of its camera tracks (not its path or look)
-START, END, CAMERA, TRACK, FINAL, ZONE_VISITS, JOURNEY = range(7)
+# OpenVisit.parts values: each camera track's span and whether it ended (not its path or look)
+START, END, CAMERA, TRACK, FINAL = range(5)
 
 
 @dataclass(slots=True)  # (attributes in the object: a visit is read cold, once a tracklet of it arrives)
 class OpenVisit:
     """A visit not closed yet: its camera tracks by key as compact parts (start, end, camera, track id,
-    final, zone visits, camera journey: what its ``VisitRecord`` needs, so a tracklet's path and look
-    are not kept for the visit's life), how many of them are still on camera, where and when it was
-    last seen (the last final track's part, path and ``Tracklet.finish``), and its looks: the final
-    tracklets' (embedding, ``look_weight``) not yet in the gallery's sum (``new_looks``: the gallery
-    takes them) and how many it has had. (No Tracklet is kept: a visit is a few objects, not dozens.)"""
+    final), how many are still on camera, where and when it was last seen (the last final track's
+    part, path and ``Tracklet.finish``), what its ``VisitRecord`` needs of its final tracks, summed
+    as they arrive (zone visits, dwell per zone, camera journeys, their seconds, with a cart,
+    converted), and its looks: the final tracklets' (embedding, ``look_weight``) not yet in the
+    gallery's sum (``new_looks``: the gallery takes them) and how many it has had. No Tracklet or
+    camera journey is kept: a visit is a dozen objects, not dozens (fewer for the collector to count)."""
 
     vid: int
     parts: dict[tuple[str, int, float], tuple] = field(default_factory=dict)
@@ -54,27 +55,51 @@ class OpenVisit:
     n_looks: int = 0  # all the looks it has had (the gallery's sum holds n_looks - len(new_looks))
     look_w: float = 0.0  # the weight behind the look: their crop qualities, each capped
 
+    zone_times: list = field(default_factory=list)  # its final tracks' zone visits: when entered ...
+    zone_names: list = field(default_factory=list)  # ... which zone (flat lists: no tuple kept per visit)
+    dwell: dict = field(default_factory=dict)  # zone -> seconds, summed over its camera journeys
+    journeys: int = 0  # camera journeys (a visit with none has no record)
+    seen_s: float = 0.0  # their seconds, summed
+    cart_s: float = 0.0  # ... of those with a cart
+    converted: bool = False
+
     def put(self, tl: Tracklet) -> None:
         """Add or update one of the visit's tracklets (a head, then its final)."""
         k, final = tl.key, tl.final
         before = self.parts.get(k)
-        self.parts[k] = (tl.start, tl.end, tl.camera_id, tl.track_id, final, tl.zone_visits, tl.journey)
+        part = self.parts[k] = (tl.start, tl.end, tl.camera_id, tl.track_id, final)
         if tl.end > self.last_seen:
             self.last_seen = tl.end
-        if final:
-            if before is not None and not before[FINAL]:
+        if not final:
+            if before is None:
+                self.open += 1
+            return
+        if before is None or not before[FINAL]:  # the track's final, once
+            if before is not None:
                 self.open -= 1
-            if (before is None or not before[FINAL]) and tl.embedding is not None and tl.embedding_weight > 0:
+            if tl.embedding is not None and tl.embedding_weight > 0:
                 w = look_weight(tl)
                 self.new_looks.append((tl.embedding, w))
                 self.n_looks += 1
                 self.look_w += w
-            if self.last is None or tl.end >= self.last[END]:
-                self.last = self.parts[k]
-                self.last_path = tl.path
-                self.tail = tl.finish
-        elif before is None:
-            self.open += 1
+            for t, z in tl.zone_visits:
+                self.zone_times.append(t)
+                self.zone_names.append(z)
+            j = tl.journey
+            if j is not None:
+                self.journeys += 1
+                dwell = self.dwell
+                for z, d in j.zone_dwell_times.items():
+                    dwell[z] = dwell.get(z, 0.0) + d
+                d = j.end_time - j.start_time
+                self.seen_s += d
+                if j.cart_detected:
+                    self.cart_s += d
+                self.converted = self.converted or j.converted
+        if self.last is None or tl.end >= self.last[END]:
+            self.last = part
+            self.last_path = tl.path
+            self.tail = tl.finish
 
 
 def look_weight(tl: Tracklet) -> float:

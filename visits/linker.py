@@ -52,7 +52,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from visits.gallery import CAM, CAMERA, END, FULL_WEIGHT, JOURNEY, ON, START, TRACK, ZONE_VISITS, Gallery, OpenVisit, T, X, Y
+from visits.gallery import CAM, CAMERA, END, FULL_WEIGHT, ON, START, TRACK, Gallery, OpenVisit, T, X, Y
 from visits.link_costs import MOVING_MPS, LinkCosts, waits
 
 log = logging.getLogger("visits.linker")
@@ -398,34 +398,19 @@ class VisitLinker:
         return out
 
     def _record(self, v: OpenVisit, why: str) -> VisitRecord | None:
-        # every visit that closes comes here (at 200 people ~2 a second): few calls, no generators
-        parts = sorted(v.parts.values(), key=_start)
-        journeys = [p[JOURNEY] for p in parts if p[JOURNEY] is not None]
-        if not journeys:
+        # (every visit that closes comes here, at 200 people ~2 a second: its sums were made as its
+        # tracks arrived)
+        if not v.journeys:
             return None
-        zv: list[tuple[float, str]] = []
-        for p in parts:
-            zv += p[ZONE_VISITS]
-        zv.sort()
+        parts = sorted(v.parts.values(), key=_start)
         order: list[str] = []
-        for _, z in zv:
+        for _, z in sorted(zip(v.zone_times, v.zone_names)):  # zones in the order entered, across cameras
             if not order or order[-1] != z:
                 order.append(z)
-        dwell: dict[str, float] = {}
-        dur = cart = 0.0
-        converted = False
-        for j in journeys:  # (in time order: the sums come out the same every run)
-            for z, d in j.zone_dwell_times.items():
-                dwell[z] = dwell.get(z, 0.0) + d
-            d = j.end_time - j.start_time
-            dur += d
-            if j.cart_detected:
-                cart += d
-            converted = converted or j.converted
-        dwell = {z: dwell[z] for z in order if z in dwell}  # (a zone entered again keeps its first place)
+        dwell = {z: v.dwell[z] for z in order if z in v.dwell}  # (a zone entered again keeps its first place)
         first = parts[0]
         return VisitRecord(self.next_visit_id(), v.vid, first[CAMERA], first[START], max([p[END] for p in parts]),
-                           tuple(order), dwell, converted, dur > 0 and cart >= 0.5 * dur,
+                           tuple(order), dwell, v.converted, v.seen_s > 0 and v.cart_s >= 0.5 * v.seen_s,
                            tuple(dict.fromkeys([p[CAMERA] for p in parts])),
                            tuple([f"{p[CAMERA]}:{int(p[TRACK])}" for p in parts]), why,
                            tuple([(p[START], p[END]) for p in parts]))
