@@ -403,6 +403,28 @@ def test_the_heading_table_read_by_index_is_np_interp_on_it():
     assert lc._heading_log_i0e(shape).shape == (3, 4)
 
 
+def test_a_visit_sums_its_final_tracks_as_they_arrive_each_once():
+    """An open visit keeps no camera journey: zones, dwell, seconds and conversion are summed as
+    its finals arrive (in any order, a repeated final counted once), and its record reads the sums:
+    zones in the order entered across cameras, dwell summed per zone in that order."""
+    from visits.gallery import OpenVisit
+
+    a = tracklet("cam-a", 0, 20, (4, 27), (9, 16), zones=("entrance", "aisle-1"))
+    b = tracklet("cam-b", 25, 60, (11, 12), (16, 12), zones=("aisle-1",), converted=True)
+    v = OpenVisit(1)
+    v.put(Tracklet(b.camera_id, b.track_id, b.start, b.start + 2.0, False, b.path[:5], True))  # b's head
+    assert v.open == 1 and v.journeys == 0
+    v.put(b)
+    v.put(b)  # its final again: counted once
+    v.put(a)  # a track that began earlier, final later
+    assert v.open == 0 and v.journeys == 2 and v.converted and v.seen_s == 55.0
+    rec = VisitLinker(store())._record(v, "end")
+    assert rec.zones_visited == ("entrance", "aisle-1")
+    assert list(rec.zone_dwell_times.items()) == [("entrance", 3.0), ("aisle-1", 6.0)]
+    assert rec.cameras == ("cam-a", "cam-b") and rec.tracklets == (a.label, b.label)
+    assert (rec.start_time, rec.end_time, rec.converted, rec.cart_detected) == (0, 60, True, False)
+
+
 def test_a_visits_look_is_its_tracklets_looks_weighted_summed_normalised():
     """The gallery's look row of a visit: one look as it came; several summed by crop quality (each
     capped: a long track is not worth many short ones) and normalised, whether they arrive in one

@@ -234,13 +234,12 @@ class VisitLinker:
         one right after."""
         s = self.s
         H = self._head_rows(heads)
-        ends = [h.finish if h.final else h.begin for h in heads]  # where each ended if final, else began
-        t_end = np.array([h.end for h in heads])
-        final = np.array([h.final for h in heads])
-        fx = np.array([e[1] for e in ends])
-        fy = np.array([e[2] for e in ends])
-        later = waits(H[:, T].copy(), t_end, final, H[:, CAM].copy(), H[:, X].copy(), H[:, Y].copy(), fx, fy,
-                      H[:, ON] > 0, s.overlap_s, s.max_speed_mps, 2.0 * s.position_slack_m).tolist()
+        # (contiguous rows, as the kernel was compiled for) when each was last seen, whether it is final,
+        # where it ended if so (else began); when and where it began, its camera
+        a = np.array([(h.end, h.final, *(h.finish if h.final else h.begin)[1:3]) for h in heads]).T.copy()
+        b = H[:, [T, CAM, X, Y]].T.copy()
+        later = waits(b[0], a[0], a[1] > 0, b[1], b[2], b[3], a[2], a[3], H[:, ON] > 0, s.overlap_s, s.max_speed_mps,
+                      2.0 * s.position_slack_m).tolist()
         if not any(later):
             self._decide(heads, H)
             return
