@@ -11,7 +11,7 @@ camera, three ways, on one machine in one run:
   (path samples, quality-weighted 512-d re-id means from every frame's embeddings), dropped;
 * **visits**: the same, through a ``clients.store_link.StoreLink`` into a
   ``visits.linker.VisitLinker`` that links them, closes visits and reports store KPIs (as the
-  stream clients run it: a frame without tracklets before the link's next step is not fed).
+  stream clients run it: a frame with no records before the link's next step is not fed).
 
 Embeddings are a fixed random unit vector per person plus noise, made before the clock
 starts. Reported: CPU µs per frame (``time.process_time`` around whole runs, ``ROUNDS``
@@ -35,7 +35,6 @@ import numpy as np
 from analytics.config import VisitSettings
 from analytics.floor import FloorCalibration, FloorPlan
 from analytics.pipeline import CameraAnalytics
-from analytics.tracklets import Tracklet
 from benchmarks._report import append_section
 from benchmarks.analytics import NAMES, bench_camera, synthetic_frames
 from clients.store_link import StoreLink
@@ -108,7 +107,7 @@ def run(n_tracks: int, frames: int) -> dict:
         c0 = time.process_time()
         for (t, tr), e in zip(data, emb):
             recs = an.update(t, tr, NAMES, e)
-            if (recs and type(recs[0]) is Tracklet) or t >= link.due:  # as clients.camera.TrackedCamera does
+            if recs or t >= link.due:  # as clients.camera.TrackedCamera does
                 w0 = clock()
                 link.feed("bench", recs, t)
                 inside += clock() - w0
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                        "and lanes, door line, alert rules, detection records once a second) without and with "
                        "tracklets (512-d embeddings for every person every frame; a track takes one a second while its "
                        "mean settles, one every 10 s after) and the store linker behind a `StoreLink`, as the "
-                       "clients run it (a frame without tracklets before the link's next step is not fed). "
+                       "clients run it (a frame with no records before the link's next step is not fed). "
                        "Percentages are of the base analytics; goal: the linker <= 5 % at 200 "
                        f"people. CPU time of whole runs, {ROUNDS} interleaved rounds, every other one in reverse "
                        "order (the inputs, made before the clock, frozen out of the garbage collector's full "

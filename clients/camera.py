@@ -19,8 +19,8 @@ Store visits (``clients.store_link``): when the store links visits across camera
 camera's analytics emit ``Tracklet`` objects (and take the detections' re-id ``embeddings``);
 ``link`` (the store's ``StoreLink``, shared by its cameras) takes them, so no tracklet reaches
 a sink, and hands back the store-level records (visits, camera journeys, store KPIs) with the
-frame's (a frame without tracklets before the link's next step, ``StoreLink.due``, is not fed:
-most frames; its records go straight on). The analytics a swap replaces are flushed into the link like any frame's records;
+frame's (a frame with no records before the link's next step, ``StoreLink.due``, is not fed:
+most frames). The analytics a swap replaces are flushed into the link like any frame's records;
 ``flush`` finishes the camera in the link (the last camera of the store flushes the linker).
 Without a link, tracklets are dropped and final ones leave their camera journey.
 
@@ -154,8 +154,7 @@ class TrackedCamera:
         pre: list[Any] = []
         if self._flushed:  # the replaced analytics' last records: fed on their own (each list's tracklets lead it)
             pre, self._flushed = self.link.feed(self.stream_id, self._flushed, frame.timestamp), []
-        # (most frames: no tracklet, which lead a frame's records, and no step due)
-        if (out and type(out[0]) is Tracklet) or frame.timestamp >= self.link.due:  # noqa: E721 (exact: cheap)
+        if out or frame.timestamp >= self.link.due:  # (most frames: nothing for the store, no step due)
             out = self.link.feed(self.stream_id, out, frame.timestamp)
         return pre + out if pre else out
 

@@ -102,11 +102,10 @@ class StoreLink:
 
     def feed(self, camera_id: str, records: Iterable[Any], t: float) -> list[Any]:
         """One frame's records of ``camera_id`` at time ``t``: the non-tracklet records, then the
-        linker's output released by this frame. A frame without tracklets (they lead a camera's
-        records) before ``due`` may be left out, its records going straight on (the clients do: most
-        frames have none, and a call into code the frame's analytics has pushed out of the CPU's
-        caches costs ~4 us against ~0.7 warm); the camera's time then lags here by at most
-        ``step_s``, which only holds the other cameras' tracklets back that long."""
+        linker's output released by this frame. A frame with no records before ``due`` may be left
+        out (the clients do: most frames have none, and a call into code the frame's analytics has
+        pushed out of the CPU's caches costs ~4 us against ~0.7 warm); the camera's time then lags
+        here by at most ``step_s``, which only holds the other cameras' tracklets back that long."""
         out = records if type(records) is list and not records else self._take(records, t)  # (most frames: none)
         if camera_id in self.done:  # fed after its finish: running again
             self.register(camera_id)
