@@ -1,5 +1,6 @@
 """Functions compiled with numba, for the few per-frame passes that NumPy can only do as dozens of
-calls on small arrays (the store linker's: ``visits.link_costs``, ``visits.gallery``).
+calls on small arrays (the store linker's: ``visits.link_costs``, ``visits.gallery``,
+``visits.floor_heatmap``).
 
     from core.jit import jit
     f = jit(py_func)           # numba.njit, its machine code cached on disk

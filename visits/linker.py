@@ -268,7 +268,8 @@ class VisitLinker:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
             # column is finite, so every head gets a finite choice; scipy's solver on a few rows
             # against hundreds of columns takes ~10 us where lapjv's padding to square takes ~200)
-            hr, hc = linear_sum_assignment(np.where(np.isfinite(cost), cost, _IMPOSSIBLE))
+            np.minimum(cost, _IMPOSSIBLE, out=cost)  # (in place: the matrix is not read again)
+            hr, hc = linear_sum_assignment(cost)
             best = hc[np.argsort(hr)].tolist()
         for i, h in enumerate(heads):
             j = best[i]
