@@ -41,7 +41,7 @@ from clients.store_link import StoreLink
 from core.blas import one_blas_thread
 
 DIM = 512
-ROUNDS = 25  # whole runs move by ~2 % between rounds: the median of 25 within-round ratios holds within ~0.3 %
+ROUNDS = 25  # a round's ratio moves by several % on a shared VM: the median of 25 holds within ~1 %
 
 
 def _embeddings(data, seed: int = 0) -> list[np.ndarray]:
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                        "passes): the base is the best round, each stage's addition the median of its difference "
                        "within a round, each percentage the median of that difference's ratio to its round's base "
                        "(this counts what the linker costs the analytics too, through the cache and the collector, "
-                       "but moves by ~0.5 % between runs on a shared VM). 'In the linker's calls': wall time inside "
+                       "but moves by ~1 % between runs on a shared VM: single rounds by several %). 'In the linker's calls': wall time inside "
                        "the `StoreLink` calls, median over rounds (its ratio to the round's base in brackets): "
                        "steadier, and the number to compare code changes by. A stress "
                        "case for the linker: one camera, no door, ids ending every ~60 s, so up to ~350 visits "
