@@ -403,6 +403,20 @@ def test_the_heading_table_read_by_index_is_np_interp_on_it():
     assert lc._heading_log_i0e(shape).shape == (3, 4)
 
 
+def test_a_flush_decides_the_heads_still_pending():
+    """The end of a run decides every head not yet due (none of them waiting for another), then
+    closes their visits: nothing is lost."""
+    a, b = ident(80), ident(81)
+    linker = VisitLinker(store())
+    heads = [tracklet("cam-a", 0, 10, (4, 27), (9, 16), noisy(a, 82), final=False),
+             tracklet("cam-b", 1, 10, (30, 8), (25, 8), noisy(b, 83), final=False)]
+    linker.process(heads, 3.0)
+    assert len(linker.pending) == 2
+    out = linker.flush(4.0)
+    assert not linker.pending and linker.stats["closed_end"] == 2
+    assert sum(isinstance(r, StoreKpiRecord) for r in out) >= 1
+
+
 def test_a_visit_sums_its_final_tracks_as_they_arrive_each_once():
     """An open visit keeps no camera journey: zones, dwell, seconds and conversion are summed as
     its finals arrive (in any order, a repeated final counted once), and its record reads the sums:

@@ -71,11 +71,12 @@ class FloorHeatmap:
         if not paths:
             return
         p = np.concatenate(paths)
-        ends = np.cumsum([len(q) for q in paths])  # each path's rows: up to here
+        lens = [len(q) for q in paths]
+        ends = np.cumsum(lens)  # each path's rows: up to here
         t_max = _ordered_t_max(p, ends)
         if not t_max == t_max:
             # a path not in time order, or samples without a time (rare): sorted, those left out
-            which = np.repeat(np.arange(len(paths)), [len(q) for q in paths])
+            which = np.repeat(np.arange(len(paths)), lens)
             keep = np.isfinite(p[:, 0])
             p, which = p[keep], which[keep]
             if len(p) == 0:

@@ -240,13 +240,11 @@ class VisitLinker:
         b = H[:, [T, CAM, X, Y]].T.copy()
         later = waits(b[0], a[0], a[1] > 0, b[1], b[2], b[3], a[2], a[3], H[:, ON] > 0, s.overlap_s, s.max_speed_mps,
                       2.0 * s.position_slack_m).tolist()
-        if not any(later):
-            self._decide(heads, H)
-            return
-        keep = np.logical_not(later)
         now = [h for h, w in zip(heads, later) if not w]
         if now:
-            self._decide(now, H[keep])
+            self._decide(now, H[np.logical_not(later)])
+        if len(now) == len(heads):
+            return
         if wait:
             for h, w in zip(heads, later):
                 if w:
