@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tracking import Tracker, TrackerConfig, Tracks
+from tracking.appearance import clean_crops
 from tracking.matching import iou_matrix
 
 FPS = 25.0
@@ -513,11 +514,10 @@ def test_occluded_detection_does_not_overwrite_track_appearance():
 
 
 def test_small_person_covered_by_big_one_is_not_clean_even_at_low_iou():
-    t = Tracker(TrackerConfig(frame_rate=FPS, ema_max_overlap=0.3))
     boxes = np.array([box(100, 200, 40, 100), box(100, 190, 120, 300)], np.float64)   # big one in front
     wh = boxes[:, 2:] - boxes[:, :2]
     assert iou_matrix(boxes[:1], boxes[1:])[0, 0] < 0.3
-    clean = t._clean(boxes, np.array([True, True]), wh[:, 0] * wh[:, 1], np.ascontiguousarray(boxes.T))
+    clean = clean_crops(boxes, np.array([True, True]), wh[:, 0] * wh[:, 1], np.ascontiguousarray(boxes.T), 0.3)
     assert clean.tolist() == [False, True]
 
 

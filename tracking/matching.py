@@ -1,7 +1,8 @@
-"""Pairwise costs and the assignment step (vectorised; one lap call per stage).
+"""Pairwise costs, box geometry and the assignment step (vectorised; one lap call per stage).
 
 The project's one IoU kernel lives here (``iou_rows``; ``iou_matrix`` for [N, 4] boxes;
 ``intersection_rows`` for coverage): the tracker, its tests and benchmarks all call it.
+``near_edge`` tells boxes at the edge of a camera's view (someone walking out of it).
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from scipy.optimize import linear_sum_assignment
 SMALL = 64  # cells of a contested sub-problem solved by scipy instead of lapjv (cheaper call)
 
 _ZERO = np.float64(0.0)
+# a box within this share of its own size of the edge of the view is at the edge: its person
+# is walking out of the view (not hidden in it)
+EDGE_MARGIN = 0.1
 
 
 def intersection_rows(at: np.ndarray, bt: np.ndarray) -> np.ndarray:
@@ -47,6 +51,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return iou_rows(a.T, area_a, np.ascontiguousarray(b.T), area_b)
+
+
+def near_edge(b: np.ndarray, margin: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """bool[len(b)]: boxes b [K, 4] xyxy within ``margin`` of their own size of the edge of the
+    view (x1, y1 of ``lo``, x2, y2 of ``hi``: the area detections have covered)."""
+    m = margin * (b[:, 2:] - b[:, :2])
+    return ((b[:, :2] - m < lo[:2]) | (b[:, 2:] + m > hi[2:])).any(axis=1)
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

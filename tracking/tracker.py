@@ -32,6 +32,8 @@ which detections and tracks are still unmatched, the IoU matrix, the matches so 
   _output              the confirmed tracks as ``core.types.Tracks``.
 Confirmed tracks missed for a moment are output at their predicted box (``coasting``), see
 ``TrackerConfig.coast_output_s``.
+The appearance terms (embedding distances, the re-id gate, each track's running embedding)
+are pure functions in ``tracking/appearance.py``; this class owns the state and the stages.
 A detection and a track of different classes never match (a cart never takes a person's id).
 Why the defaults are what they are: docs/tracking-tuning.md.
 """
@@ -42,25 +44,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.types import Tracks
+from tracking import appearance as ap
 from tracking import kalman as kf
 from tracking.config import TrackerConfig
 from tracking.inputs import check_detections, check_timestamp
-from tracking.matching import (
-    assign,
-    cosine_distance,
-    intersection_rows,
-    iou_rows,
-    unambiguous,
-)
+from tracking.matching import EDGE_MARGIN, assign, cosine_distance, iou_rows, near_edge, unambiguous
 
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 INF = np.inf
-# a coasting box stops being output once it comes within this share of its own size of the
-# edge of the area detections have covered (someone leaving the view, not hidden)
-EDGE_MARGIN = 0.1
-# someone coming back into the view is re-identified within this share of their box's size of
-# its edge (a few frames in, by when a new track is confirmed)
-REENTRY_MARGIN = 1.0
 _IOU_ABSORBS = 0.1  # box heights a new track may move in a frame and still pass the tentative IoU gate
 
 # per-track state, stacked by kind so that keeping, appending and gathering tracks is one
@@ -90,7 +81,7 @@ class _FrameState:
     det_c: np.ndarray | None = None       # float64[N, 4] detections as cx, cy, w, h
     boxes_t: np.ndarray | None = None     # float64[4, N] detections as x1, y1, x2, y2 rows
     area: np.ndarray | None = None        # float64[N]
-    clean: np.ndarray | None = None       # bool[N] unoccluded crop (see Tracker._clean)
+    clean: np.ndarray | None = None       # bool[N] unoccluded crop (see appearance.clean_crops)
     track_free: np.ndarray | None = None  # bool[T] tracks not matched yet
     lost_for: np.ndarray | None = None    # float64[T] seconds since each track was last matched
     motion: np.ndarray | None = None      # bool[T] still followed by motion (None: all are)
@@ -99,17 +90,6 @@ class _FrameState:
     t_reid: np.ndarray | None = None      # int64[K] tracks re-identified this frame
     matched: np.ndarray | None = None     # bool[T] after association
     gone: tuple | None = None             # tentative tracks dropped this frame: (cx, cy, h, cls, seen at)
-
-
-def _centres(b: np.ndarray) -> np.ndarray:
-    return (b[:, :2] + b[:, 2:]) * 0.5
-
-
-def _near_edge(b: np.ndarray, margin: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """bool[len(b)]: boxes xyxy within ``margin`` of their own size of the edge of the area
-    detections have covered (x1, y1 of ``lo``, x2, y2 of ``hi``)."""
-    m = margin * (b[:, 2:] - b[:, :2])
-    return ((b[:, :2] - m < lo[:2]) | (b[:, 2:] + m > hi[2:])).any(axis=1)
 
 
 class Tracker:
@@ -197,28 +177,6 @@ class Tracker:
         self.has_emb[:] = False
         self.emb_n[:] = 0.0
 
-    def _reid_cost(self, t_rows: np.ndarray, boxes: np.ndarray, emb_d: np.ndarray, now: float) -> np.ndarray:
-        """Cosine distance lost-track x detection, INF outside the motion gate: a person can
-        have walked at most reid_max_speed box heights per second since last seen, and keeps
-        roughly the same size."""
-        cfg = self.config
-        last = self.last_box[t_rows]
-        h = np.maximum(last[:, 3] - last[:, 1], 1.0)[:, None]
-        d = _centres(last)[:, None, :] - _centres(boxes)[None, :, :]
-        dist = np.sqrt((d * d).sum(-1))
-        reach = h * (1.0 + cfg.reid_max_speed * (now - self.last_seen[t_rows])[:, None])
-        ratio = (boxes[:, 3] - boxes[:, 1])[None, :] / h
-        cost = emb_d.copy()
-        cost[(dist > reach) | (ratio < 0.5) | (ratio > 2.0)] = INF
-        if self._lo is not None:
-            # a track last seen at the edge of the view walked out of it, and comes back in
-            # through an edge: never as someone in the middle of the view (who is most often a
-            # person standing half-hidden there, whose own track keeps getting lost)
-            left = _near_edge(last, EDGE_MARGIN, self._lo, self._hi)
-            if left.any():
-                cost[left[:, None] & ~_near_edge(boxes, REENTRY_MARGIN, self._lo, self._hi)[None, :]] = INF
-        return cost
-
     # -- main entry ----------------------------------------------------------------------
     def update(self, xyxy, scores, class_ids=None, embeddings=None, timestamp=None) -> Tracks:
         """Associate one frame's detections; return the confirmed tracks.
@@ -298,7 +256,7 @@ class Tracker:
         st.area = w * h
         st.high = st.scores >= cfg.high_thresh
         if st.emb is not None:
-            st.clean = self._clean(st.boxes, st.high & st.emb_ok, st.area, st.boxes_t)
+            st.clean = ap.clean_crops(st.boxes, st.high & st.emb_ok, st.area, st.boxes_t, cfg.ema_max_overlap)
 
     def _predict(self, st: _FrameState) -> None:
         """Kalman-predict every track by dt; a lost track keeps its size (size velocity is
@@ -361,7 +319,9 @@ class Tracker:
         di = ((st.scores >= cfg.new_track_thresh) & st.emb_ok & st.det_free).nonzero()[0]
         if di.size == 0:
             return
-        cost = self._reid_cost(ti, st.boxes[di], self._emb_dist(st, ti, di, np.nan), st.now)
+        emb_d = ap.emb_distance(self.emb[ti], self.has_emb[ti], st.emb[di], st.emb_ok[di], np.nan)
+        cost = ap.reid_cost(self.last_box[ti], st.lost_for[ti], st.boxes[di], emb_d,
+                            cfg.reid_max_speed, self._lo, self._hi)
         cost[self.cls[ti][:, None] != st.cls[di][None, :]] = INF
         if cfg.reid_margin > 0:
             cost = unambiguous(cost, cfg.reid_margin)
@@ -392,7 +352,8 @@ class Tracker:
             self.last_box[rows] = st.boxes[d]
             self.hits[rows] += 1
             if st.emb is not None:
-                self._update_embeddings(rows, d, st.clean, st.scores, st.emb)
+                ap.update_embeddings(self.emb, self.has_emb, self.emb_n, rows, d, st.clean, st.scores,
+                                     st.emb, self.config)
         status = self.status
         status[matched & (status == LOST)] = TRACKED
         status[(status == TRACKED) & ~matched] = LOST
@@ -456,12 +417,6 @@ class Tracker:
         st.match_det[t] = d
         return t
 
-    def _emb_dist(self, st: _FrameState, ti, di, missing) -> np.ndarray:
-        """Cosine distance track EMA x detection; ``missing`` where either has none."""
-        e = cosine_distance(self.emb[ti], st.emb[di])
-        e[~(self.has_emb[ti][:, None] & st.emb_ok[di][None, :])] = missing
-        return e
-
     def _overlap_match(self, st: _FrameState, t_mask, d_mask, fuse: bool, appearance: bool,
                        limit: float) -> None:
         """One overlap stage: cost 1 - IoU (x score), plus the appearance term; the overlap
@@ -486,64 +441,11 @@ class Tracker:
             return
         cost = 1.0 - (i * (st.scores if all_d else st.scores[di])[None, :] if fuse else i)
         if appearance and st.use_emb and self.config.appearance_weight > 0:
-            self._add_appearance(st, ti, di, gate, cost)
+            ap.add_appearance(cost, self.emb[ti], self.has_emb[ti], st.emb[di], st.emb_ok[di], gate,
+                              self.config)
         r, c = assign(np.where(gate, cost, INF), limit)
         if r.size:
             self._take(st, ti, di, r, c)
-
-    def _add_appearance(self, st: _FrameState, ti, di, gate, cost: np.ndarray) -> None:
-        """Add appearance_weight * (cosine distance - neutral) to each pair's ``cost`` (in
-        place, term by term: the order of the sums is part of the results); pairs without
-        both embeddings add exactly 0.0. A detection two or more tracks reach needs clear appearance
-        evidence (contested_neutral: a track whose person is hidden reaches for a neighbour's
-        box); such a track's other candidate detections need some (crowded_neutral)."""
-        cfg = self.config
-        w = cfg.appearance_weight
-        cost += w * (self._emb_dist(st, ti, di, cfg.appearance_neutral) - cfg.appearance_neutral)
-        if cfg.contested_neutral < cfg.appearance_neutral:
-            contested = np.add.reduce(gate, axis=0) > 1
-            if contested.any():
-                both = self.has_emb[ti][:, None] & st.emb_ok[di][None, :]
-                cost += (w * (cfg.appearance_neutral - cfg.contested_neutral)) * (contested[None, :] & both)
-                if cfg.crowded_neutral < cfg.appearance_neutral:
-                    crowded = ((np.add.reduce(gate, axis=1) > 1)
-                               & (gate & contested[None, :]).any(axis=1))
-                    cost += (w * (cfg.appearance_neutral - cfg.crowded_neutral)) * (
-                        crowded[:, None] & ~contested[None, :] & both)
-
-    def _clean(self, boxes: np.ndarray, cand: np.ndarray, area: np.ndarray, boxes_t: np.ndarray) -> np.ndarray:
-        """bool[N]: candidate detections of which no detection in front (lower bottom edge:
-        nearer the camera) covers more than ema_max_overlap of the box (an occluded person's
-        crop partly shows the occluder)."""
-        clean = cand.copy()
-        if boxes.shape[0] > 1 and clean.any():
-            dd = clean.nonzero()[0]
-            bt = boxes_t[:, dd]
-            inter = intersection_rows(bt, boxes_t)
-            inter[boxes_t[3][None, :] <= bt[3][:, None]] = 0.0      # behind (or itself)
-            clean[dd] = inter.max(axis=1) <= self.config.ema_max_overlap * area[dd]
-        return clean
-
-    def _update_embeddings(self, rows, d, clean, scores, emb) -> None:
-        """Average of the track's embedding over clean crops only: a running mean over the first
-        views, then an EMA; a less confident detection moves it less (momentum -> 1 as the
-        score falls to high_thresh). A track seen only occluded so far keeps its first,
-        provisional embedding until its first clean view replaces it."""
-        cfg = self.config
-        ok = clean[d]
-        upd, dd = rows[ok], d[ok]
-        if upd.size == 0:
-            return
-        trust = (scores[dd] - cfg.high_thresh) / max(1.0 - cfg.high_thresh, 1e-6)
-        np.minimum(np.maximum(trust, 0.0, out=trust), 1.0, out=trust)      # clip to [0, 1]
-        m = cfg.ema_momentum + (1.0 - cfg.ema_momentum) * (1.0 - trust)
-        n = self.emb_n[upd]
-        m = np.minimum(m, n / (n + 1.0))[:, None]
-        mixed = m * self.emb[upd] + (1.0 - m) * emb[dd]
-        norm = np.sqrt(np.add.reduce(mixed * mixed, axis=1, keepdims=True))   # np.linalg.norm
-        self.emb[upd] = mixed / np.maximum(norm, 1e-12)
-        self.has_emb[upd] = True
-        self.emb_n[upd] = n + 1.0
 
     def _confirm(self, rows: np.ndarray, now: float) -> np.ndarray | None:
         """Give newly confirmed tracks an id: a lost track's, when one of the same class matches
@@ -555,7 +457,9 @@ class Tracker:
                               & (now - self.last_seen <= cfg.reid_window_s)).nonzero()[0]
         cand = rows[self.has_emb[rows]]
         if lost.size and cand.size:
-            cost = self._reid_cost(lost, self.last_box[cand], cosine_distance(self.emb[lost], self.emb[cand]), now)
+            cost = ap.reid_cost(self.last_box[lost], now - self.last_seen[lost], self.last_box[cand],
+                                cosine_distance(self.emb[lost], self.emb[cand]), cfg.reid_max_speed,
+                                self._lo, self._hi)
             cost[self.cls[lost][:, None] != self.cls[cand][None, :]] = INF
             if cfg.reid_margin > 0:
                 cost = unambiguous(cost, cfg.reid_margin)
@@ -592,7 +496,7 @@ class Tracker:
                     c_rows = coast.nonzero()[0]
                     if c_rows.size:
                         boxes = kf.cxcywh_to_xyxy(self.pos)     # row by row: the same bits as a subset
-                        coast[c_rows] = ~_near_edge(boxes[c_rows], EDGE_MARGIN, self._lo, self._hi)
+                        coast[c_rows] = ~near_edge(boxes[c_rows], EDGE_MARGIN, self._lo, self._hi)
                 out |= coast
         rows = out.nonzero()[0]
         det_index = match_det[rows]
