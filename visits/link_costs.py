@@ -6,10 +6,12 @@ pass over the pairs compiled with numba (``_pair_costs``; ``compile_kernels`` wh
     costs = LinkCosts(settings)                             # VisitSettings
     costs.fill(gallery, heads, H, rows, out, new, same_rows)  # out[i, j]: head i vs gallery row rows[j]
 
-Shapes: ``H`` float64[n, NF + 1], the heads in ``visits.gallery.Gallery.feat``'s columns (where
-a head began, where a visit's row has where it was last seen), then ``STREET`` (1: the head
-began beyond a door line); ``rows`` int[m] gallery rows; ``out`` float64[n, m] written; ``new``
-float64[n] each head's new-visit cost; ``same_rows[i]`` the gallery row holding the visit head
+Shapes: ``H`` float64[n, HEAD_COLS], the heads in ``visits.gallery.Gallery.feat``'s columns
+(where a head began, where a visit's row has where it was last seen), then ``STREET`` (1: the
+head began beyond a door line), then what ``waits`` reads (``END``: when last seen, ``FINAL``,
+``FX``, ``FY``: where a final head ended, else where it began); ``rows`` int[m] gallery rows;
+``out`` float64[n, >= m] (a decision's cost matrix, its new-visit columns after the first m), its
+first m columns written; ``new`` float64[n] each head's new-visit cost; ``same_rows[i]`` the gallery row holding the visit head
 i's camera track id was last in (None: none).
 
 The terms: appearance (cosine of h's mean embedding and v's, Gaussian models from
@@ -53,7 +55,10 @@ SAME_TRACK_BONUS = 3.0  # a camera track id seen again: the tracker's own associ
 # the wrong person often enough that it must not overrule what the floor and the other cameras say
 SAME_CAMERA_M = 0.75  # one camera's two tracks at once are one person only if their paths are this close (mean)
 SAME_CAMERA_LLR = -2.0  # ... and their looks do not say "someone else" by more than this (log odds, ~7:1)
-STREET = G.NF  # the heads' last column: 1 where the head began beyond a door line (from the street)
+# the heads' columns after the gallery's: 1 where the head began beyond a door line (from the street); when it
+# was last seen, 1 if final, where it ended if final (else where it began)
+STREET, END, FINAL, FX, FY = range(G.NF, G.NF + 5)
+HEAD_COLS = G.NF + 5
 _HEADING_STEPS = 800  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S), every 0.05 s of gap
 _HEADING_LOG_I0E = np.log(i0e(HEADING_KAPPA * np.exp(-np.linspace(0.0, HEADING_CUT_S, _HEADING_STEPS + 1)
                                                       / HEADING_GAP_S)))
@@ -79,7 +84,7 @@ class LinkCosts:
 
     def fill(self, gallery: G.Gallery, heads: list[Tracklet], H: np.ndarray, rows: np.ndarray, out: np.ndarray,
              new: np.ndarray, same_rows: list[int | None]) -> None:
-        """out[i, j] = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
+        """out[i, j] (j < m) = -log LR(head i continues the visit in the gallery's row rows[j]), inf where
         impossible or where it cannot beat head i's own new visit (``new[i]``): such a pair is in
         no optimal assignment (swapping it for the new visit is cheaper), so it is left inf.
         (A decision is a few dozen heads against up to hundreds of visits: the looks' cosines are one
@@ -106,31 +111,32 @@ class LinkCosts:
                     same[i] = j
         p = self._params
         new = np.ascontiguousarray(new, np.float64)
-        res = np.empty((n, m))  # (one layout for the kernel, whatever ``out`` is a view of)
-        if _pair_costs(H, V, cos, new, same, p, self._llr32, _NO_DISTANCES, res):
+        base, keep = np.empty((n, m)), np.zeros(m, bool)  # the first pass's, for a second
+        if _pair_costs(H, V, cos, new, same, p, self._llr32, _NO_DISTANCES, out, base, keep):
             # pairs where both views saw the person at once: their paths must agree over the overlap
             # (a few per decision at most: the distances from the tracklets' paths, then a pass with them)
             dist = np.full((n, m), np.nan)
-            for i, j in zip(*np.nonzero(np.isnan(res))):
+            for i, j in zip(*np.nonzero(np.isnan(out[:, :m]))):
                 v = gal.visit[rows[j]]
                 h = heads[i]
                 dist[i, j] = _paths_distance(h.path, v.last_path, float(max(h.start, v.last[G.START])),
                                              float(min(h.end, v.last[G.END])))
-            _pair_costs(H, V, cos, new, same, p, self._llr32, dist, res)
-        out[:] = res
+            _pair_costs(H, V, cos, new, same, p, self._llr32, dist, out, base, keep)
 
 
 _NO_COSINES = np.zeros((0, 0), np.float32)
 _NO_DISTANCES = np.zeros((0, 0))
 
 
-def _pair_costs(H, V, cos, new, same, p, llr32, dist, out) -> bool:
+def _pair_costs(H, V, cos, new, same, p, llr32, dist, out, base, keep) -> bool:
     """``LinkCosts.fill``'s pass over the pairs (compiled below): the terms in the module docstring,
     one pair at a time. ``cos`` float32[n, m] the looks' cosines ([0, 0]: no appearance term);
     ``same`` int[n] the column of head i's camera track's visit (-1: none); ``p`` float64[9]
     (``LinkCosts._params``); ``llr32`` float32[4] the appearance polynomial and clip (float32, as
     the cosines); ``dist`` float64[n, m] the path distances of pairs seen at once ([0, 0]: none
-    known yet). Returns True when a pair seen at once has no distance yet (left NaN in ``out``)."""
+    known yet: the first pass); ``out`` float64[n, >= m], columns < m written; ``base`` float64[n, m] and
+    ``keep`` bool[m]: what the first pass worked out (written by it, read by the one with ``dist``).
+    Returns True when a pair seen at once has no distance yet (left NaN in ``out``)."""
     overlap, timeout, max_speed, slack, space_floor, log_time, log_reach, same_cam_m, same_cam_llr = (
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
     qa, qb, qc, clip = llr32[0], llr32[1], llr32[2], llr32[3]
@@ -139,10 +145,8 @@ def _pair_costs(H, V, cos, new, same, p, llr32, dist, out) -> bool:
     known = dist.shape[0] > 0
     missing = False
     # pass 1: time and appearance; a visit no head could prefer to its new visit is left out whole
-    # (the floor terms add at least ``space_floor``)
-    base = np.empty((n, m))
-    keep = np.zeros(m, np.bool_)
-    for i in range(n):
+    # (the floor terms add at least ``space_floor``); the call with the distances has these already
+    for i in range(0 if known else n):
         ht, street, hrel = H[i, G.T], H[i, STREET] > 0.0, H[i, G.REL]
         bound = new[i] - space_floor
         sj = same[i]
@@ -261,27 +265,26 @@ def _pair_costs(H, V, cos, new, same, p, llr32, dist, out) -> bool:
     return missing
 
 
-def waits(start, end, final, cam, bx, by, fx, fy, on, overlap, max_speed, slack2):  # pragma: no cover (compiled)
-    """bool[n]: which of a decision's heads (by start; arrays of n: start and end times, final, camera
-    code, where each began (bx, by) and, final, ended (fx, fy), on the floor) could continue the visit
-    of a final head decided before it in the same assignment: on its camera it began after that one
-    ended (less ``overlap``), on another any time (views that overlap), within walking reach of where
-    it ended (``max_speed`` x the gap + ``slack2``, as the link cost's limit; anywhere off the floor).
-    Those wait (``visits.linker``); a head that waits is no final that others wait for."""
-    n = len(start)
+def waits(H, overlap, max_speed, slack2):  # pragma: no cover (compiled)
+    """bool[n]: which of a decision's heads (``H``'s rows, by start) could continue the visit of a final
+    head decided before it in the same assignment: on its camera it began after that one ended (less
+    ``overlap``), on another any time (views that overlap), within walking reach of where it ended
+    (``max_speed`` x the gap + ``slack2``, as the link cost's limit; anywhere off the floor). Those
+    wait (``visits.linker``); a head that waits is no final that others wait for."""
+    n = H.shape[0]
     later = np.zeros(n, np.bool_)
     ends = np.empty(n, np.intp)  # the final heads decided in this assignment
     k = 0
     for i in range(n):
         for q in range(k):
             j = ends[q]
-            if cam[j] == cam[i] and start[i] < end[j] - overlap:
+            if H[j, G.CAM] == H[i, G.CAM] and H[i, G.T] < H[j, END] - overlap:
                 continue
-            if not (on[i] and on[j]) or \
-                    math.hypot(bx[i] - fx[j], by[i] - fy[j]) <= abs(start[i] - end[j]) * max_speed + slack2:
+            if not (H[i, G.ON] > 0.0 and H[j, G.ON] > 0.0) or math.hypot(H[i, G.X] - H[j, FX], H[i, G.Y] - H[j, FY]) \
+                    <= abs(H[i, G.T] - H[j, END]) * max_speed + slack2:
                 later[i] = True
                 break
-        if not later[i] and final[i]:
+        if not later[i] and H[i, FINAL] > 0.0:
             ends[k] = i
             k += 1
     return later
@@ -299,14 +302,14 @@ def compile_kernels() -> None:
     global _compiled
     if _compiled:
         return
-    H, V, out = np.zeros((1, G.NF + 1)), np.zeros((1, G.NF)), np.zeros((1, 1))
+    H, V, out = np.zeros((1, HEAD_COLS)), np.zeros((1, G.NF)), np.zeros((1, 2))
     p, llr, new, same = np.zeros(9), np.zeros(4, np.float32), np.zeros(1), np.full(1, -1, np.intp)
-    _pair_costs(H, V, np.zeros((1, 1), np.float32), new, same, p, llr, np.zeros((1, 1)), out)
-    _pair_costs(H, V, _NO_COSINES, new, same, p, llr, _NO_DISTANCES, out)
+    base, keep = np.zeros((1, 1)), np.zeros(1, bool)
+    _pair_costs(H, V, np.zeros((1, 1), np.float32), new, same, p, llr, np.zeros((1, 1)), out, base, keep)
+    _pair_costs(H, V, _NO_COSINES, new, same, p, llr, _NO_DISTANCES, out, base, keep)
     path = np.zeros((2, 3))
     _paths_distance(path, path, 0.0, 1.0)
-    one = np.zeros(1)
-    waits(one, one, one > 0, one, one, one, one, one, one > 0, 1.0, 1.0, 1.0)
+    waits(H, 1.0, 1.0, 1.0)
     i1, look = np.zeros(1, np.intp), np.zeros((1, 4), np.float32)
     G._add_looks(look.copy(), look.copy(), i1, np.ones(1, bool), i1 + 1, look, np.ones(1, np.float32), i1)
     _compiled = True

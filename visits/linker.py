@@ -52,7 +52,7 @@ from analytics.config import StoreConfig, VisitSettings
 from analytics.journeys import counter_ids
 from analytics.records import CameraJourneyRecord, StoreKpiRecord, VisitRecord
 from analytics.tracklets import Tracklet
-from visits.gallery import CAM, CAMERA, END, FULL_WEIGHT, ON, START, TRACK, Gallery, OpenVisit, T, X, Y
+from visits.gallery import CAMERA, END, FULL_WEIGHT, START, TRACK, Gallery, OpenVisit
 from visits.link_costs import MOVING_MPS, LinkCosts, waits
 
 log = logging.getLogger("visits.linker")
@@ -234,12 +234,7 @@ class VisitLinker:
         one right after."""
         s = self.s
         H = self._head_rows(heads)
-        # (contiguous rows, as the kernel was compiled for) when each was last seen, whether it is final,
-        # where it ended if so (else began); when and where it began, its camera
-        a = np.array([(h.end, h.final, *(h.finish if h.final else h.begin)[1:3]) for h in heads]).T.copy()
-        b = H[:, [T, CAM, X, Y]].T.copy()
-        later = waits(b[0], a[0], a[1] > 0, b[1], b[2], b[3], a[2], a[3], H[:, ON] > 0, s.overlap_s, s.max_speed_mps,
-                      2.0 * s.position_slack_m).tolist()
+        later = waits(H, s.overlap_s, s.max_speed_mps, 2.0 * s.position_slack_m).tolist()
         now = [h for h, w in zip(heads, later) if not w]
         if now:
             self._decide(now, H[np.logical_not(later)])
@@ -260,7 +255,7 @@ class VisitLinker:
         for i, h in enumerate(heads):
             cost[i, m + i] = self._new_cost(h)
         if m:
-            self._link_costs(heads, H, rows, cost[:, :m], cost[np.arange(n), m + np.arange(n)])
+            self._link_costs(heads, H, rows, cost, cost[np.arange(n), m + np.arange(n)])
         best = cost.argmin(axis=1).tolist()
         if len(set(best)) < n:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
@@ -286,25 +281,29 @@ class VisitLinker:
 
     def _link_costs(self, heads: list[Tracklet], H: np.ndarray, rows: np.ndarray, out: np.ndarray,
                     new: np.ndarray) -> None:
-        """out[i, j] = the cost of head i continuing the visit in the gallery's row rows[j]
+        """out[i, j] (j < len(rows)) = the cost of head i continuing the visit in the gallery's row rows[j]
         (``visits.link_costs``), inf where impossible or where it cannot beat ``new[i]``."""
         # the camera's tracker kept the track id across a gap the analytics split it at
         same = [self.gallery.row.get(self.track_visit.get(h.key[:2], -1)) for h in heads]
         self.costs.fill(self.gallery, heads, H, rows, out, new, same)
 
     def _head_rows(self, heads: list[Tracklet]) -> np.ndarray:
-        """float64[n, NF + 1]: the heads' ``_head_row``s (the layout the kernels were compiled for)."""
+        """float64[n, HEAD_COLS]: the heads' ``_head_row``s (the layout the kernels were compiled for)."""
         return np.array([self._head_row(h) for h in heads], np.float64)
 
     def _head_row(self, h: Tracklet) -> tuple:
         """A head's numbers in ``Gallery.feat``'s columns (its beginning where the visit's are its
-        end), then whether it came in from the street: plain floats, one per column."""
-        t, x, y, vx, vy, on = h.begin
+        end), then whether it came in from the street, when it was last seen, whether it is final and
+        where it ended if so (else began): plain floats, one per column (``visits.link_costs``)."""
+        t, x, y, vx, vy, on = b = h.begin
         speed = math.hypot(vx, vy)
         ux, uy = (vx / speed, vy / speed) if speed > MOVING_MPS else (0.0, 0.0)
         rel = math.sqrt(min(h.embedding_weight / FULL_WEIGHT, 1.0)) if h.embedding is not None else 0.0
-        street = bool(self.doors) and h.on_floor and self._at_door(h.begin, 0.0)
-        return t, x, y, vx, vy, on, speed, ux, uy, rel, self.gallery.code(h.camera_id), 0.0, street
+        street = bool(self.doors) and h.on_floor and self._at_door(b, 0.0)
+        final = h.final
+        fx, fy = (h.finish if final else b)[1:3]
+        return (t, x, y, vx, vy, on, speed, ux, uy, rel, self.gallery.code(h.camera_id), 0.0, street, h.end, final,
+                fx, fy)
 
     def _new_cost(self, h: Tracklet) -> float:
         if not self.doors or not h.on_floor:
