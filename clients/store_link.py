@@ -106,7 +106,10 @@ class StoreLink:
         out (the clients do: most frames have none, and a call into code the frame's analytics has
         pushed out of the CPU's caches costs ~4 us against ~0.7 warm); the camera's time then lags
         here by at most ``step_s``, which only holds the other cameras' tracklets back that long."""
-        out = records if type(records) is list and not records else self._take(records, t)  # (most frames: none)
+        if type(records) is list and (not records or type(records[0]) is not Tracklet):  # noqa: E721
+            out = records  # (most frames: no records; tracklets lead a frame's records, so none here)
+        else:
+            out = self._take(records, t)
         if camera_id in self.done:  # fed after its finish: running again
             self.register(camera_id)
         if t > self.last_t.get(camera_id, -math.inf):

@@ -261,9 +261,13 @@ class VisitLinker:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
             # column is finite, so every head gets a finite choice; scipy's solver on a few rows
             # against hundreds of columns takes ~10 us where lapjv's padding to square takes ~200)
-            np.minimum(cost, _IMPOSSIBLE, out=cost)  # (in place: the matrix is not read again)
-            hr, hc = linear_sum_assignment(cost)
-            best = hc[np.argsort(hr)].tolist()
+            # visits no head can continue (inf for every head) take no part: an assignment with one would
+            # cost more than every head opening its own visit, so they only lengthen the solver's work
+            live = np.isfinite(cost).any(axis=0).nonzero()[0]
+            sub = cost[:, live]
+            np.minimum(sub, _IMPOSSIBLE, out=sub)
+            hr, hc = linear_sum_assignment(sub)
+            best = live[hc[np.argsort(hr)]].tolist()
         for i, h in enumerate(heads):
             j = best[i]
             if j < m:
@@ -401,7 +405,7 @@ class VisitLinker:
             return None
         parts = sorted(v.parts.values(), key=_start)
         order: list[str] = []
-        for _, z in sorted(zip(v.zone_times, v.zone_names)):  # zones in the order entered, across cameras
+        for _, z in sorted(v.zone_visits):  # zones in the order entered, across cameras
             if not order or order[-1] != z:
                 order.append(z)
         dwell = {z: v.dwell[z] for z in order if z in v.dwell}  # (a zone entered again keeps its first place)
