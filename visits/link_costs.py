@@ -8,11 +8,11 @@ pass over the pairs compiled with numba (``_pair_costs``; ``compile_kernels`` wh
 
 Shapes: ``H`` float64[n, HEAD_COLS], the heads in ``visits.gallery.Gallery.feat``'s columns
 (where a head began, where a visit's row has where it was last seen), then ``STREET`` (1: the
-head began beyond a door line), then what ``waits`` reads (``END``: when last seen, ``FINAL``,
-``FX``, ``FY``: where a final head ended, else where it began); ``rows`` int[m] gallery rows;
-``out`` float64[n, >= m] (a decision's cost matrix, its new-visit columns after the first m), its
-first m columns written; ``new`` float64[n] each head's new-visit cost; ``same_rows[i]`` the gallery row holding the visit head
-i's camera track id was last in (None: none).
+head began beyond a door line), then what ``waits`` reads (``LAST_T``: when last seen, ``FINAL``,
+``END_X``, ``END_Y``: where a final head ended, else where it began); ``rows`` int[m] gallery
+rows; ``out`` float64[n, >= m] (a decision's cost matrix, its new-visit columns after the first
+m), its first m columns written; ``new`` float64[n] each head's new-visit cost; ``same_rows[i]``
+the gallery row holding the visit head i's camera track id was last in (None: none).
 
 The terms: appearance (cosine of h's mean embedding and v's, Gaussian models from
 ``VisitSettings.appearance``); floor distance from where v was last seen (or where its last
@@ -57,7 +57,7 @@ SAME_CAMERA_M = 0.75  # one camera's two tracks at once are one person only if t
 SAME_CAMERA_LLR = -2.0  # ... and their looks do not say "someone else" by more than this (log odds, ~7:1)
 # the heads' columns after the gallery's: 1 where the head began beyond a door line (from the street); when it
 # was last seen, 1 if final, where it ended if final (else where it began)
-STREET, END, FINAL, FX, FY = range(G.NF, G.NF + 5)
+STREET, LAST_T, FINAL, END_X, END_Y = range(G.NF, G.NF + 5)
 HEAD_COLS = G.NF + 5
 _HEADING_STEPS = 800  # log i0e(kappa(gap)), kappa = HEADING_KAPPA e^(-gap / HEADING_GAP_S), every 0.05 s of gap
 _HEADING_LOG_I0E = np.log(i0e(HEADING_KAPPA * np.exp(-np.linspace(0.0, HEADING_CUT_S, _HEADING_STEPS + 1)
@@ -278,10 +278,11 @@ def waits(H, overlap, max_speed, slack2):  # pragma: no cover (compiled)
     for i in range(n):
         for q in range(k):
             j = ends[q]
-            if H[j, G.CAM] == H[i, G.CAM] and H[i, G.T] < H[j, END] - overlap:
+            if H[j, G.CAM] == H[i, G.CAM] and H[i, G.T] < H[j, LAST_T] - overlap:
                 continue
-            if not (H[i, G.ON] > 0.0 and H[j, G.ON] > 0.0) or math.hypot(H[i, G.X] - H[j, FX], H[i, G.Y] - H[j, FY]) \
-                    <= abs(H[i, G.T] - H[j, END]) * max_speed + slack2:
+            reach = abs(H[i, G.T] - H[j, LAST_T]) * max_speed + slack2
+            if not (H[i, G.ON] > 0.0 and H[j, G.ON] > 0.0) or \
+                    math.hypot(H[i, G.X] - H[j, END_X], H[i, G.Y] - H[j, END_Y]) <= reach:
                 later[i] = True
                 break
         if not later[i] and H[i, FINAL] > 0.0:
