@@ -261,13 +261,9 @@ class VisitLinker:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
             # column is finite, so every head gets a finite choice; scipy's solver on a few rows
             # against hundreds of columns takes ~10 us where lapjv's padding to square takes ~200)
-            # visits no head can continue (inf for every head) take no part: an assignment with one would
-            # cost more than every head opening its own visit, so they only lengthen the solver's work
-            live = np.isfinite(cost).any(axis=0).nonzero()[0]
-            sub = cost[:, live]
-            np.minimum(sub, _IMPOSSIBLE, out=sub)
-            hr, hc = linear_sum_assignment(sub)
-            best = live[hc[np.argsort(hr)]].tolist()
+            np.minimum(cost, _IMPOSSIBLE, out=cost)  # (in place: the matrix is not read again)
+            hr, hc = linear_sum_assignment(cost)
+            best = hc[np.argsort(hr)].tolist()
         for i, h in enumerate(heads):
             j = best[i]
             if j < m:
