@@ -39,6 +39,7 @@ from benchmarks._report import append_section
 from benchmarks.analytics import NAMES, bench_camera, synthetic_frames
 from clients.store_link import StoreLink
 from core.blas import one_blas_thread
+from core.collector import frame_paced_collector
 
 DIM = 512
 ROUNDS = 25  # a round's ratio moves by several % on a shared VM: the median of 25 holds within ~1 %
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
     a = ap.parse_args(argv)
     one_blas_thread()  # as the stream clients run (core/blas.py)
+    frame_paced_collector()  # ... and their collector's pace (core/collector.py)
     logging.getLogger("visits.linker").setLevel(logging.ERROR)  # "no doors on the floor plan": by design here
     rows = [run(n, a.frames) for n in a.sizes]
     table = ["| people/frame | analytics µs/frame | + tracklets µs/frame | + linker µs/frame | linker | "

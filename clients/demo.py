@@ -52,6 +52,7 @@ from clients.config import AppConfig, load_app_config, parse_app_config
 from clients.demo_visits import Goal, print_visits, score_visits
 from clients.runner import RunSummary
 from core.blas import one_blas_thread
+from core.collector import frame_paced_collector
 from simulator import world as W
 from simulator.day import DEMO_CAMERAS, render_camera
 
@@ -389,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="per-camera journeys only: no store visit linking and scores")
     a = ap.parse_args(argv)
     one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
+    frame_paced_collector()  # core/collector.py: the young generation's passes at a per-frame pace
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from modelops.build import ensure_models

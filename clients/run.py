@@ -61,6 +61,7 @@ from clients.signals import ignore_reload_signal
 from clients.store_watch import DEFAULT_POLL_S
 from clients.triton import InferenceLost
 from core.blas import one_blas_thread
+from core.collector import frame_paced_collector
 
 log = logging.getLogger("clients.run")
 
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
+    frame_paced_collector()  # core/collector.py: the young generation's passes at a per-frame pace
     ignore_reload_signal()  # SIGHUP never ends the process; during the run it reloads the store config
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     health = HealthFile(a.health_file) if a.health_file else None

@@ -51,6 +51,7 @@ from clients.shards import (
 from clients.signals import StopSignals
 from clients.triton import InferenceLost
 from core.blas import one_blas_thread
+from core.collector import frame_paced_collector
 
 log = logging.getLogger("clients.shard_run")
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-level", default="INFO")
     a = ap.parse_args(argv)
     one_blas_thread()  # core/blas.py: a second BLAS thread only spins in a per-frame process
+    frame_paced_collector()  # core/collector.py: the young generation's passes at a per-frame pace
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         entries = select(a)
