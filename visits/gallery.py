@@ -55,7 +55,8 @@ class OpenVisit:
     n_looks: int = 0  # all the looks it has had (the gallery's sum holds n_looks - len(new_looks))
     look_w: float = 0.0  # the weight behind the look: their crop qualities, each capped
 
-    zone_visits: list = field(default_factory=list)  # its final tracks' (entered at, zone), each track's in order
+    zone_times: list = field(default_factory=list)  # its final tracks' zone visits: when entered ...
+    zone_names: list = field(default_factory=list)  # ... which zone (flat lists: no tuple kept per visit)
     dwell: dict = field(default_factory=dict)  # zone -> seconds, summed over its camera journeys
     journeys: int = 0  # camera journeys (a visit with none has no record)
     seen_s: float = 0.0  # their seconds, summed
@@ -81,7 +82,9 @@ class OpenVisit:
                 self.new_looks.append((tl.embedding, w))
                 self.n_looks += 1
                 self.look_w += w
-            self.zone_visits += tl.zone_visits
+            for t, z in tl.zone_visits:
+                self.zone_times.append(t)
+                self.zone_names.append(z)
             j = tl.journey
             if j is not None:
                 self.journeys += 1

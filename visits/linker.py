@@ -401,7 +401,7 @@ class VisitLinker:
             return None
         parts = sorted(v.parts.values(), key=_start)
         order: list[str] = []
-        for _, z in sorted(v.zone_visits):  # zones in the order entered, across cameras
+        for _, z in sorted(zip(v.zone_times, v.zone_names)):  # zones in the order entered, across cameras
             if not order or order[-1] != z:
                 order.append(z)
         dwell = {z: v.dwell[z] for z in order if z in v.dwell}  # (a zone entered again keeps its first place)
