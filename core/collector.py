@@ -13,8 +13,7 @@ freed by reference counting before any pass sees them. Measured (``benchmarks.vi
 200 people, 77 interleaved rounds, 2-core VM, 2026-12-07): what the store linker adds to the
 camera analytics 5.3 % -> 4.1 % (+-0.55), the tracklets ~7 µs a frame less, the analytics
 alone unchanged. Reference cycles are still collected, only later; the older generations keep
-their pace. Python 3.12 raised the default to 2,000 for the same reason. An operator's
-``RVA_GC_GEN0`` wins (0: the interpreter's default is left alone).
+their pace. An operator's ``RVA_GC_GEN0`` wins (0: the interpreter's default is left alone).
 """
 from __future__ import annotations
 
