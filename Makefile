@@ -114,7 +114,7 @@ bench: setup $(BENCH_STAMP) $(ULTRA_STAMP) ## all benchmarks; each (re)writes it
 	$(PY) -m benchmarks.reid
 	$(PY) -m benchmarks.clients
 
-bench-visits: setup ## what linking store visits costs per frame at 10, 50, 200 people (~4 min; goal: the linker <= 5 % of the analytics)
+bench-visits: setup ## what linking store visits costs per frame at 10, 50, 200 people (~4-12 min, by machine; goal: the linker <= 5 % of the analytics)
 	$(PY) -m benchmarks.visits
 
 bench-visit-windows: models ## store visits on 14 demo windows: records each once through Triton (~2 min), then replays them from their detections (~10 s each)

@@ -47,9 +47,9 @@ from core.collector import frame_paced_collector
 DIM = 512
 ROUNDS = 25  # a round's ratio moves by several % on a shared VM: the median of 25 holds within ~1 %
 BLOCK = 30  # frames (2 s at 15 fps) one configuration runs before the next takes its turn (as a store's cameras
-# take turns in one client process): this VM's speed moves by 10-20 % within a second, so configurations run one
-# after another for seconds each differed by up to +-5 % of the base with the same code in both (an A/A test:
-# whole runs IQR 4.8 %, 150-frame turns 4.8 %, 30-frame turns 1.1 %)
+# take turns in one client process): this VM's speed moves by 10-20 % within a second, so whole runs one after
+# another read the same linker at +11.4 % and +2.3 % ten minutes apart (an A/A test, the same configuration twice:
+# IQR over rounds 4.8 % of the base with 150-frame turns, 1.1 % with 30-frame turns)
 
 
 def _embeddings(data, seed: int = 0) -> list[np.ndarray]:
@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                        "Percentages are of the base analytics; goal: the linker <= 5 % at 200 "
                        f"people. The three configurations side by side, each with its own state for a whole run, taking "
                        f"turns of {BLOCK} frames (as a store's cameras take turns in one client process; this VM's "
-                       "speed moves by 10-20 % within a second: whole runs one after another differed by up to "
-                       "+-5 % with the same code in both), every other turn in reverse order; "
+                       "speed moves by 10-20 % within a second: whole runs one after another read the same linker "
+                       "at +11.4 % and +2.3 % ten minutes apart), every other turn in reverse order; "
                        f"{ROUNDS} rounds (the "
                        "inputs, made before the clock, frozen out of the garbage collector's full passes). CPU time "
                        "summed per configuration and round: the base is the best round, each stage's addition the "
