@@ -20,9 +20,9 @@
 It says plainly when the detector or the re-id model has placeholder (untrained) weights:
 then the numbers show the pipeline running, not what trained models would see.
 
-    python -m scripts.demo [--seconds 120] [--cameras 2|4] [--fps 5] [--start ISO] [--out outputs/demo]
-                           [--no-visits] [--keep-triton]
-    make demo-store        (4 cameras, 300 s of the 17:30 rush: the store-level scores)
+    python -m scripts.demo [--seconds 300] [--cameras 1-4] [--fps 4] [--start 2024-01-15T17:30:00Z]
+                           [--out outputs/demo] [--no-visits] [--keep-triton]
+    make demo              (the defaults: 4 cameras, 300 s of the 17:30 rush: per-camera and store-level scores)
 
 (scripts/demo.py is the entry point; this module is the library part.)
 Inputs: the command line above. Outputs: clips in data/demo/, the five seed files, heatmap
@@ -373,13 +373,15 @@ def print_summary(summary, tally: SummarySink, out_dir: Path, notice: str | None
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=120.0, help="length of the rendered clip per camera")
-    ap.add_argument("--cameras", type=int, default=2, choices=range(1, len(DEMO_CAMERAS) + 1),
+    # the defaults: the store-level run (all four cameras, 5 minutes of the 17:30 rush: the visit goals are this
+    # window's); a quicker look: --cameras 2 --seconds 120 --fps 5 --start 2024-01-15T18:30:00Z
+    ap.add_argument("--seconds", type=float, default=300.0, help="length of the rendered clip per camera")
+    ap.add_argument("--cameras", type=int, default=4, choices=range(1, len(DEMO_CAMERAS) + 1),
                     help=f"how many of the simulated store's cameras, in this order: {', '.join(DEMO_CAMERAS)}")
-    ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--fps", type=float, default=4.0)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--start", default="2024-01-15T18:30:00Z",
-                    help="simulated time of the first frame (18:30: evening rush, people queue at the tills)")
+    ap.add_argument("--start", default="2024-01-15T17:30:00Z",
+                    help="simulated time of the first frame (17:30-18:30: evening rush, people queue at the tills)")
     ap.add_argument("--metrics-interval", type=float, default=10.0,
                     help="seconds between queue/footfall reports (configs/store.yaml says 60; shorter for a short clip)")
     ap.add_argument("--triton-url", default="localhost:8001")

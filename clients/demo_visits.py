@@ -200,7 +200,7 @@ def link_errors(visits: list[dict], ttruth: dict, share: float = 0.2) -> dict:
 def visit_goals(scores: dict, cameras: tuple[int, int] | None = None) -> list[Goal]:
     """Store-level goals: visit IDF1 >= 0.9, store conversion within 5 points. ``cameras`` (run,
     in the store): a run on some of the store's cameras says that its customers pass unseen
-    between them, and that the IDF1 goal is the whole store's (``make demo-store``)."""
+    between them, and that the IDF1 goal is the whole store's (``make demo``)."""
     def fmt(x, f="{:.3f}"):
         return f.format(x) if x is not None and math.isfinite(x) else "n/a"
 
@@ -210,7 +210,7 @@ def visit_goals(scores: dict, cameras: tuple[int, int] | None = None) -> list[Go
     verdict = f"goal >= 0.9: {'met' if g1.met else 'NOT met'}"
     if cameras is not None and cameras[0] < cameras[1]:
         verdict = (f"{cameras[0]} of the store's {cameras[1]} cameras: customers pass unseen between them; "
-                   f"the goal >= 0.9 is for all {cameras[1]}, make demo-store")
+                   f"the goal >= 0.9 is for all {cameras[1]}, make demo")
     return [replace(g1, text=f"  visit IDF1 {fmt(idf1)} ({verdict})"),
             replace(g2, text=f"  store conversion {fmt(100 * scores['conversion'], '{:.1f}')} % vs truth "
                              f"{fmt(100 * scores['true_conversion'], '{:.1f}')} %: error {fmt(conv, '{:.1f}')} points "
