@@ -251,11 +251,11 @@ class VisitLinker:
         """Heads linked together (``H``: their ``_head_row``s): each to an open visit or a new one."""
         rows = self.gallery.candidates()
         n, m = len(heads), len(rows)
+        new = np.array([self._new_cost(h) for h in heads], np.float64)  # each head's own new-visit column
         cost = np.full((n, m + n), np.inf)
-        for i, h in enumerate(heads):
-            cost[i, m + i] = self._new_cost(h)
+        cost[np.arange(n), m + np.arange(n)] = new
         if m:
-            self._link_costs(heads, H, rows, cost, cost[np.arange(n), m + np.arange(n)])
+            self._link_costs(heads, H, rows, cost, new)
         best = cost.argmin(axis=1).tolist()
         if len(set(best)) < n:
             # heads contest a visit: the minimum-cost assignment decides (each head's own new-visit
